@@ -1,0 +1,60 @@
+# yztc: the two commands are `make run` and `make test`; both do all set-up.
+# Everything installed lives in the checkout: .venv/ (Python), .tools/ (Go
+# binaries), var/ (data, keys, PKI of the local stack). Each step is reused
+# when already done.
+
+PYTHON_VERSION ?= 3.11
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+TOOLS   := $(CURDIR)/.tools
+GOBIN_DIR := $(TOOLS)/bin
+FERRETDB := $(GOBIN_DIR)/ferretdb
+PROTOS  := $(wildcard protos/yztc/v1/*.proto)
+STUBS_STAMP := yztc/v1/.generated
+
+export GOTOOLCHAIN ?= local
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: install protos ferretdb run test test-unit test-integration test-e2e clean
+
+install: .venv/.installed protos ferretdb
+
+.venv/.installed: pyproject.toml constraints.txt
+	python$(PYTHON_VERSION) -m venv .venv
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+protos: $(STUBS_STAMP)
+
+# Generated stubs are not committed: they are made here, from the pinned
+# grpcio-tools, with .pyi type stubs beside them.
+$(STUBS_STAMP): .venv/.installed $(PROTOS)
+	rm -f yztc/v1/*_pb2*.py yztc/v1/*_pb2*.pyi
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	touch $@
+
+ferretdb: $(FERRETDB)
+
+# Our own tiny main module embeds FerretDB v1.24.2 (see tools/ferretdb/main.go
+# for why not `go install .../cmd/ferretdb`).
+$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum
+	mkdir -p $(GOBIN_DIR)
+	cd tools/ferretdb && go build -o $(FERRETDB) .
+
+run: install
+	$(PY) -m devstack
+
+test: install
+	$(PY) -m pytest -q tests
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit
+
+test-integration: install
+	$(PY) -m pytest -q tests/integration
+
+test-e2e: install
+	$(PY) -m pytest -q tests/e2e
+
+clean:
+	rm -rf var/ .tools/ .venv/ yztc/v1/*_pb2*.py yztc/v1/*_pb2*.pyi $(STUBS_STAMP)

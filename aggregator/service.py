@@ -1,0 +1,121 @@
+"""The channel API servicer (yztc.v1.AccountQueryService): translates
+messages, identifies the channel by its client certificate, delegates to
+`Intake`, and maps domain errors to gRPC status once."""
+from __future__ import annotations
+
+import functools
+import logging
+
+import grpc
+from google.protobuf import timestamp_pb2
+from opentelemetry import trace
+
+from aggregator.catalogue import Enterprise
+from aggregator.intake import Intake
+from yztc.errors import ServiceError
+from yztc.tls import peer_common_name
+from yztc.v1 import account_query_pb2 as pb
+from yztc.v1 import account_query_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+LOCAL_CHANNEL = "local-dev"
+
+
+def _maps_errors(method):
+    """Every ServiceError becomes a status with ErrorInfo; anything else UNAVAILABLE, logged."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        try:
+            return await method(self, request, context)
+        except ServiceError as error:
+            await context.abort_with_status(error.to_grpc_status())
+        except Exception:
+            log.exception("unexpected error", extra={"fields": {"method": method.__name__}})
+            await context.abort_with_status(ServiceError("UNAVAILABLE").to_grpc_status())
+
+    return wrapper
+
+
+def _timestamp(moment) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
+    def __init__(self, intake: Intake, catalogue: list[Enterprise], channels: set[str], mtls: bool) -> None:
+        self._intake = intake
+        self._catalogue = catalogue
+        self._names = {e.id: e.name for e in catalogue}
+        self._channels = channels
+        self._mtls = mtls
+
+    def _channel(self, context: grpc.aio.ServicerContext) -> str:
+        if not self._mtls:
+            return LOCAL_CHANNEL  # plaintext development switch: one implicit channel
+        channel = peer_common_name(context)
+        if channel is None or channel not in self._channels:
+            raise ServiceError("UNAUTHENTICATED", detail="渠道未登记。")
+        trace.get_current_span().set_attribute("yztc.channel", channel)
+        return channel
+
+    @_maps_errors
+    async def RequestVerificationCode(self, request, context):
+        self._channel(context)
+        resend_after = await self._intake.request_code(request.phone)
+        return pb.RequestVerificationCodeResponse(resend_after=resend_after)
+
+    @_maps_errors
+    async def SubmitQuery(self, request, context):
+        channel = self._channel(context)
+        accepted = await self._intake.submit(
+            request.phone, request.id_last6, request.code, request.consent, channel, request.requester_id
+        )
+        trace.get_current_span().set_attribute("yztc.query_id", accepted["query_id"])
+        return pb.SubmitQueryResponse(
+            query_id=accepted["query_id"],
+            status=pb.QUERY_STATUS_IN_PROGRESS,
+            deliver_by=_timestamp(accepted["deliver_by"]),
+        )
+
+    @_maps_errors
+    async def GetQuery(self, request, context):
+        channel = self._channel(context)
+        doc = await self._intake.get(request.query_id, channel, request.requester_id)
+        return self._query_message(doc)
+
+    @_maps_errors
+    async def ListEnterprises(self, request, context):
+        self._channel(context)
+        return pb.ListEnterprisesResponse(
+            enterprises=[
+                pb.Enterprise(id=e.id, name=e.name, hotline=e.hotline, detail_and_unbind=e.detail_and_unbind)
+                for e in self._catalogue
+            ]
+        )
+
+    def _query_message(self, doc: dict) -> pb.Query:
+        enterprises = []
+        for enterprise in self._catalogue:
+            part = doc["companies"].get(enterprise.id)
+            if part is None:
+                continue
+            result = pb.EnterpriseResult(
+                id=enterprise.id,
+                name=enterprise.name,
+                state=pb.EnterpriseState.Value(f"ENTERPRISE_STATE_{part['state']}"),
+                apps=[pb.AppCount(name=a["name"], count=a["count"]) for a in part.get("apps", [])],
+            )
+            if part["state"] == "DONE":
+                result.count = part["count"]
+            enterprises.append(result)
+        return pb.Query(
+            query_id=doc["_id"],
+            status=pb.QueryStatus.Value(f"QUERY_STATUS_{doc['status']}"),
+            phone=doc["phone_masked"],
+            deliver_by=_timestamp(doc["deliver_by"]),
+            enterprises=enterprises,
+            sms_state=pb.SmsState.Value(f"SMS_STATE_{doc['sms']['state']}"),
+        )

@@ -1,0 +1,49 @@
+"""The aggregator's settings (env prefix YZTC_AGGREGATOR_), validated at start."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from yztc.settings import CommonSettings
+
+CONFIG = Path(__file__).resolve().parent.parent / "config"
+
+
+class AggregatorSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="YZTC_AGGREGATOR_", extra="ignore", frozen=True)
+
+    listen: str = "127.0.0.1:50051"
+    mongodb_uri: str = Field("mongodb://127.0.0.1:27018/yztc", validation_alias="MONGODB_URI")
+    enterprises_file: Path = CONFIG / "enterprises.json"
+    number_segments_file: Path = CONFIG / "number_segments.json"
+    # company id -> connector target; operator id -> connector target.
+    companies: dict[str, str]
+    operators: dict[str, str]
+    notifier_target: str = "127.0.0.1:50052"
+    # Channels allowed on the channel API: client certificate common names.
+    channels: list[str] = ["alipay-gateway", "wechat-demo"]
+    # Phone keys: {key id: base64 256-bit key}; new data uses phone_key_id.
+    phone_keys: dict[str, SecretStr]
+    phone_key_id: str = "k1"
+    hash_key: SecretStr
+    call_timeout_seconds: float = 5.0
+    max_attempts: int = 5
+    poll_interval_seconds: float = 0.2
+    deliver_within_hours: int = 48
+
+    @field_validator("phone_keys")
+    @classmethod
+    def _keys_decode(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for kid, key in value.items():
+            if len(base64.b64decode(key.get_secret_value())) != 32:
+                raise ValueError(f"phone key {kid} is not 256-bit base64")
+        return value
+
+    def decoded_phone_keys(self) -> dict[str, bytes]:
+        return {kid: base64.b64decode(k.get_secret_value()) for kid, k in self.phone_keys.items()}
+
+    def decoded_hash_key(self) -> bytes:
+        return base64.b64decode(self.hash_key.get_secret_value())

@@ -1,0 +1,115 @@
+"""Development PKI made with `cryptography`: one CA, and a certificate per
+identity (servers and channels). Production certificates come from the
+operators' own CA; these never leave var/pki."""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = dt.timedelta(days=365)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "yztc development"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def ensure_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "ca.pem", folder / "ca-key.pem"
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            return cert, key
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("yztc development CA"))
+        .issuer_name(_name("yztc development CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return cert, key
+
+
+def issue(
+    folder: Path,
+    common_name: str,
+    *,
+    server: bool = False,
+    validity: dt.timedelta = VALIDITY,
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+) -> tuple[Path, Path]:
+    """`<cn>.pem` and `<cn>-key.pem` in folder, signed by the CA there
+    (reused while valid). Server certificates name localhost and 127.0.0.1."""
+    ca_cert, ca_key = ca or ensure_ca(folder)
+    cert_path, key_path = folder / f"{common_name}.pem", folder / f"{common_name}-key.pem"
+    if cert_path.exists() and key_path.exists() and ca is None:
+        existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if (
+            existing.issuer == ca_cert.subject
+            and existing.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        ):
+            return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    if server:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    names: list[x509.GeneralName] = [x509.DNSName(common_name)]
+    if server:
+        names += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return cert_path, key_path

@@ -1,0 +1,252 @@
+"""The whole local stack as `make run` starts it, on the CONTRACT's default
+ports or on free ports (tests, benchmark), with its data under one folder."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from devstack import pki, secrets
+from devstack.supervisor import Child, Supervisor, python_module
+from yztc.identifiers import COMPANY_IDS, OPERATOR_IDS
+
+ROOT = Path(__file__).resolve().parent.parent
+FERRETDB = ROOT / ".tools" / "bin" / "ferretdb"
+GATEWAY_CHANNEL = "alipay-gateway"
+DEMO_CHANNEL = "wechat-demo"
+ALIPAY_APP_ID = "2021000000000001"
+
+
+@dataclass
+class Ports:
+    gateway: int = 8080
+    aggregator: int = 50051
+    notifier: int = 50052
+    database: int = 27018
+    sim_companies: int = 9101
+    sim_operators: int = 9102
+    sim_alipay: int = 9103
+    sim_smsc: int = 9104
+    companies: dict[str, int] = field(
+        default_factory=lambda: {cid: 50061 + i for i, cid in enumerate(COMPANY_IDS)}
+    )
+    operators: dict[str, int] = field(
+        default_factory=lambda: {oid: 50071 + i for i, oid in enumerate(OPERATOR_IDS)}
+    )
+
+    @classmethod
+    def free(cls) -> "Ports":
+        """Ports the OS says are free now (bound to 0 and read back)."""
+        held: list[socket.socket] = []
+
+        def pick() -> int:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+            return sock.getsockname()[1]
+
+        ports = cls(
+            gateway=pick(), aggregator=pick(), notifier=pick(), database=pick(),
+            sim_companies=pick(), sim_operators=pick(), sim_alipay=pick(), sim_smsc=pick(),
+            companies={cid: pick() for cid in COMPANY_IDS},
+            operators={oid: pick() for oid in OPERATOR_IDS},
+        )
+        for sock in held:
+            sock.close()
+        return ports
+
+
+def _addr(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+class Stack:
+    """Builds the children of the stack and starts them in dependency order."""
+
+    def __init__(
+        self,
+        var: Path,
+        ports: Ports,
+        *,
+        scenario: str | None = None,
+        mongodb_uri: str | None = None,
+        echo: TextIO | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.var = var.resolve()
+        self.ports = ports
+        self.scenario = scenario or os.environ.get("YZTC_SCENARIO", "")
+        self.mongodb_uri = mongodb_uri or os.environ.get("MONGODB_URI") or (
+            f"mongodb://127.0.0.1:{ports.database}/yztc"
+        )
+        self._own_database = not (mongodb_uri or os.environ.get("MONGODB_URI"))
+        self.supervisor = Supervisor(self.var / "logs", echo=echo)
+        self._extra = extra_env or {}
+        self.pki_dir = self.var / "pki"
+        self.keys_dir = self.var / "keys"
+
+    # -- set-up ---------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """PKI and development secrets, made once and reused."""
+        pki.issue(self.pki_dir, "aggregator", server=True)
+        pki.issue(self.pki_dir, GATEWAY_CHANNEL)
+        pki.issue(self.pki_dir, DEMO_CHANNEL)
+        secrets.rsa_pair(self.keys_dir, "alipay-app")
+        secrets.rsa_pair(self.keys_dir, "alipay-sim")
+
+    def _env(self, **values: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("YZTC_", "MONGODB_URI"))}
+        env.update(
+            PYTHONUNBUFFERED="1",
+            MONGODB_URI=self.mongodb_uri,
+            YZTC_LOG_LEVEL=os.environ.get("YZTC_LOG_LEVEL", "INFO"),
+            YZTC_TRACES_EXPORTER=os.environ.get("YZTC_TRACES_EXPORTER", "none"),
+            YZTC_TRACES_FILE=os.environ.get("YZTC_TRACES_FILE", ""),
+        )
+        if self.scenario:
+            env["YZTC_SCENARIO"] = self.scenario
+        env.update(self._extra)
+        env.update(values)
+        return env
+
+    # -- the children ---------------------------------------------------------
+
+    def database(self) -> Child:
+        data = self.var / "ferretdb"
+        return Child(
+            "ferretdb",
+            [str(FERRETDB), "--listen-addr", _addr(self.ports.database), "--data-dir", str(data)],
+            self._env(),
+            ready_port=self.ports.database,
+            listens=f"mongodb://{_addr(self.ports.database)}/ (FerretDB, data in {data})",
+        )
+
+    def simulators(self) -> Child:
+        p = self.ports
+        return Child(
+            "simulators",
+            python_module("simulators"),
+            self._env(
+                YZTC_SIM_COMPANIES_LISTEN=_addr(p.sim_companies),
+                YZTC_SIM_OPERATORS_LISTEN=_addr(p.sim_operators),
+                YZTC_SIM_ALIPAY_LISTEN=_addr(p.sim_alipay),
+                YZTC_SIM_SMSC_LISTEN=_addr(p.sim_smsc),
+                YZTC_SIM_ALIPAY_APP_ID=ALIPAY_APP_ID,
+                YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-sim-private.pem"),
+                YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-app-public.pem"),
+            ),
+            ready_port=p.sim_smsc,
+            listens=(
+                f"companies http://{_addr(p.sim_companies)}, operators http://{_addr(p.sim_operators)}, "
+                f"Alipay http://{_addr(p.sim_alipay)}/gateway.do, SMS centre http://{_addr(p.sim_smsc)}/messages"
+            ),
+        )
+
+    def connectors(self) -> list[Child]:
+        children = []
+        for kind, ports, base in (
+            ("company", self.ports.companies, f"http://{_addr(self.ports.sim_companies)}/companies"),
+            ("operator", self.ports.operators, f"http://{_addr(self.ports.sim_operators)}/operators"),
+        ):
+            for eid, port in ports.items():
+                children.append(
+                    Child(
+                        f"connector-{eid}",
+                        python_module("platform_connectors", kind, eid),
+                        self._env(
+                            YZTC_CONNECTOR_LISTEN=_addr(port),
+                            YZTC_CONNECTOR_UPSTREAM_URL=f"{base}/{eid}",
+                        ),
+                        ready_port=port,
+                        listens=f"grpc {_addr(port)}",
+                    )
+                )
+        return children
+
+    def notifier(self) -> Child:
+        return Child(
+            "sms_notifier",
+            python_module("sms_notifier"),
+            self._env(
+                YZTC_NOTIFIER_LISTEN=_addr(self.ports.notifier),
+                YZTC_NOTIFIER_SMSC_URL=f"http://{_addr(self.ports.sim_smsc)}",
+            ),
+            ready_port=self.ports.notifier,
+            listens=f"grpc {_addr(self.ports.notifier)}",
+        )
+
+    def aggregator(self) -> Child:
+        p = self.ports
+        return Child(
+            "aggregator",
+            python_module("aggregator"),
+            self._env(
+                YZTC_AGGREGATOR_LISTEN=_addr(p.aggregator),
+                YZTC_AGGREGATOR_COMPANIES=json.dumps({c: _addr(port) for c, port in p.companies.items()}),
+                YZTC_AGGREGATOR_OPERATORS=json.dumps({o: _addr(port) for o, port in p.operators.items()}),
+                YZTC_AGGREGATOR_NOTIFIER_TARGET=_addr(p.notifier),
+                YZTC_AGGREGATOR_CHANNELS=json.dumps([GATEWAY_CHANNEL, DEMO_CHANNEL]),
+                YZTC_AGGREGATOR_PHONE_KEYS=json.dumps({"k1": secrets.symmetric_key(self.keys_dir, "phone-k1")}),
+                YZTC_AGGREGATOR_PHONE_KEY_ID="k1",
+                YZTC_AGGREGATOR_HASH_KEY=secrets.symmetric_key(self.keys_dir, "hash"),
+                YZTC_TLS_CA=str(self.pki_dir / "ca.pem"),
+                YZTC_TLS_CERT=str(self.pki_dir / "aggregator.pem"),
+                YZTC_TLS_KEY=str(self.pki_dir / "aggregator-key.pem"),
+            ),
+            ready_port=p.aggregator,
+            listens=f"grpc {_addr(p.aggregator)} (channel API, mutual TLS; CA {self.pki_dir / 'ca.pem'})",
+        )
+
+    def gateway(self) -> Child:
+        p = self.ports
+        return Child(
+            "gateway",
+            python_module("gateway"),
+            self._env(
+                YZTC_GATEWAY_LISTEN=_addr(p.gateway),
+                YZTC_GATEWAY_AGGREGATOR_TARGET=_addr(p.aggregator),
+                YZTC_GATEWAY_ALIPAY_URL=f"http://{_addr(p.sim_alipay)}/gateway.do",
+                YZTC_GATEWAY_ALIPAY_APP_ID=ALIPAY_APP_ID,
+                YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-app-private.pem"),
+                YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-sim-public.pem"),
+                YZTC_TLS_CA=str(self.pki_dir / "ca.pem"),
+                YZTC_TLS_CERT=str(self.pki_dir / f"{GATEWAY_CHANNEL}.pem"),
+                YZTC_TLS_KEY=str(self.pki_dir / f"{GATEWAY_CHANNEL}-key.pem"),
+            ),
+            ready_port=p.gateway,
+            listens=f"http://{_addr(p.gateway)}",
+        )
+
+    # -- life -----------------------------------------------------------------
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start in dependency order, each wave ready before the next."""
+        self.prepare()
+        waves: list[list[Child]] = []
+        if self._own_database:
+            waves.append([self.database()])
+        waves += [
+            [self.simulators(), *self.connectors(), self.notifier()],
+            [self.aggregator()],
+            [self.gateway()],
+        ]
+        try:
+            for wave in waves:
+                for child in wave:
+                    self.supervisor.start(child)
+                self.supervisor.wait_ready(wave, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+
+    def describe(self) -> str:
+        lines = [f"  {c.name:<18} {c.listens}" for c in self.supervisor.children]
+        return "\n".join(lines)
+

@@ -1,0 +1,64 @@
+"""`python -m platform_connectors company tencent` (or `operator cmcc`):
+one connector process for one enterprise."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from platform_connectors.company import CompanyConnectorServicer
+from platform_connectors.operator import OperatorConnectorServicer
+from platform_connectors.settings import ConnectorSettings
+from platform_connectors.upstream import Upstream
+from yztc.grpc_server import GrpcService, run_until_signalled
+from yztc.identifiers import COMPANY_IDS, OPERATOR_IDS
+from yztc.logs import setup_logging
+from yztc.telemetry import setup_telemetry, shutdown_telemetry
+from yztc.v1 import (
+    company_connector_pb2,
+    company_connector_pb2_grpc,
+    operator_connector_pb2,
+    operator_connector_pb2_grpc,
+)
+
+log = logging.getLogger("platform_connectors")
+
+
+async def main(kind: str, enterprise: str) -> None:
+    settings = ConnectorSettings()
+    name = f"connector-{enterprise}"
+    setup_logging(name, settings.log_level)
+    setup_telemetry(name, settings)
+    upstream = Upstream(settings.upstream_url, settings.upstream_timeout_seconds)
+    if kind == "company":
+        servicer = CompanyConnectorServicer(upstream)
+        register = lambda s: company_connector_pb2_grpc.add_CompanyConnectorServicer_to_server(servicer, s)  # noqa: E731
+        full_name = company_connector_pb2.DESCRIPTOR.services_by_name["CompanyConnector"].full_name
+    else:
+        servicer = OperatorConnectorServicer(upstream)
+        register = lambda s: operator_connector_pb2_grpc.add_OperatorConnectorServicer_to_server(servicer, s)  # noqa: E731
+        full_name = operator_connector_pb2.DESCRIPTOR.services_by_name["OperatorConnector"].full_name
+    service = GrpcService(settings.listen, register, [full_name])
+
+    async def start() -> None:
+        await upstream.open()
+        await service.start()
+        print(f"{name} listening on port {service.port}", flush=True)
+
+    async def stop() -> None:
+        await service.stop()
+        await upstream.close()
+        shutdown_telemetry()
+
+    await run_until_signalled(start, stop)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m platform_connectors")
+    parser.add_argument("kind", choices=["company", "operator"])
+    parser.add_argument("enterprise")
+    args = parser.parse_args()
+    allowed = COMPANY_IDS if args.kind == "company" else OPERATOR_IDS
+    if args.enterprise not in allowed:
+        parser.error(f"unknown {args.kind} id {args.enterprise!r}; one of {' '.join(allowed)}")
+    asyncio.run(main(args.kind, args.enterprise))

@@ -1,0 +1,47 @@
+"""The company connector: CountAccounts / PollCount over the company's HTTP API."""
+from __future__ import annotations
+
+import grpc
+
+from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.v1 import company_connector_pb2 as pb
+from yztc.v1 import company_connector_pb2_grpc
+
+
+def _answer(body: dict) -> pb.CountAccountsResponse:
+    if body.get("status") == "done":
+        return pb.CountAccountsResponse(
+            outcome=pb.CountAccountsResponse.OUTCOME_DONE,
+            count=int(body["total"]),
+            apps=[pb.AppAccounts(name=a["name"], count=int(a["count"])) for a in body.get("apps", [])],
+        )
+    return pb.CountAccountsResponse(
+        outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=str(body.get("ticket", ""))
+    )
+
+
+class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServicer):
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+
+    async def CountAccounts(self, request, context: grpc.aio.ServicerContext):
+        try:
+            _, body = await self._upstream.call(
+                "POST", "/accounts/count", {"request_id": request.query_id, "phone": request.phone}
+            )
+        except UpstreamError as error:
+            await abort(context, error)
+        return _answer(body)
+
+    async def PollCount(self, request, context: grpc.aio.ServicerContext):
+        if not request.ticket:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ticket is required")
+        try:
+            _, body = await self._upstream.call("GET", f"/accounts/count/{request.ticket}")
+        except UpstreamError as error:
+            await abort(context, error)
+        if body.get("status") == "pending":
+            return pb.CountAccountsResponse(
+                outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=request.ticket
+            )
+        return _answer(body)

@@ -1,0 +1,37 @@
+"""The operator connector: the real-name check over the operator's HTTP API.
+
+The ID six passes through in memory only: never logged, never stored.
+"""
+from __future__ import annotations
+
+import grpc
+
+from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.v1 import operator_connector_pb2 as pb
+from yztc.v1 import operator_connector_pb2_grpc
+
+Verdict = pb.VerifySubscriberResponse.Verdict
+VERDICTS = {
+    "match": Verdict.VERDICT_MATCH,
+    "mismatch": Verdict.VERDICT_MISMATCH,
+    "cancelled": Verdict.VERDICT_CANCELLED,
+    "unknown": Verdict.VERDICT_UNKNOWN,
+    "ported": Verdict.VERDICT_PORTED,
+}
+
+
+class OperatorConnectorServicer(operator_connector_pb2_grpc.OperatorConnectorServicer):
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+
+    async def VerifySubscriber(self, request, context: grpc.aio.ServicerContext):
+        try:
+            _, body = await self._upstream.call(
+                "POST", "/subscribers/verify", {"phone": request.phone, "id_last6": request.id_last6}
+            )
+        except UpstreamError as error:
+            await abort(context, error)
+        verdict = VERDICTS.get(body.get("result"))
+        if verdict is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "operator answered an unknown result")
+        return pb.VerifySubscriberResponse(verdict=verdict, ported_to=body.get("ported_to", ""))

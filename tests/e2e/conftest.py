@@ -1,0 +1,75 @@
+"""The whole stack, started the way `make run` starts it (devstack.Stack), on
+free ports with its own data folder and FerretDB, for the e2e tests."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from devstack.stack import ROOT, Ports, Stack
+
+SCENARIO = ROOT / "simulators" / "default_scenario.json"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var = tmp_path_factory.mktemp("stack")
+    traces = var / "traces"
+    traces.mkdir()
+    stack = Stack(
+        var,
+        Ports.free(),
+        scenario=str(SCENARIO),
+        extra_env={
+            "YZTC_TRACES_EXPORTER": "console",
+            "YZTC_TRACES_FILE": str(traces / "{service}.jsonl"),
+        },
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def scenario() -> dict:
+    return json.loads(SCENARIO.read_text(encoding="utf-8"))
+
+
+def expected_counts(scenario: dict, phone: str) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per company: (total, per-app counts) for the phone, read from the scenario."""
+    accounts = scenario.get("accounts", {}).get(phone, {})
+    result = {}
+    for company in ("tencent", "alibaba", "alipay", "baidu", "kuaishou", "douyin", "jd", "meituan"):
+        value = accounts.get(company, 0)
+        if isinstance(value, dict):
+            result[company] = (sum(value.values()), value)
+        else:
+            result[company] = (value, {})
+    return result
+
+
+async def messages_for(stack: Stack, phone: str) -> list[dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"http://127.0.0.1:{stack.ports.sim_smsc}/messages", params={"dest": phone}
+        ) as response:
+            assert response.status == 200
+            return (await response.json())["messages"]
+
+
+async def latest_code(stack: Stack, phone: str) -> str:
+    messages = await messages_for(stack, phone)
+    codes = [re.search(r"验证码为(\d{6})", m["text"]) for m in messages]
+    codes = [c.group(1) for c in codes if c]
+    assert codes, "no verification SMS reached the SMS centre"
+    return codes[-1]
+
+
+def traces_dir(stack: Stack) -> Path:
+    return stack.var / "traces"

@@ -1,0 +1,76 @@
+"""gRPC server bootstrap shared by every service: health checking, reflection,
+telemetry, graceful shutdown on SIGTERM/SIGINT (grpc/grpc examples/python)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger(__name__)
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+
+class GrpcService:
+    """A server with its servicers, health and reflection, bound to one port."""
+
+    def __init__(
+        self,
+        address: str,
+        register: Registrar,
+        service_names: Iterable[str],
+        credentials: grpc.ServerCredentials | None = None,
+        grace_seconds: float = 5.0,
+    ) -> None:
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        register(self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._names = list(service_names)
+        reflection.enable_server_reflection(
+            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {address}")
+        self._grace = grace_seconds
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ["", *self._names]:
+            await self.health.set(name, status)
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.set_serving(True)
+
+    async def stop(self) -> None:
+        """Stop in order: NOT_SERVING first, then finish in-flight calls within the grace."""
+        await self.set_serving(False)
+        await self.server.stop(self._grace)
+
+
+async def run_until_signalled(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    """Start, wait for SIGTERM or SIGINT, then stop: the life of every service."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await start()
+    await stopping.wait()
+    log.info("stopping")
+    await stop()

@@ -1,0 +1,1 @@
+"""Generated stubs of protos/yztc/v1 (made by `make protos`; never edited)."""
