@@ -28,6 +28,7 @@ class Child:
     ready_port: int | None = None
     listens: str = ""
     process: subprocess.Popen | None = field(default=None, repr=False)
+    relay: threading.Thread | None = field(default=None, repr=False)
 
 
 class StartError(RuntimeError):
@@ -61,9 +62,10 @@ class Supervisor:
             start_new_session=True,
         )
         self.children.append(child)
-        threading.Thread(
+        child.relay = threading.Thread(
             target=self._relay, args=(child, log), name=f"relay-{child.name}", daemon=True
-        ).start()
+        )
+        child.relay.start()
 
     def _relay(self, child: Child, log) -> None:
         assert child.process and child.process.stdout
@@ -111,6 +113,11 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self._signal(child, signal.SIGKILL)
                 child.process.wait()
+        for child in self.children:
+            assert child.process and child.process.stdout
+            if child.relay is not None:
+                child.relay.join(timeout=2)
+            child.process.stdout.close()
         self.children.clear()
 
     @staticmethod

@@ -1,15 +1,16 @@
 """The CONTRACT's identifiers: parsing, normalising and masking.
 
-Returned values are normalised; `None` means "not of the form". Error texts
-never echo the input: it may be personal data.
+Returned values are normalised; `None` means "not of the form". Digits are
+ASCII only (re.ASCII: a plain digit class would take full-width and Arabic-Indic digits).
+Error texts never echo the input: it may be personal data.
 """
 from __future__ import annotations
 
 import re
 
-_PHONE = re.compile(r"1[3-9]\d{9}")
-_ID_LAST6 = re.compile(r"\d{5}[\dXx]")
-_CODE = re.compile(r"\d{6}")
+_PHONE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+_ID_LAST6 = re.compile(r"\d{5}[\dXx]", re.ASCII)
+_CODE = re.compile(r"\d{6}", re.ASCII)
 _SEPARATORS = re.compile(r"[\s\-]")
 
 COMPANY_IDS = ("tencent", "alibaba", "alipay", "baidu", "kuaishou", "douyin", "jd", "meituan")

@@ -8,19 +8,21 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YZTC_", extra="ignore", frozen=True)
 
-    log_level: str = "INFO"
+    # Common to every service, so named without the service's prefix.
+    log_level: str = Field("INFO", validation_alias="YZTC_LOG_LEVEL")
     # none: no export; console: JSON lines to traces_file (or stderr; may
-    # contain "{service}");
-    # otlp: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (a collector).
-    traces_exporter: Literal["none", "console", "otlp"] = "none"
-    traces_file: str = ""
+    # contain "{service}"); otlp: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT.
+    traces_exporter: Literal["none", "console", "otlp"] = Field(
+        "none", validation_alias="YZTC_TRACES_EXPORTER"
+    )
+    traces_file: str = Field("", validation_alias="YZTC_TRACES_FILE")
 
     def describe(self) -> str:
         """The settings as one JSON line, with secrets shown as '***'."""

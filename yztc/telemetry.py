@@ -41,7 +41,7 @@ def setup_telemetry(service: str, settings: CommonSettings) -> None:
         )
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     elif settings.traces_exporter == "otlp":
-        # Imported lazily: only deployments with a collector install the exporter.
+        # Imported only when used: it pulls in requests, which other set-ups need not load.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

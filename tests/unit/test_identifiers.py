@@ -39,3 +39,13 @@ def test_code_is_six_digits():
 
 def test_mask():
     assert mask_phone("13800138000") == "138****8000"
+
+
+@pytest.mark.parametrize("raw", ["1３800138000", "١٣٨٠٠١٣٨٠٠٠"])
+def test_only_ascii_digits_make_a_phone(raw):
+    assert normalise_phone(raw) is None
+
+
+def test_only_ascii_digits_make_codes_and_id_six():
+    assert not valid_code("١٢٣٤٥٦")
+    assert normalise_id_last6("１２３４５X") is None

@@ -1,0 +1,56 @@
+"""`python -m gateway`: read settings, serve HTTP on `listen`, stop gracefully
+on SIGTERM/SIGINT (in-flight requests finish within the shutdown timeout)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.settings import GatewaySettings
+from yztc.grpc_server import run_until_signalled
+from yztc.logs import setup_logging
+from yztc.telemetry import setup_telemetry, shutdown_telemetry
+
+log = logging.getLogger("gateway")
+
+# Shorter than Kubernetes' default 30 s termination grace period.
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+
+
+async def serve(settings: GatewaySettings) -> None:
+    runner = web.AppRunner(
+        create_app(settings), shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, **RUNNER_OPTIONS
+    )
+
+    async def start() -> None:
+        await runner.setup()
+        host, port = settings.host_port
+        await web.TCPSite(runner, host, port).start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        print(f"gateway listening on http://{bound_host}:{bound_port}", flush=True)
+        log.info("started", extra={"fields": {"settings": json.loads(settings.describe())}})
+
+    await run_until_signalled(start, runner.cleanup)
+
+
+def main() -> None:
+    try:
+        settings = GatewaySettings()
+    except ValidationError as error:
+        print(f"gateway: invalid settings:\n{error}", file=sys.stderr)
+        sys.exit(2)
+    setup_logging("gateway", settings.log_level)
+    setup_telemetry("gateway", settings)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_telemetry()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Alipay login: exchanges the mini-program's auth code for the Alipay user
+id (alipay.system.oauth.token).
+
+alipay-sdk-python builds, signs (RSA2) and verifies; we do the transport.
+Why: the SDK's HTTP layer is blocking http.client and cannot take a
+server_url with a port (it hard-codes 80/443 and crashes), so its
+`execute()` is unusable against a local simulator and would block the event
+loop. We call the two private steps of `execute()` instead — name-mangled
+methods of the SDK version pinned in pyproject.toml, covered by tests — and
+POST with aiohttp. RSA in the pure-Python `rsa` package is CPU work, so
+signing and verifying run in a worker thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+from alipay.aop.api.AlipayClientConfig import AlipayClientConfig
+from alipay.aop.api.constant.CommonConstants import THREAD_LOCAL
+from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
+from alipay.aop.api.exception.Exception import ResponseException
+from alipay.aop.api.request.AlipaySystemOauthTokenRequest import AlipaySystemOauthTokenRequest
+from alipay.aop.api.response.AlipaySystemOauthTokenResponse import (
+    AlipaySystemOauthTokenResponse,
+)
+
+from yztc.errors import ServiceError
+
+_FORM = "application/x-www-form-urlencoded;charset=utf-8"
+
+
+def pem_body(path: Path) -> str:
+    """The base64 lines of a PEM file: the SDK adds its own header lines."""
+    lines = path.read_text(encoding="ascii").strip().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("-----"))
+
+
+def _sdk_thread_state() -> None:
+    # The SDK keeps a per-thread request uuid (used in its exception texts)
+    # and logger; worker threads start without them.
+    THREAD_LOCAL.uuid = uuid.uuid4().hex
+    THREAD_LOCAL.logger = None
+
+
+class AlipayLogin:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        url: str,
+        app_id: str,
+        app_private_key_file: Path,
+        alipay_public_key_file: Path,
+        timeout_seconds: float,
+    ) -> None:
+        config = AlipayClientConfig()
+        config.server_url = url
+        config.app_id = app_id
+        config.sign_type = "RSA2"
+        config.charset = "utf-8"
+        config.app_private_key = pem_body(app_private_key_file)
+        config.alipay_public_key = pem_body(alipay_public_key_file)
+        # logger=None: the SDK would otherwise log the signed request with the
+        # auth code, and Alipay's answer with the access token.
+        self._client = DefaultAlipayClient(alipay_client_config=config, logger=None)
+        self._http = http
+        self._url = url
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+
+    def _prepare(self, auth_code: str) -> tuple[str, dict]:
+        _sdk_thread_state()
+        request = AlipaySystemOauthTokenRequest()
+        request.grant_type = "authorization_code"
+        request.code = auth_code
+        return self._client._DefaultAlipayClient__prepare_request(request)
+
+    def _verify(self, body: bytes) -> str:
+        """The signed `..._response` object's text; ResponseException if the
+        signature is missing or wrong."""
+        _sdk_thread_state()
+        return self._client._DefaultAlipayClient__parse_response(body)
+
+    async def user_id(self, auth_code: str) -> str:
+        """The Alipay user id; UNAUTHENTICATED if Alipay refuses the code or
+        its answer is not verifiably Alipay's, UNAVAILABLE if unreachable."""
+        query_string, params = await asyncio.to_thread(self._prepare, auth_code)
+        try:
+            async with self._http.post(
+                f"{self._url}?{query_string}",
+                data=urlencode(params, encoding="utf-8"),
+                headers={"Content-Type": _FORM},
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                if response.status != 200:
+                    raise ServiceError("UNAVAILABLE")
+                body = await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            raise ServiceError("UNAVAILABLE") from None
+        try:
+            content = await asyncio.to_thread(self._verify, body)
+            answer = AlipaySystemOauthTokenResponse()
+            answer.parse_response_content(content)
+        # The exception texts quote Alipay's answer (tokens): never re-raised or logged.
+        except (ResponseException, ValueError):
+            raise ServiceError("UNAUTHENTICATED") from None
+        # A refusal comes as a signed error_response with code/sub_code.
+        if not answer.is_success() or answer.code not in (None, "10000") or not answer.user_id:
+            raise ServiceError("UNAUTHENTICATED")
+        return str(answer.user_id)

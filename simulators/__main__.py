@@ -1,0 +1,83 @@
+"""`python -m simulators`: serve all four simulators from one process, each on
+its own address, until SIGTERM or SIGINT."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from simulators import alipay_openapi, companies, operators, sms_centre
+from simulators.scenario import load_scenario
+from simulators.settings import SimulatorSettings, split_listen
+from yztc.logs import setup_logging
+
+log = logging.getLogger("simulators")
+
+
+async def main(settings: SimulatorSettings) -> None:
+    scenario = load_scenario(settings.scenario or None)
+    apps = {
+        "companies": (companies.create_app(scenario), settings.sim_companies_listen),
+        "operators": (operators.create_app(scenario), settings.sim_operators_listen),
+        "alipay": (
+            alipay_openapi.create_app(
+                scenario,
+                app_id=settings.sim_alipay_app_id,
+                app_public_key=settings.sim_alipay_app_public_key_file,
+                alipay_private_key=settings.sim_alipay_private_key_file,
+            ),
+            settings.sim_alipay_listen,
+        ),
+        "sms_centre": (sms_centre.create_app(scenario), settings.sim_smsc_listen),
+    }
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    runners: list[web.AppRunner] = []
+    try:
+        for name, (app, listen) in apps.items():
+            # No access log: request lines carry query strings such as ?dest=<phone>.
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            host, port = split_listen(listen)
+            await web.TCPSite(runner, host, port).start()
+            bound_host, bound_port = runner.addresses[0][:2]
+            print(f"simulators: {name} listening on http://{_url_host(bound_host)}:{bound_port}", flush=True)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def run() -> int:
+    try:
+        settings = SimulatorSettings()
+    except ValidationError as e:
+        for error in e.errors():
+            env = "YZTC_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"simulators: {env}: {error['msg']}", file=sys.stderr)
+        return 2
+    setup_logging("simulators", settings.log_level)
+    try:
+        asyncio.run(main(settings))
+    except (ValueError, OSError) as e:
+        # A bad scenario or a busy port: say which, without a stack trace.
+        print(f"simulators: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,138 @@
+"""The eight internet companies' account-count APIs, one app with a path per
+company.
+
+    POST /companies/{company}/accounts/count  {"request_id", "phone"}
+      sync:  200 {"status": "done", "total", "apps": [{"name", "count"}]}
+      async: 202 {"status": "accepted", "ticket"}
+    GET  /companies/{company}/accounts/count/{ticket}
+      200 {"status": "pending"} until the count is ready, then the done body
+
+The phone travels in the body, never in the URL, where proxies and access
+logs would keep it. A repeated request_id gets the first answer again, so a
+client may retry safely.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from simulators.faults import delay, refusal
+from simulators.http_json import PHONE, json_object, json_response, string_field
+from simulators.scenario import Scenario
+from yztc.identifiers import COMPANY_IDS
+
+log = logging.getLogger("simulators.companies")
+
+
+@dataclass
+class _Ticket:
+    company: str
+    done: dict[str, Any]
+    ready_at: float
+    polls: int = 0
+
+
+class AccountDesk:
+    """The companies' memory: answers by request id, and async tickets."""
+
+    def __init__(self, scenario: Scenario, clock: Callable[[], float]) -> None:
+        self.scenario = scenario
+        self._clock = clock
+        # (company, request_id) -> (phone, HTTP status, body)
+        self._answers: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
+        self._tickets: dict[str, _Ticket] = {}
+
+    def submit(self, company: str, request_id: str, phone: str) -> tuple[int, dict[str, Any]]:
+        key = (company, request_id)
+        if key in self._answers:
+            first_phone, status, body = self._answers[key]
+            if first_phone != phone:
+                # A reused id for another phone is a client bug; answering the
+                # first phone's count would hide it.
+                return 409, {"error": "request_id already used for another phone"}
+            return status, body
+        total, apps = self.scenario.accounts_for(phone, company)
+        done = {"status": "done", "total": total, "apps": [{"name": a, "count": n} for a, n in apps]}
+        behaviour = self.scenario.company(company)
+        if behaviour.mode == "async":
+            ticket = secrets.token_urlsafe(16)
+            self._tickets[ticket] = _Ticket(company, done, self._clock() + behaviour.latency_ms / 1000)
+            status, body = 202, {"status": "accepted", "ticket": ticket}
+        else:
+            status, body = 200, done
+        self._answers[key] = (phone, status, body)
+        return status, body
+
+    def poll(self, company: str, ticket: str) -> dict[str, Any] | None:
+        """The ticket's state; None if there is no such ticket at this company."""
+        found = self._tickets.get(ticket)
+        if found is None or found.company != company:
+            return None
+        found.polls += 1
+        # The first poll is always pending, so clients surely exercise their
+        # pending path even when latency_ms is 0.
+        if found.polls == 1 or self._clock() < found.ready_at:
+            return {"status": "pending"}
+        return found.done
+
+
+DESK = web.AppKey("desk", AccountDesk)
+RNG = web.AppKey("rng", random.Random)
+
+
+def create_app(
+    scenario: Scenario,
+    *,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> web.Application:
+    app = web.Application()
+    app[DESK] = AccountDesk(scenario, clock)
+    app[RNG] = rng or random.Random()
+    app.router.add_post("/companies/{company}/accounts/count", _count)
+    app.router.add_get("/companies/{company}/accounts/count/{ticket}", _poll)
+    return app
+
+
+def _company(request: web.Request) -> str:
+    company = request.match_info["company"]
+    if company not in COMPANY_IDS:
+        raise web.HTTPNotFound(text='{"error": "unknown company"}', content_type="application/json")
+    return company
+
+
+async def _count(request: web.Request) -> web.Response:
+    company = _company(request)
+    desk = request.app[DESK]
+    behaviour = desk.scenario.company(company)
+    if (refused := refusal(behaviour, request.app[RNG])) is not None:
+        log.info("count refused", extra={"fields": {"company": company, "status": refused.status}})
+        return refused
+    body = await json_object(request)
+    request_id = string_field(body, "request_id")
+    phone = string_field(body, "phone", PHONE)
+    # An async company answers "accepted" at once; its latency is the time
+    # until the count is ready (see AccountDesk.poll).
+    if behaviour.mode == "sync":
+        await delay(behaviour)
+    status, answer = desk.submit(company, request_id, phone)
+    log.info("count answered", extra={"fields": {"company": company, "request_id": request_id, "status": status}})
+    return json_response(answer, status=status)
+
+
+async def _poll(request: web.Request) -> web.Response:
+    company = _company(request)
+    desk = request.app[DESK]
+    if (refused := refusal(desk.scenario.company(company), request.app[RNG])) is not None:
+        return refused
+    answer = desk.poll(company, request.match_info["ticket"])
+    if answer is None:
+        raise web.HTTPNotFound(text='{"error": "unknown ticket"}', content_type="application/json")
+    return json_response(answer)

@@ -1,0 +1,43 @@
+"""Settings of `python -m simulators`, from YZTC_* environment variables,
+validated at start."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import field_validator
+
+from yztc.settings import CommonSettings
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """("127.0.0.1", 9101) from "127.0.0.1:9101" (or "[::1]:9101")."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class SimulatorSettings(CommonSettings):
+    # The env prefix is YZTC_ (from CommonSettings): `scenario` is YZTC_SCENARIO,
+    # shared by every simulator, and the rest are YZTC_SIM_*.
+    scenario: str = ""
+    sim_companies_listen: str = "127.0.0.1:9101"
+    sim_operators_listen: str = "127.0.0.1:9102"
+    sim_alipay_listen: str = "127.0.0.1:9103"
+    sim_smsc_listen: str = "127.0.0.1:9104"
+    sim_alipay_app_id: str = "2021000000000001"
+    sim_alipay_private_key_file: Path  # the simulator's own key, PKCS#1 PEM
+    sim_alipay_app_public_key_file: Path  # our app's key, SPKI PEM
+
+    @field_validator("sim_companies_listen", "sim_operators_listen", "sim_alipay_listen", "sim_smsc_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not host:port")
+        return value
+
+    @field_validator("sim_alipay_private_key_file", "sim_alipay_app_public_key_file")
+    @classmethod
+    def _exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value

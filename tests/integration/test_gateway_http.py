@@ -1,0 +1,453 @@
+"""The gateway's HTTP edge against a real FerretDB, with the aggregator and
+Alipay unreachable: every bad input is refused before any call is made, in
+the CONTRACT's error shape, and a valid request meets 503 UNAVAILABLE."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from devstack.secrets import rsa_pair
+from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.keys import AGGREGATOR, MONGO, SESSIONS
+from gateway.middlewares import SECURITY_HEADERS
+from gateway.settings import GatewaySettings
+from yztc.settings import GrpcTlsSettings
+
+USER = "2088000000000001"
+GOOD_QUERY = {"phone": "13800138000", "id_last6": "12345X", "code": "123456", "consent": True}
+SECRETS_IN_TESTS = ("13800138000", "12345X", "123456")
+
+
+def _closed_port() -> int:
+    """A port nothing listens on (bound, read back, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("keys")
+    app_private, _ = rsa_pair(folder, "app")
+    _, alipay_public = rsa_pair(folder, "alipay")
+    return app_private, alipay_public
+
+
+@pytest.fixture
+async def client(mongodb_uri: str, key_files: tuple[Path, Path]) -> AsyncIterator[TestClient]:
+    dead = _closed_port()
+    settings = GatewaySettings(
+        mongodb_uri=mongodb_uri,
+        aggregator_target=f"127.0.0.1:{dead}",
+        alipay_url=f"http://127.0.0.1:{dead}/gateway.do",
+        alipay_app_private_key_file=key_files[0],
+        alipay_public_key_file=key_files[1],
+        call_timeout_seconds=2,
+        alipay_timeout_seconds=2,
+        tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
+    )
+    server = TestServer(create_app(settings))
+    await server.start_server(**RUNNER_OPTIONS)  # as python -m gateway runs it
+    async with TestClient(server) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def auth(client: TestClient) -> dict[str, str]:
+    token, _ = await client.app[SESSIONS].create(USER)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _error(response, status: int, code: str) -> dict:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert "Traceback" not in body["error"]["message"]
+    return body["error"]
+
+
+# -- bodies -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"", b"not json", b'{"phone": "13800138000",}', b"\xff\xfe{}", b"[" * 16000],
+    ids=["truncated", "empty", "text", "trailing-comma", "not-utf8", "deep-nesting"],
+)
+async def test_malformed_json_is_invalid_argument(client, auth, raw):
+    response = await client.post(
+        "/api/v1/verification-codes",
+        data=raw,
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    error = await _error(response, 400, "INVALID_ARGUMENT")
+    assert "JSON" in error["message"]
+
+
+@pytest.mark.parametrize("body", [[], ["13800138000"], "13800138000", 42, None, True])
+async def test_non_object_json_is_invalid_argument(client, auth, body):
+    response = await client.post(
+        "/api/v1/verification-codes",
+        data=json.dumps(body),
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    error = await _error(response, 400, "INVALID_ARGUMENT")
+    assert "JSON 对象" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        None, 13800138000, ["13800138000"], {"n": "13800138000"}, True, "",
+        "1380013800", "138001380001", "12800138000", "+1 13800138000",
+        "138.0013.8000", "1３800138000", "+86 138 0013 800a",
+    ],
+)
+async def test_bad_phone_is_invalid_argument_naming_the_field(client, auth, phone):
+    body = {} if phone is None else {"phone": phone}
+    response = await client.post("/api/v1/verification-codes", json=body, headers=auth)
+    error = await _error(response, 400, "INVALID_ARGUMENT")
+    assert "phone" in error["message"]
+    assert "13800138000" not in error["message"] and "1380013800" not in error["message"]
+
+
+@pytest.mark.parametrize("phone", ["13800138000", "+86 138-0013-8000", "8613800138000", "+8613800138000", "138 0013 8000"])
+async def test_accepted_phone_forms_reach_the_aggregator(client, auth, phone):
+    # Valid, so the gateway calls the (unreachable) aggregator: 503, nothing accepted.
+    response = await client.post("/api/v1/verification-codes", json={"phone": phone}, headers=auth)
+    await _error(response, 503, "UNAVAILABLE")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("phone", "12345"),
+        ("phone", 13800138000),
+        ("id_last6", None),
+        ("id_last6", 123456),
+        ("id_last6", "12345"),
+        ("id_last6", "1234567"),
+        ("id_last6", "12345Y"),
+        ("id_last6", "X12345"),
+        ("id_last6", "１２３４５X"),
+        ("code", None),
+        ("code", 123456),
+        ("code", "12345"),
+        ("code", "1234567"),
+        ("code", "12345a"),
+        ("code", "١٢٣٤٥٦"),
+    ],
+)
+async def test_bad_query_field_is_invalid_argument_naming_it(client, auth, field, value):
+    body = dict(GOOD_QUERY)
+    if value is None:
+        del body[field]
+    else:
+        body[field] = value
+    response = await client.post("/api/v1/queries", json=body, headers=auth)
+    error = await _error(response, 400, "INVALID_ARGUMENT")
+    assert field in error["message"]
+    assert not any(s in error["message"] for s in SECRETS_IN_TESTS)
+
+
+@pytest.mark.parametrize("consent", ["missing", False, "true", 1, None, [True]])
+async def test_consent_must_be_json_true(client, auth, consent):
+    body = dict(GOOD_QUERY)
+    if consent == "missing":
+        del body["consent"]
+    else:
+        body["consent"] = consent
+    response = await client.post("/api/v1/queries", json=body, headers=auth)
+    await _error(response, 400, "CONSENT_REQUIRED")
+
+
+async def test_wrong_field_is_reported_before_missing_consent(client, auth):
+    body = {"phone": "13800138000", "id_last6": "12345X", "code": "12"}
+    response = await client.post("/api/v1/queries", json=body, headers=auth)
+    error = await _error(response, 400, "INVALID_ARGUMENT")
+    assert "code" in error["message"]
+
+
+async def test_valid_query_with_aggregator_down_is_unavailable(client, auth):
+    body = {**GOOD_QUERY, "id_last6": "12345x", "phone": "+86 138-0013-8000"}
+    response = await client.post("/api/v1/queries", json=body, headers=auth)
+    await _error(response, 503, "UNAVAILABLE")
+
+
+async def test_get_query_with_aggregator_down_is_unavailable(client, auth):
+    response = await client.get("/api/v1/queries/" + "a" * 32, headers=auth)
+    await _error(response, 503, "UNAVAILABLE")
+
+
+async def test_malformed_query_id_is_not_found(client, auth):
+    response = await client.get("/api/v1/queries/" + "x" * 65, headers=auth)
+    await _error(response, 404, "NOT_FOUND")
+    response = await client.get("/api/v1/queries/a%20b", headers=auth)
+    await _error(response, 404, "NOT_FOUND")
+
+
+async def test_enterprises_needs_no_token_but_the_aggregator(client):
+    response = await client.get("/api/v1/enterprises")
+    await _error(response, 503, "UNAVAILABLE")
+
+
+# -- sessions and tokens -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/verification-codes", "/api/v1/queries"]
+)
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer garbage",
+        "Bearer " + "A" * 43,  # the right shape, but no such session
+        "Bearer " + "A" * 5000,
+    ],
+)
+async def test_missing_or_bad_token_is_unauthenticated(client, path, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.post(path, json=GOOD_QUERY, headers=headers)
+    await _error(response, 401, "UNAUTHENTICATED")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_get_query_needs_a_token(client):
+    response = await client.get("/api/v1/queries/" + "a" * 32)
+    await _error(response, 401, "UNAUTHENTICATED")
+
+
+async def test_expired_session_is_unauthenticated(client):
+    token = secrets.token_urlsafe(32)
+    now = dt.datetime.now(dt.UTC)
+    db = client.app[MONGO].get_default_database()
+    await db["sessions"].insert_one(
+        {
+            "_id": hashlib.sha256(token.encode()).hexdigest(),
+            "user_id": USER,
+            "created_at": now - dt.timedelta(hours=3),
+            "expires_at": now - dt.timedelta(seconds=1),
+        }
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await client.post("/api/v1/verification-codes", json={"phone": "13800138000"}, headers=headers)
+    await _error(response, 401, "UNAUTHENTICATED")
+    assert await client.app[SESSIONS].purge_expired() == 1
+
+
+async def test_live_session_token_is_stored_only_as_its_hash(client, auth):
+    token = auth["Authorization"].removeprefix("Bearer ")
+    docs = await client.app[MONGO].get_default_database()["sessions"].find().to_list()
+    assert len(docs) == 1
+    assert docs[0]["_id"] == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in json.dumps(docs, default=str)
+    assert docs[0]["user_id"] == USER
+    assert (docs[0]["expires_at"] - docs[0]["created_at"]) == dt.timedelta(seconds=7200)
+    # A lower-case scheme is still the Bearer scheme (RFC 7235: case-insensitive).
+    assert await client.app[SESSIONS].lookup(token) == USER
+    response = await client.post(
+        "/api/v1/verification-codes", json={"phone": "13800138000"},
+        headers={"Authorization": f"bearer {token}"},
+    )
+    await _error(response, 503, "UNAVAILABLE")
+
+
+@pytest.mark.parametrize("body", [{}, {"auth_code": ""}, {"auth_code": 123}, {"auth_code": "a\nb"}, {"auth_code": "x" * 300}])
+async def test_bad_auth_code_is_invalid_argument(client, body):
+    response = await client.post("/api/v1/sessions", json=body)
+    error = await _error(response, 400, "INVALID_ARGUMENT")
+    assert "auth_code" in error["message"]
+
+
+async def test_alipay_unreachable_is_unavailable(client):
+    response = await client.post("/api/v1/sessions", json={"auth_code": "demo-auth-code"})
+    await _error(response, 503, "UNAVAILABLE")
+
+
+# -- size, media type, routing -------------------------------------------------
+
+
+async def test_body_over_16_kib_is_payload_too_large(client, auth):
+    body = json.dumps({"phone": "13800138000", "pad": "x" * 16384}).encode()
+    response = await client.post(
+        "/api/v1/verification-codes", data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    await _error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_chunked_body_over_16_kib_is_payload_too_large(client, auth):
+    async def chunks():
+        yield b'{"phone": "13800138000", "pad": "'
+        for _ in range(20):
+            yield b"x" * 1024
+        yield b'"}'
+
+    response = await client.post(
+        "/api/v1/verification-codes", data=chunks(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert "Content-Length" not in response.request_info.headers
+    await _error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_body_of_exactly_16_kib_is_read(client, auth):
+    head = b'{"phone": "13800138000", "pad": "'
+    body = head + b"x" * (16384 - len(head) - 2) + b'"}'
+    assert len(body) == 16384
+    response = await client.post(
+        "/api/v1/verification-codes", data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    await _error(response, 503, "UNAVAILABLE")  # valid: went on to the (down) aggregator
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "application/jsonx"],
+)
+async def test_non_json_is_unsupported_media_type(client, auth, content_type):
+    headers = dict(auth)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = await client.post(
+        "/api/v1/verification-codes",
+        data=b'{"phone": "13800138000"}',
+        headers=headers,
+        skip_auto_headers=["Content-Type"],
+    )
+    await _error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+async def test_json_with_utf8_charset_is_accepted(client, auth):
+    response = await client.post(
+        "/api/v1/verification-codes",
+        data=b'{"phone": "13800138000"}',
+        headers={**auth, "Content-Type": "application/json; charset=UTF-8"},
+    )
+    await _error(response, 503, "UNAVAILABLE")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+async def test_unknown_path_is_not_found_json(client, method):
+    response = await client.request(method, "/api/v1/nothing-here?phone=13800138000", data=b"x")
+    await _error(response, 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/sessions"),
+        ("PUT", "/api/v1/queries"),
+        ("DELETE", "/api/v1/queries/abc"),
+        ("POST", "/api/v1/enterprises"),
+        ("POST", "/healthz"),
+    ],
+)
+async def test_wrong_method_is_method_not_allowed_json(client, method, path):
+    response = await client.request(method, path, data=b"text", headers={"Content-Type": "text/plain"})
+    await _error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["Allow"]
+
+
+# -- headers, logs, probes, document ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/healthz"), ("GET", "/nope"), ("POST", "/api/v1/queries"), ("GET", "/api/v1/openapi.json")],
+)
+async def test_security_headers_on_every_answer(client, method, path):
+    response = await client.request(method, path)
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Request-Id"]
+
+
+async def test_request_id_is_echoed_or_made(client):
+    response = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert response.headers["X-Request-Id"] == "abc-123"
+    response = await client.get("/healthz", headers={"X-Request-Id": "bad id\twith 13800138000"})
+    assert response.headers["X-Request-Id"] not in ("", "bad id\twith 13800138000")
+    assert len(response.headers["X-Request-Id"]) == 32
+
+
+async def test_access_log_has_route_pattern_and_no_personal_data(client, auth, caplog):
+    caplog.set_level(logging.INFO)
+    await client.post("/api/v1/queries", json=GOOD_QUERY, headers=auth)
+    await client.get("/api/v1/queries/q13800138000?phone=13800138000", headers=auth)
+    await client.post("/api/v1/sessions", json={"auth_code": "secret-auth-code"})
+    access = [r for r in caplog.records if r.name == "gateway.access"]
+    routes = [r.fields["route"] for r in access]
+    assert routes == ["/api/v1/queries", "/api/v1/queries/{query_id}", "/api/v1/sessions"]
+    assert [r.fields["status"] for r in access] == [503, 503, 503]
+    assert all(r.fields["request_id"] and r.fields["method"] for r in access)
+    token = auth["Authorization"].removeprefix("Bearer ")
+    for record in caplog.records:
+        line = record.getMessage() + json.dumps(getattr(record, "fields", {}), default=str)
+        for secret in (*SECRETS_IN_TESTS, "12345X", "secret-auth-code", token):
+            assert secret not in line
+
+
+async def test_healthz_is_always_ok(client):
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_readyz_is_unavailable_without_the_aggregator(client):
+    response = await client.get("/readyz")
+    await _error(response, 503, "UNAVAILABLE")
+
+
+async def test_openapi_document_lists_every_path(client):
+    response = await client.get("/api/v1/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/api/v1/sessions",
+        "/api/v1/verification-codes",
+        "/api/v1/queries",
+        "/api/v1/queries/{query_id}",
+        "/api/v1/enterprises",
+        "/api/v1/openapi.json",
+        "/healthz",
+        "/readyz",
+    }
+    routes = {
+        (r.method, r.resource.canonical)
+        for r in client.app.router.routes()
+        if r.method != "HEAD"
+    }
+    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    assert routes == documented
+
+
+async def test_unexpected_failure_is_503_without_details(client, caplog, monkeypatch):
+    async def broken() -> dict:
+        raise RuntimeError("boom with 13800138000")
+
+    monkeypatch.setattr(client.app[AGGREGATOR], "list_enterprises", broken)
+    response = await client.get("/api/v1/enterprises", headers={"X-Request-Id": "rid-1"})
+    error = await _error(response, 503, "UNAVAILABLE")
+    assert "boom" not in json.dumps(error)
+    [record] = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert record.fields["request_id"] == "rid-1"
+    assert record.fields["error"] == "RuntimeError"
+    assert record.exc_info is None
+    assert "13800138000" not in json.dumps(record.fields)

@@ -1,0 +1,66 @@
+"""`python -m gateway` as a process: fails fast on bad settings, announces
+where it listens, serves, and stops cleanly on SIGTERM."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from devstack.secrets import rsa_pair
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YZTC_", "MONGODB_URI"))}
+    return {**env, **extra}
+
+
+def test_bad_settings_stop_start_up():
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    assert "alipay_app_private_key_file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
+    app_private, _ = rsa_pair(tmp_path, "app")
+    _, alipay_public = rsa_pair(tmp_path, "alipay")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway"],
+        cwd=ROOT,
+        env=_env(
+            MONGODB_URI=mongodb_uri,
+            YZTC_GATEWAY_LISTEN="127.0.0.1:0",
+            YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(app_private),
+            YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(alipay_public),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("gateway listening on http://127.0.0.1:"), line
+        url = line.split()[-1]
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/healthz") as response:
+                assert response.status == 200
+                assert await response.json() == {"status": "ok"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+

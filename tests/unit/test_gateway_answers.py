@@ -1,0 +1,86 @@
+"""Proto answers of the aggregator mapped to the CONTRACT's JSON, and the
+OpenAPI document's consistency."""
+import datetime as dt
+import json
+
+from gateway.aggregator_client import enterprises_json, query_json, submitted_json
+from gateway.middlewares import error_response
+from gateway.openapi import OPENAPI
+from yztc.errors import CATALOGUE, ServiceError
+from yztc.v1 import account_query_pb2 as pb
+
+
+def test_query_json_enums_counts_and_time():
+    query = pb.Query(
+        query_id="q",
+        status=pb.QUERY_STATUS_COMPLETED,
+        phone="138****0000",
+        sms_state=pb.SMS_STATE_SENT,
+        enterprises=[
+            pb.EnterpriseResult(id="alipay", name="支付宝", state=pb.ENTERPRISE_STATE_DONE, count=0),
+            # A count set while not DONE is not shown: CONTRACT says null until DONE.
+            pb.EnterpriseResult(id="jd", name="京东", state=pb.ENTERPRISE_STATE_PENDING, count=5),
+            pb.EnterpriseResult(id="douyin", name="抖音", state=pb.ENTERPRISE_STATE_DONE),
+        ],
+    )
+    query.deliver_by.FromDatetime(dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC))
+    body = query_json(query)
+    assert body["status"] == "COMPLETED"
+    assert body["deliver_by"] == "2026-01-02T03:04:05Z"
+    assert [(e["state"], e["count"]) for e in body["enterprises"]] == [
+        ("DONE", 0), ("PENDING", None), ("DONE", None)
+    ]
+    assert body["sms"] == {"state": "SENT"}
+
+
+def test_submitted_and_enterprises_json():
+    answer = pb.SubmitQueryResponse(query_id="q", status=pb.QUERY_STATUS_IN_PROGRESS)
+    assert submitted_json(answer) == {"query_id": "q", "status": "IN_PROGRESS", "deliver_by": None}
+    listing = pb.ListEnterprisesResponse(
+        enterprises=[pb.Enterprise(id="jd", name="京东", hotline="950618", detail_and_unbind="…")]
+    )
+    assert enterprises_json(listing)["enterprises"][0]["hotline"] == "950618"
+
+
+def test_error_response_shape_and_headers():
+    response = error_response(ServiceError("QUERY_LIMITED", retry_after=3600))
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "3600"
+    body = json.loads(response.text)
+    assert body == {"error": {"code": "QUERY_LIMITED", "message": CATALOGUE["QUERY_LIMITED"].message,
+                              "retry_after": 3600}}
+    assert "该号码" in response.text  # UTF-8, not \u escapes
+    assert error_response(ServiceError("UNAUTHENTICATED")).headers["WWW-Authenticate"] == "Bearer"
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def test_openapi_refs_resolve_and_document_is_json():
+    json.dumps(OPENAPI)
+    schemas = OPENAPI["components"]["schemas"]
+    for ref in _refs(OPENAPI):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
+
+
+def test_openapi_security_matches_the_contract():
+    public = {"/api/v1/sessions", "/api/v1/enterprises", "/api/v1/openapi.json", "/healthz", "/readyz"}
+    for path, operations in OPENAPI["paths"].items():
+        for operation in operations.values():
+            assert (operation["security"] == []) == (path in public), path
+
+
+def test_openapi_lists_statuses_of_the_catalogue():
+    queries = OPENAPI["paths"]["/api/v1/queries"]["post"]["responses"]
+    assert {"202", "400", "401", "409", "413", "415", "422", "429", "503"} <= set(queries)
+    assert "Retry-After" in queries["429"]["headers"]
+    assert "503" not in OPENAPI["paths"]["/healthz"]["get"]["responses"]
