@@ -58,3 +58,7 @@ test-e2e: install
 
 clean:
 	rm -rf var/ .tools/ .venv/ yztc/v1/*_pb2*.py yztc/v1/*_pb2*.pyi $(STUBS_STAMP)
+
+# Tool and feature recipes by area (mk/<area>.mk); each may add prerequisites
+# to `install` and targets of its own.
+-include mk/*.mk
