@@ -7,14 +7,18 @@ import logging
 
 from aggregator.catalogue import load_catalogue
 from aggregator.code_store import CodeStore
-from aggregator.fanout import Fanout
+from aggregator.company_calls import CompanyCaller
+from aggregator.engine import Engine
 from aggregator.intake import Intake
 from aggregator.links import Links
+from aggregator.metrics import Metrics
 from aggregator.number_routing import NumberRouting
 from aggregator.personal_data import PhoneProtector
+from aggregator.phone_locks import PhoneLocks
 from aggregator.query_store import QueryStore
 from aggregator.service import AccountQueryServicer
 from aggregator.settings import AggregatorSettings
+from aggregator.work_queue import WorkQueue
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
@@ -40,32 +44,44 @@ async def main() -> None:
 
     client = connect(settings.mongodb_uri, "yztc-aggregator")
     db = client.get_default_database("yztc")
-    codes, queries = CodeStore(db), QueryStore(db)
-    await codes.ensure_indexes()
-    await queries.ensure_indexes()
+    codes, locks, queries = CodeStore(db), PhoneLocks(db), QueryStore(db)
+    for store in (codes, locks, queries):
+        await store.ensure_indexes()
 
+    metrics = Metrics()
     links = Links(settings.companies, settings.operators, settings.notifier_target)
+    callers = {
+        e.id: CompanyCaller(e.id, links.companies[e.id], e.policy, metrics) for e in catalogue
+    }
+    for cid, caller in callers.items():
+        metrics.watch_circuit(cid, caller.circuit_state)
     protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, settings.decoded_hash_key())
-    fanout = Fanout(
-        queries=queries,
-        links=links,
+    engine = Engine(
+        queue=WorkQueue(db, dt.timedelta(seconds=settings.lease_seconds)),
+        callers=callers,
+        notifier=links.notifier,
         protector=protector,
         catalogue=catalogue,
-        call_timeout=settings.call_timeout_seconds,
-        max_attempts=settings.max_attempts,
-        poll_interval=settings.poll_interval_seconds,
+        metrics=metrics,
+        max_in_flight=settings.max_in_flight,
+        poll_interval=settings.dispatch_poll_seconds,
+        round_budget=settings.round_budget_seconds,
+        late_window=dt.timedelta(seconds=settings.late_answers_seconds),
+        notifier_timeout=settings.call_timeout_seconds,
     )
     intake = Intake(
         codes=codes,
+        locks=locks,
         queries=queries,
         links=links,
         routing=NumberRouting.from_file(settings.number_segments_file),
         protector=protector,
         code_key=settings.decoded_hash_key(),
         catalogue=catalogue,
-        start_fanout=fanout.start,
+        on_accepted=lambda _query_id: engine.wake(),
         call_timeout=settings.call_timeout_seconds,
-        deliver_within=dt.timedelta(hours=settings.deliver_within_hours),
+        deliver_within=dt.timedelta(seconds=settings.deliver_within_seconds),
+        finalize_margin=dt.timedelta(seconds=settings.finalize_margin_seconds),
     )
     credentials = server_credentials(tls)
     servicer = AccountQueryServicer(intake, catalogue, set(settings.channels), mtls=credentials is not None)
@@ -78,12 +94,12 @@ async def main() -> None:
 
     async def start() -> None:
         await service.start()
-        await fanout.resume_all()
+        engine.start()
         print(f"aggregator listening on {settings.listen} ({'mutual TLS' if credentials else 'plaintext'})", flush=True)
 
     async def stop() -> None:
         await service.stop()
-        await fanout.stop()
+        await engine.stop()
         await links.close()
         await client.close()
         shutdown_telemetry()

@@ -29,10 +29,20 @@ class AggregatorSettings(CommonSettings):
     phone_keys: dict[str, SecretStr]
     phone_key_id: str = "k1"
     hash_key: SecretStr
+    # Per-company policy lives in the enterprises file; this is for the
+    # operator check and the notifier.
     call_timeout_seconds: float = 5.0
-    max_attempts: int = 5
-    poll_interval_seconds: float = 0.2
-    deliver_within_hours: int = 48
+    # The 48-hour promise; the result SMS goes out finalize_margin before it
+    # at the latest, naming the companies that have not answered.
+    deliver_within_seconds: float = 48 * 3600
+    finalize_margin_seconds: float = 3600
+    late_answers_seconds: float = 24 * 3600
+    # Work sharing between replicas.
+    lease_seconds: float = 30.0
+    max_in_flight: int = 200
+    dispatch_poll_seconds: float = 0.1
+    # Seconds a round may keep polling or retrying a company inline.
+    round_budget_seconds: float = 10.0
 
     @field_validator("phone_keys")
     @classmethod

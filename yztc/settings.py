@@ -23,6 +23,9 @@ class CommonSettings(BaseSettings):
         "none", validation_alias="YZTC_TRACES_EXPORTER"
     )
     traces_file: str = Field("", validation_alias="YZTC_TRACES_FILE")
+    # Prometheus metrics at http://metrics_host:metrics_port/metrics; 0 = off.
+    metrics_port: int = Field(0, validation_alias="YZTC_METRICS_PORT")
+    metrics_host: str = Field("127.0.0.1", validation_alias="YZTC_METRICS_HOST")
 
     def describe(self) -> str:
         """The settings as one JSON line, with secrets shown as '***'."""

@@ -48,6 +48,18 @@ def setup_telemetry(service: str, settings: CommonSettings) -> None:
     trace.set_tracer_provider(provider)
     _provider = provider
 
+    if settings.metrics_port:
+        # Prometheus scrape endpoint (opentelemetry-exporter-prometheus).
+        from opentelemetry import metrics
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        metrics.set_meter_provider(
+            MeterProvider(resource=provider.resource, metric_readers=[PrometheusMetricReader()])
+        )
+
     # Health probes and reflection would flood traces; they are not work.
     not_plumbing = filters.negate(
         filters.any_of(filters.health_check(), filters.service_prefix("grpc.reflection"))

@@ -49,10 +49,12 @@ async def test_happy_path_over_http(stack, scenario):
 
         query = await _wait_completed(http, base, headers, accepted["query_id"])
 
-        # The same code cannot be used twice.
+        # The phone cannot be queried again within 24 hours.
         async with http.post(f"{base}/api/v1/queries", json=body, headers=headers) as r:
-            assert r.status == 422
-            assert (await r.json())["error"]["code"] == "CODE_INVALID"
+            assert r.status == 429
+            error = (await r.json())["error"]
+            assert error["code"] == "QUERY_LIMITED" and 86000 < error["retry_after"] <= 86400
+            assert int(r.headers["Retry-After"]) == error["retry_after"]
 
         # Another user of the mini-program cannot see this query.
         async with http.post(f"{base}/api/v1/sessions", json={"auth_code": "demo-auth-code-2"}) as r:
@@ -93,8 +95,8 @@ async def _assert_one_trace(stack, query_id: str, id_last6: str) -> None:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 spans.append(json.loads(line))
-    fanout = [s for s in spans if s["attributes"].get("yztc.query_id") == query_id and s["name"] == "fanout"]
-    assert fanout, "no fan-out span for the query"
+    fanout = [s for s in spans if s["attributes"].get("yztc.query_id") == query_id and s["name"] == "query.round"]
+    assert fanout, "no round span for the query"
     trace_id = fanout[0]["context"]["trace_id"]
     services = {s["resource"]["attributes"]["service.name"] for s in spans if s["context"]["trace_id"] == trace_id}
     assert "gateway" in services

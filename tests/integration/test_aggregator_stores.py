@@ -1,27 +1,33 @@
-"""The aggregator's stores against a real FerretDB: single use, one running
-query per phone, under concurrency."""
+"""The aggregator's stores against a real FerretDB: every limit at its
+boundary, and exactness under concurrency (FerretDB applies updates as a read
+then a write, so these rules rest on unique inserts; the races prove it)."""
 import asyncio
 import datetime as dt
 
 import pytest
 
 from aggregator.code_store import MAX_WRONG_ATTEMPTS, CodeStore
+from aggregator.phone_locks import PhoneLocks
 from aggregator.query_store import QueryStore
+from aggregator.work_queue import WorkQueue
 from yztc.mongo import connect
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
+S = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
 async def db(mongodb_uri):
     client = connect(mongodb_uri, "test")
-    yield client.get_default_database()
+    db = client.get_default_database()
+    for store in (CodeStore(db), QueryStore(db), PhoneLocks(db)):
+        await store.ensure_indexes()
+    yield db
     await client.close()
 
 
 async def test_code_is_single_use_even_when_raced(db):
     codes = CodeStore(db)
-    await codes.ensure_indexes()
     await codes.put("p", "h", NOW)
     outcomes = await asyncio.gather(*(codes.consume("p", "h", NOW) for _ in range(8)))
     assert sorted(outcomes) == ["invalid"] * 7 + ["ok"]
@@ -30,22 +36,90 @@ async def test_code_is_single_use_even_when_raced(db):
 async def test_code_expires_after_five_minutes(db):
     codes = CodeStore(db)
     await codes.put("p", "h", NOW)
-    assert await codes.consume("p", "h", NOW + dt.timedelta(minutes=5, seconds=1)) == "expired"
+    assert await codes.consume("p", "h", NOW + 300 * S) == "expired"
+    await codes.put("p", "h", NOW)
+    assert await codes.consume("p", "h", NOW + 299 * S) == "ok"
 
 
-async def test_code_dies_after_too_many_wrong_attempts(db):
+async def test_sixth_attempt_refused_even_with_the_right_code(db):
     codes = CodeStore(db)
     await codes.put("p", "h", NOW)
-    for _ in range(MAX_WRONG_ATTEMPTS):
+    for _ in range(MAX_WRONG_ATTEMPTS - 1):
         assert await codes.consume("p", "wrong", NOW) == "invalid"
+    await codes.put("q", "h", NOW)  # another phone's code is not affected
+    assert await codes.consume("p", "wrong", NOW) == "invalid"  # the 5th wrong one
+    assert await codes.consume("p", "h", NOW) == "invalid"
+    assert await codes.consume("q", "h", NOW) == "ok"
+
+
+async def test_wrong_attempts_counted_exactly_when_raced(db):
+    codes = CodeStore(db)
+    await codes.put("p", "h", NOW)
+    await asyncio.gather(*(codes.consume("p", "wrong", NOW) for _ in range(3)))
+    await asyncio.gather(*(codes.consume("p", "wrong", NOW) for _ in range(2)))
     assert await codes.consume("p", "h", NOW) == "invalid"
 
 
-async def test_one_running_query_per_phone_under_race(db):
+async def test_send_limits_at_their_boundaries(db):
+    codes = CodeStore(db)
+    assert await codes.reserve_send("p", NOW) is None
+    assert await codes.reserve_send("p", NOW + 59 * S) == NOW + 60 * S  # 2nd within 60 s
+    for i in range(1, 5):
+        assert await codes.reserve_send("p", NOW + i * 60 * S) is None  # sends 2..5
+    sixth = await codes.reserve_send("p", NOW + 300 * S)
+    assert sixth == NOW + dt.timedelta(hours=24)  # the 6th in 24 h
+    assert await codes.reserve_send("p", NOW + dt.timedelta(hours=24)) is None
+
+
+async def test_concurrent_sends_reserve_exactly_one(db):
+    codes = CodeStore(db)
+    results = await asyncio.gather(*(codes.reserve_send("p", NOW) for _ in range(10)))
+    assert sum(r is None for r in results) == 1
+
+
+async def test_a_given_back_code_can_be_used_again(db):
+    codes = CodeStore(db)
+    await codes.put("p", "h", NOW)
+    outcome, code_id = await codes.use("p", "h", NOW)
+    assert outcome == "ok"
+    await codes.give_back(code_id)
+    assert await codes.consume("p", "h", NOW) == "ok"
+
+
+async def test_lock_lasts_24_hours(db):
+    locks = PhoneLocks(db)
+    until = await locks.lock("p", NOW)
+    assert await locks.locked_until("p", NOW + dt.timedelta(hours=24) - S) == until
+    assert await locks.locked_until("p", NOW + dt.timedelta(hours=24)) is None
+
+
+def _query(seq, qid):
+    return dict(
+        query_id=qid, seq=seq, phone_hash="p", phone_box={}, phone_masked="x", channel="c",
+        requester_id="r", companies=["tencent"], now=NOW, deliver_by=NOW + 100 * S,
+        finalize_at=NOW + 90 * S, terms_version="t", trace_carrier={},
+    )
+
+
+async def test_one_query_per_phone_and_seq_under_race(db):
     queries = QueryStore(db)
-    results = await asyncio.gather(*(queries.claim_phone("p", f"q{i}") for i in range(10)))
-    winners = [f"q{i}" for i, r in enumerate(results) if r is None]
-    assert len(winners) == 1
-    assert all(r == winners[0] for r in results if r is not None)
-    await queries.release_phone("p", winners[0])
-    assert await queries.claim_phone("p", "next") is None
+    results = await asyncio.gather(*(queries.insert(**_query(1, f"q{i}")) for i in range(10)))
+    assert sum(results) == 1
+    assert (await queries.latest_for_phone("p"))["seq"] == 1
+
+
+async def test_only_one_replica_claims_a_query_and_the_loser_is_fenced(db):
+    queries = QueryStore(db)
+    await queries.insert(**_query(1, "q"))
+    doc = await queries.get("q")
+    replicas = [WorkQueue(db, dt.timedelta(seconds=30), owner=f"r{i}") for i in range(10)]
+    gens = await asyncio.gather(*(r.claim(dict(doc), NOW) for r in replicas))
+    assert sorted(g for g in gens if g is not None) == [1]
+    assert await replicas[0].due(NOW + 29 * S, 10) == []  # leased: not due elsewhere
+
+    # The lease runs out (the owner died): another replica takes generation 2,
+    # and the old owner's writes are refused from then on.
+    expired = (await replicas[0].due(NOW + 31 * S, 10))[0]
+    assert await replicas[1].claim(expired, NOW + 31 * S) == 2
+    assert not await replicas[0].write("q", 1, {"status": "COMPLETED"})
+    assert await replicas[1].write("q", 2, {"status": "COMPLETED"})
