@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 
 from platform_connectors.company import CompanyConnectorServicer
 from platform_connectors.operator import OperatorConnectorServicer
 from platform_connectors.settings import ConnectorSettings
 from platform_connectors.upstream import Upstream
 from yztc.grpc_server import GrpcService, run_until_signalled
-from yztc.identifiers import COMPANY_IDS, OPERATOR_IDS
+from yztc.identifiers import OPERATOR_IDS
 from yztc.logs import setup_logging
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
 from yztc.v1 import (
@@ -58,7 +59,10 @@ if __name__ == "__main__":
     parser.add_argument("kind", choices=["company", "operator"])
     parser.add_argument("enterprise")
     args = parser.parse_args()
-    allowed = COMPANY_IDS if args.kind == "company" else OPERATOR_IDS
-    if args.enterprise not in allowed:
-        parser.error(f"unknown {args.kind} id {args.enterprise!r}; one of {' '.join(allowed)}")
+    # Companies join by configuration, so any well-formed id is a company;
+    # the four operators are fixed.
+    if args.kind == "operator" and args.enterprise not in OPERATOR_IDS:
+        parser.error(f"unknown operator id {args.enterprise!r}; one of {' '.join(OPERATOR_IDS)}")
+    if args.kind == "company" and not re.fullmatch(r"[a-z][a-z0-9_]{1,31}", args.enterprise):
+        parser.error(f"{args.enterprise!r} is not a company id (lower-case letters, digits, _)")
     asyncio.run(main(args.kind, args.enterprise))

@@ -7,6 +7,12 @@ company.
     GET  /companies/{company}/accounts/count/{ticket}
       200 {"status": "pending"} until the count is ready, then the done body
 
+Test hooks (the simulator's own, not a company's):
+    GET  /sim/companies/calls                   every count request received,
+                                                {"calls": {company: {request_id: n}}}
+    PUT  /sim/companies/{company}/behaviour     change latency_ms / fail_rate /
+                                                down / mode while running
+
 The phone travels in the body, never in the URL, where proxies and access
 logs would keep it. A repeated request_id gets the first answer again, so a
 client may retry safely.
@@ -25,8 +31,7 @@ from aiohttp import web
 
 from simulators.faults import delay, refusal
 from simulators.http_json import PHONE, json_object, json_response, string_field
-from simulators.scenario import Scenario
-from yztc.identifiers import COMPANY_IDS
+from simulators.scenario import CompanyBehaviour, Scenario, company_behaviour
 
 log = logging.getLogger("simulators.companies")
 
@@ -48,6 +53,15 @@ class AccountDesk:
         # (company, request_id) -> (phone, HTTP status, body)
         self._answers: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
         self._tickets: dict[str, _Ticket] = {}
+        self._overrides: dict[str, CompanyBehaviour] = {}
+        # company -> request_id -> count requests received (refused ones too)
+        self.calls: dict[str, dict[str, int]] = {}
+
+    def behaviour(self, company: str) -> CompanyBehaviour:
+        return self._overrides.get(company) or self.scenario.company(company)
+
+    def change(self, company: str, behaviour: CompanyBehaviour) -> None:
+        self._overrides[company] = behaviour
 
     def submit(self, company: str, request_id: str, phone: str) -> tuple[int, dict[str, Any]]:
         key = (company, request_id)
@@ -60,7 +74,7 @@ class AccountDesk:
             return status, body
         total, apps = self.scenario.accounts_for(phone, company)
         done = {"status": "done", "total": total, "apps": [{"name": a, "count": n} for a, n in apps]}
-        behaviour = self.scenario.company(company)
+        behaviour = self.behaviour(company)
         if behaviour.mode == "async":
             ticket = secrets.token_urlsafe(16)
             self._tickets[ticket] = _Ticket(company, done, self._clock() + behaviour.latency_ms / 1000)
@@ -98,12 +112,14 @@ def create_app(
     app[RNG] = rng or random.Random()
     app.router.add_post("/companies/{company}/accounts/count", _count)
     app.router.add_get("/companies/{company}/accounts/count/{ticket}", _poll)
+    app.router.add_get("/sim/companies/calls", _calls)
+    app.router.add_put("/sim/companies/{company}/behaviour", _change_behaviour)
     return app
 
 
 def _company(request: web.Request) -> str:
     company = request.match_info["company"]
-    if company not in COMPANY_IDS:
+    if company not in request.app[DESK].scenario.company_ids:
         raise web.HTTPNotFound(text='{"error": "unknown company"}', content_type="application/json")
     return company
 
@@ -111,12 +127,14 @@ def _company(request: web.Request) -> str:
 async def _count(request: web.Request) -> web.Response:
     company = _company(request)
     desk = request.app[DESK]
-    behaviour = desk.scenario.company(company)
+    behaviour = desk.behaviour(company)
+    body = await json_object(request)
+    request_id = string_field(body, "request_id")
+    per_request = desk.calls.setdefault(company, {})
+    per_request[request_id] = per_request.get(request_id, 0) + 1
     if (refused := refusal(behaviour, request.app[RNG])) is not None:
         log.info("count refused", extra={"fields": {"company": company, "status": refused.status}})
         return refused
-    body = await json_object(request)
-    request_id = string_field(body, "request_id")
     phone = string_field(body, "phone", PHONE)
     # An async company answers "accepted" at once; its latency is the time
     # until the count is ready (see AccountDesk.poll).
@@ -130,9 +148,31 @@ async def _count(request: web.Request) -> web.Response:
 async def _poll(request: web.Request) -> web.Response:
     company = _company(request)
     desk = request.app[DESK]
-    if (refused := refusal(desk.scenario.company(company), request.app[RNG])) is not None:
+    if (refused := refusal(desk.behaviour(company), request.app[RNG])) is not None:
         return refused
     answer = desk.poll(company, request.match_info["ticket"])
     if answer is None:
         raise web.HTTPNotFound(text='{"error": "unknown ticket"}', content_type="application/json")
     return json_response(answer)
+
+
+async def _calls(request: web.Request) -> web.Response:
+    return json_response({"calls": request.app[DESK].calls})
+
+
+async def _change_behaviour(request: web.Request) -> web.Response:
+    company = _company(request)
+    desk = request.app[DESK]
+    current = desk.behaviour(company)
+    changes = await json_object(request)
+    merged = {
+        "latency_ms": current.latency_ms, "fail_rate": current.fail_rate,
+        "down": current.down, "mode": current.mode, **changes,
+    }
+    try:
+        behaviour = company_behaviour(merged, f"behaviour of {company}")
+    except ValueError as error:
+        return json_response({"error": str(error)}, status=400)
+    desk.change(company, behaviour)
+    log.info("behaviour changed", extra={"fields": {"company": company}})
+    return json_response({"company": company, **merged})

@@ -15,6 +15,7 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parent / "default_scenario.json"
 
 _PHONE = re.compile(r"1[3-9]\d{9}")
 _ID_LAST6 = re.compile(r"\d{5}[\dXx]")
+_COMPANY_ID = re.compile(r"[a-z][a-z0-9_]{1,31}")
 _ALIPAY_USER_ID = re.compile(r"2088\d{12}")
 
 
@@ -60,6 +61,9 @@ class Scenario:
     operators: dict[str, Behaviour] = field(default_factory=dict)
     alipay: AlipaySection = field(default_factory=AlipaySection)
     sms_centre: Behaviour = field(default_factory=Behaviour)
+    # The 8 companies of the CONTRACT, and any further one the scenario names
+    # in `companies` (a company that joins later is configuration).
+    company_ids: tuple[str, ...] = COMPANY_IDS
 
     def accounts_for(self, phone: str, company: str) -> tuple[int, list[tuple[str, int]]]:
         """(total, [(app, count), ...]) of `phone` at `company`; (0, []) if none."""
@@ -91,13 +95,20 @@ def parse_scenario(data: Any) -> Scenario:
     """A Scenario from decoded JSON; ValueError naming the bad field otherwise."""
     _object(data, "scenario")
     _known_keys(data, "scenario", {"subscribers", "accounts", "companies", "operators", "alipay", "sms_centre"})
+    companies = data.get("companies", {})
+    _object(companies, "companies")
+    for key in companies:
+        if not isinstance(key, str) or not _COMPANY_ID.fullmatch(key):
+            raise ValueError(f"companies: {key!r} is not a company id (lower-case letters, digits, _)")
+    company_ids = COMPANY_IDS + tuple(k for k in companies if k not in COMPANY_IDS)
     return Scenario(
         subscribers=_subscribers(data.get("subscribers", [])),
-        accounts=_accounts(data.get("accounts", {})),
+        accounts=_accounts(data.get("accounts", {}), company_ids),
         companies={
             company: _company_behaviour(value, f"companies.{company}")
-            for company, value in _id_map(data.get("companies", {}), "companies", COMPANY_IDS).items()
+            for company, value in companies.items()
         },
+        company_ids=company_ids,
         operators={
             operator: _behaviour(value, f"operators.{operator}")
             for operator, value in _id_map(data.get("operators", {}), "operators", OPERATOR_IDS).items()
@@ -128,14 +139,14 @@ def _subscribers(rows: Any) -> dict[str, Subscriber]:
     return found
 
 
-def _accounts(data: Any) -> AccountBook:
+def _accounts(data: Any, company_ids: tuple[str, ...]) -> AccountBook:
     _object(data, "accounts")
     book: AccountBook = {}
     for phone, per_company in data.items():
         where = f"accounts.{phone}"
         _phone(phone, where)
         book[phone] = {}
-        for company, value in _id_map(per_company, where, COMPANY_IDS).items():
+        for company, value in _id_map(per_company, where, company_ids).items():
             at = f"{where}.{company}"
             if isinstance(value, dict):
                 apps = tuple((app, _count(n, f"{at}.{app}")) for app, n in value.items())
@@ -164,6 +175,11 @@ def _behaviour_fields(data: Any, where: str, extra: set[str]) -> dict[str, Any]:
 
 def _behaviour(data: Any, where: str) -> Behaviour:
     return Behaviour(**_behaviour_fields(data, where, set()))
+
+
+def company_behaviour(data: Any, where: str) -> CompanyBehaviour:
+    """A company's behaviour from JSON (the scenario's, or a runtime change)."""
+    return _company_behaviour(data, where)
 
 
 def _company_behaviour(data: Any, where: str) -> CompanyBehaviour:

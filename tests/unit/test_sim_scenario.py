@@ -79,7 +79,8 @@ def test_id_last6_is_kept_upper_case() -> None:
         ({"accounts": {"13800138000": {"wechat": 1}}}, "accounts.13800138000: unknown id 'wechat'"),
         ({"accounts": {"13800138000": {"jd": -1}}}, "accounts.13800138000.jd: must be a non-negative integer"),
         ({"accounts": {"13800138000": {"tencent": {"QQ": "2"}}}}, "accounts.13800138000.tencent.QQ"),
-        ({"companies": {"taobao": {}}}, "companies: unknown id 'taobao'"),
+        ({"companies": {"Tao Bao": {}}}, "companies: 'Tao Bao' is not a company id"),
+        ({"accounts": {"13800138000": {"weibo": 1}}}, "accounts.13800138000: unknown id 'weibo'"),
         ({"companies": {"jd": {"mode": "batch"}}}, "companies.jd.mode"),
         ({"companies": {"jd": {"fail_rate": 1.5}}}, "companies.jd.fail_rate"),
         ({"companies": {"jd": {"latency": 10}}}, "companies.jd: unknown field(s) latency"),
@@ -106,8 +107,16 @@ def test_load_names_the_file_on_errors(tmp_path: Path) -> None:
     bad_json.write_text("{", encoding="utf-8")
     with pytest.raises(ValueError, match=r"broken\.json: not JSON"):
         load_scenario(bad_json)
-    with pytest.raises(ValueError, match=r"scenario\.json: companies: unknown id 'x'"):
-        load_scenario(_write(tmp_path, {"companies": {"x": {}}}))
+    with pytest.raises(ValueError, match=r"scenario\.json: companies: 'X' is not a company id"):
+        load_scenario(_write(tmp_path, {"companies": {"X": {}}}))
+
+
+def test_a_company_that_joins_later_is_scenario_data() -> None:
+    scenario = parse_scenario(
+        {"companies": {"weibo": {"latency_ms": 5}}, "accounts": {"13800138000": {"weibo": 4}}}
+    )
+    assert scenario.company_ids[-1] == "weibo" and "tencent" in scenario.company_ids
+    assert scenario.accounts_for("13800138000", "weibo") == (4, [])
 
 
 def test_comment_keys_are_allowed() -> None:
