@@ -156,11 +156,15 @@ class Engine:
 
     async def _work(self, doc: dict, gen: int) -> None:
         qid = doc["_id"]
-        renewer = asyncio.create_task(self._renew(qid, gen))
+        # Our own writes to the document go one at a time: FerretDB applies an
+        # update as a read then a whole-document write, so a lease renewal
+        # racing the round's progress write could undo it.
+        writes = asyncio.Lock()
+        renewer = asyncio.create_task(self._renew(qid, gen, writes))
         try:
             parent = propagate.extract(doc.get("trace") or {})
             with tracer.start_as_current_span("query.round", context=parent, attributes={"yztc.query_id": qid}):
-                await self._round(doc, gen)
+                await self._round(doc, gen, writes)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -168,13 +172,14 @@ class Engine:
         finally:
             renewer.cancel()
 
-    async def _renew(self, qid: str, gen: int) -> None:
+    async def _renew(self, qid: str, gen: int, writes: asyncio.Lock) -> None:
         period = self._queue.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
-            await self._queue.renew(qid, gen, self._clock())
+            async with writes:
+                await self._queue.renew(qid, gen, self._clock())
 
-    async def _round(self, doc: dict, gen: int) -> None:
+    async def _round(self, doc: dict, gen: int, writes: asyncio.Lock) -> None:
         qid = doc["_id"]
         phone = self._protector.decrypt(doc["phone"], qid)
         parts: dict[str, dict] = doc["companies"]
@@ -190,8 +195,11 @@ class Engine:
             if waiting:
                 # Stragglers: record who has answered so far, then wait for the rest.
                 progress = {f"companies.{tasks[t]}": t.result() for t in done}
-                if progress and not await self._queue.write(qid, gen, progress):
-                    return self._lost(qid, tasks)
+                if progress:
+                    async with writes:
+                        kept = await self._queue.write(qid, gen, progress)
+                    if not kept:
+                        return self._lost(qid, tasks)
                 await asyncio.wait(waiting)
             for task, cid in tasks.items():
                 parts[cid] = task.result()
@@ -214,7 +222,8 @@ class Engine:
             state = await self._hand_over(doc["sms"]["message_id"], phone, parts)
             if state is None:  # the notifier is away: keep the results, try again soon
                 changes["next_at"] = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
-                await self._queue.write(qid, gen, changes)
+                async with writes:
+                    await self._queue.write(qid, gen, changes)
                 return
             changes.update({"sms.handed_over": True, "sms.state": state})
 
@@ -229,7 +238,8 @@ class Engine:
             changes["next_at"] = min([parts[cid]["next_at"] for cid in live] + [horizon])
         else:
             changes.update(open=False, next_at=now)
-        await self._queue.write(qid, gen, changes)
+        async with writes:
+            await self._queue.write(qid, gen, changes)
 
     def _lost(self, qid: str, tasks: dict) -> None:
         log.warning("lease lost", extra={"fields": {"query_id": qid}})

@@ -38,7 +38,7 @@ class Ports:
     )
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls, companies: tuple[str, ...] = COMPANY_IDS) -> "Ports":
         """Ports the OS says are free now (bound to 0 and read back)."""
         held: list[socket.socket] = []
 
@@ -51,7 +51,7 @@ class Ports:
         ports = cls(
             gateway=pick(), aggregator=pick(), notifier=pick(), database=pick(),
             sim_companies=pick(), sim_operators=pick(), sim_alipay=pick(), sim_smsc=pick(),
-            companies={cid: pick() for cid in COMPANY_IDS},
+            companies={cid: pick() for cid in companies},
             operators={oid: pick() for oid in OPERATOR_IDS},
         )
         for sock in held:
@@ -75,6 +75,7 @@ class Stack:
         mongodb_uri: str | None = None,
         echo: TextIO | None = None,
         extra_env: dict[str, str] | None = None,
+        aggregator_env: dict[str, str] | None = None,
     ) -> None:
         self.var = var.resolve()
         self.ports = ports
@@ -85,6 +86,7 @@ class Stack:
         self._own_database = not (mongodb_uri or os.environ.get("MONGODB_URI"))
         self.supervisor = Supervisor(self.var / "logs", echo=echo)
         self._extra = extra_env or {}
+        self._aggregator_env = aggregator_env or {}
         self.pki_dir = self.var / "pki"
         self.keys_dir = self.var / "keys"
 
@@ -179,13 +181,16 @@ class Stack:
             listens=f"grpc {_addr(self.ports.notifier)}",
         )
 
-    def aggregator(self) -> Child:
+    def aggregator(self, name: str = "aggregator", port: int | None = None) -> Child:
+        """The aggregator (or another replica of it, on its own port)."""
         p = self.ports
+        port = port or p.aggregator
         return Child(
-            "aggregator",
+            name,
             python_module("aggregator"),
             self._env(
-                YZTC_AGGREGATOR_LISTEN=_addr(p.aggregator),
+                **self._aggregator_env,
+                YZTC_AGGREGATOR_LISTEN=_addr(port),
                 YZTC_AGGREGATOR_COMPANIES=json.dumps({c: _addr(port) for c, port in p.companies.items()}),
                 YZTC_AGGREGATOR_OPERATORS=json.dumps({o: _addr(port) for o, port in p.operators.items()}),
                 YZTC_AGGREGATOR_NOTIFIER_TARGET=_addr(p.notifier),
@@ -197,8 +202,8 @@ class Stack:
                 YZTC_TLS_CERT=str(self.pki_dir / "aggregator.pem"),
                 YZTC_TLS_KEY=str(self.pki_dir / "aggregator-key.pem"),
             ),
-            ready_port=p.aggregator,
-            listens=f"grpc {_addr(p.aggregator)} (channel API, mutual TLS; CA {self.pki_dir / 'ca.pem'})",
+            ready_port=port,
+            listens=f"grpc {_addr(port)} (channel API, mutual TLS; CA {self.pki_dir / 'ca.pem'})",
         )
 
     def gateway(self) -> Child:
@@ -245,6 +250,19 @@ class Stack:
 
     def stop(self) -> None:
         self.supervisor.stop_all()
+
+    def add(self, child: Child, timeout: float = 60.0) -> Child:
+        """Starts one more child (e.g. a second aggregator replica) and waits until ready."""
+        self.supervisor.start(child)
+        self.supervisor.wait_ready([child], timeout)
+        return child
+
+    def kill(self, name: str) -> None:
+        """kill -9, as a crash would."""
+        self.supervisor.kill(name)
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        self.supervisor.restart(name, timeout)
 
     def describe(self) -> str:
         lines = [f"  {c.name:<18} {c.listens}" for c in self.supervisor.children]

@@ -95,6 +95,29 @@ class Supervisor:
                 raise StartError("not ready in time: " + ", ".join(c.name for c in pending))
             time.sleep(0.1)
 
+    def _child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the child's whole group, like a crash, and reap it."""
+        child = self._child(name)
+        assert child.process
+        self._signal(child, signal.SIGKILL)
+        child.process.wait()
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Start a stopped or killed child again with the same command."""
+        child = self._child(name)
+        assert child.process and child.process.poll() is not None
+        if child.relay is not None:
+            child.relay.join(timeout=2)
+        if child.process.stdout:
+            child.process.stdout.close()
+        self.children.remove(child)
+        fresh = Child(child.name, child.argv, child.env, child.ready_port, child.listens)
+        self.start(fresh)
+        self.wait_ready([fresh], timeout)
+
     def failed(self) -> Child | None:
         for child in self.children:
             if child.process and child.process.poll() is not None:

@@ -45,3 +45,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log would print request lines; the gateway writes its own.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # PyMongo's debug logs print whole commands; keep them out even at DEBUG.
+    logging.getLogger("pymongo").setLevel(max(logging.INFO, root.level))

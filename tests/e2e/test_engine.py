@@ -1,0 +1,154 @@
+"""The aggregator engine against real processes and FerretDB (issue 3):
+crashes lose nothing and send nothing twice, replicas share work without
+asking a company twice, a down company is isolated and its circuit opens,
+the deadline ends a query PARTIAL, and a ninth company is configuration."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from devstack.stack import ROOT, Ports, Stack
+from tests.e2e.channel_client import (
+    change_company,
+    company_calls,
+    phones,
+    result_sms_by_phone,
+    states,
+    submit_many,
+    wait_until_finished,
+    write_scenario,
+)
+from yztc.identifiers import COMPANY_IDS
+from yztc.v1 import account_query_pb2 as pb
+
+FAST = {cid: {"latency_ms": 20} for cid in COMPANY_IDS}
+
+
+@pytest.fixture
+def make_stack(tmp_path) -> Iterator[Callable[..., Stack]]:
+    started: list[Stack] = []
+
+    def make(scenario, *, companies=COMPANY_IDS, aggregator_env=None, policy=None, extra_rows=()) -> Stack:
+        env = {"YZTC_AGGREGATOR_LEASE_SECONDS": "3", **(aggregator_env or {})}
+        if policy or extra_rows:
+            data = json.loads((ROOT / "config" / "enterprises.json").read_text(encoding="utf-8"))
+            data["default_policy"].update(policy or {})
+            data["enterprises"].extend(extra_rows)
+            path = tmp_path / "enterprises.json"
+            path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+            env["YZTC_AGGREGATOR_ENTERPRISES_FILE"] = str(path)
+        stack = Stack(tmp_path / "var", Ports.free(tuple(companies)), scenario=str(scenario), aggregator_env=env)
+        started.append(stack)
+        stack.start()
+        return stack
+
+    yield make
+    for stack in started:
+        stack.stop()
+
+
+@pytest.mark.parametrize("victim", ["aggregator", "sms_notifier", "ferretdb"])
+async def test_crash_loses_nothing_and_sends_each_result_once(make_stack, tmp_path, victim):
+    numbers = phones(200)
+    # jd counts asynchronously and takes 6 s: every query is still in flight when the crash comes.
+    companies = {**FAST, "jd": {"latency_ms": 6000, "mode": "async"}}
+    stack = make_stack(write_scenario(tmp_path / "scenario.json", numbers, companies))
+    ids = await submit_many(stack, numbers)
+    assert len(ids) == 200
+    in_flight = [q for q in (await states(stack, ids)).values() if q.status == pb.QUERY_STATUS_IN_PROGRESS]
+    assert len(in_flight) >= 150  # most still waiting for jd
+
+    stack.kill(victim)
+    await asyncio.sleep(1.0)
+    stack.restart(victim)
+
+    final = await wait_until_finished(stack, ids, timeout=120)
+    assert all(q.status == pb.QUERY_STATUS_COMPLETED for q in final.values())
+    sms = await result_sms_by_phone(stack)
+    assert sorted(sms) == sorted(numbers)
+    assert all(len(texts) == 1 for texts in sms.values()), "a result SMS was sent twice"
+    for i, phone in enumerate(numbers):
+        assert f"腾讯{1 + i % 3}个" in sms[phone][0] and f"京东{i % 4}个" in sms[phone][0]
+
+
+async def test_two_replicas_share_the_work_and_ask_each_company_once(make_stack, tmp_path):
+    numbers = phones(500)
+    stack = make_stack(write_scenario(tmp_path / "scenario.json", numbers, FAST))
+    second = stack.add(stack.aggregator("aggregator-2", Ports.free().aggregator))
+    half = len(numbers) // 2
+    first_ids, second_ids = await asyncio.gather(
+        submit_many(stack, numbers[:half]),
+        submit_many(stack, numbers[half:], port=second.ready_port),
+    )
+    ids = {**first_ids, **second_ids}
+    final = await wait_until_finished(stack, ids, timeout=180)
+    assert all(q.status == pb.QUERY_STATUS_COMPLETED for q in final.values())
+
+    calls = await company_calls(stack)
+    for company in COMPANY_IDS:
+        per_query = calls[company]
+        assert set(per_query) == set(ids.values()), company
+        assert max(per_query.values()) == 1, f"{company} was asked twice for a query"
+    sms = await result_sms_by_phone(stack)
+    assert len(sms) == 500 and all(len(t) == 1 for t in sms.values())
+
+
+async def test_a_down_company_is_isolated_then_completes_or_ends_partial(make_stack, tmp_path):
+    numbers = phones(30)
+    companies = {**FAST, "douyin": {"latency_ms": 20, "down": True}}
+    stack = make_stack(
+        write_scenario(tmp_path / "scenario.json", numbers, companies),
+        aggregator_env={"YZTC_AGGREGATOR_DELIVER_WITHIN_SECONDS": "25", "YZTC_AGGREGATOR_FINALIZE_MARGIN_SECONDS": "1"},
+        policy={"breaker_failures": 3, "breaker_open_seconds": 2, "backoff_base_seconds": 0.3, "backoff_max_seconds": 1},
+    )
+    ids = await submit_many(stack, numbers[:20])
+    await asyncio.sleep(3)
+    found = await states(stack, ids)
+    for query in found.values():
+        parts = {e.id: e for e in query.enterprises}
+        assert query.status == pb.QUERY_STATUS_IN_PROGRESS
+        assert parts["douyin"].state == pb.ENTERPRISE_STATE_PENDING
+        assert all(parts[c].state == pb.ENTERPRISE_STATE_DONE for c in COMPANY_IDS if c != "douyin"), parts
+    await asyncio.sleep(4)
+    calls_while_down = sum((await company_calls(stack))["douyin"].values())
+    # 20 queries retrying every ~second for 7 s would be well over 100 calls:
+    # the open circuit lets a few probes through instead.
+    assert calls_while_down <= 15, calls_while_down
+
+    await change_company(stack, "douyin", down=False)
+    final = await wait_until_finished(stack, ids, timeout=20)
+    assert all(q.status == pb.QUERY_STATUS_COMPLETED for q in final.values())
+
+    # Down again, and past the deadline: PARTIAL, and the SMS says who did not answer.
+    await change_company(stack, "douyin", down=True)
+    late_ids = await submit_many(stack, numbers[20:])
+    final = await wait_until_finished(stack, late_ids, timeout=60)
+    assert all(q.status == pb.QUERY_STATUS_PARTIAL for q in final.values())
+    sms = await result_sms_by_phone(stack)
+    for phone in numbers[20:]:
+        assert len(sms[phone]) == 1
+        assert "抖音暂未返回" in sms[phone][0] and "腾讯" in sms[phone][0]
+    for phone in numbers[:20]:
+        assert len(sms[phone]) == 1 and "抖音0个" in sms[phone][0]
+
+
+async def test_a_ninth_company_is_configuration(make_stack, tmp_path):
+    numbers = phones(3)
+    companies = {**FAST, "weibo": {"latency_ms": 30}}
+    accounts = {p: {"weibo": 2, "alipay": 1} for p in numbers}
+    row = {"id": "weibo", "name": "微博", "hotline": "4000960960", "detail_and_unbind": "微博：我-设置-账号与安全。"}
+    stack = make_stack(
+        write_scenario(tmp_path / "scenario.json", numbers, companies, accounts),
+        companies=(*COMPANY_IDS, "weibo"),
+        extra_rows=[row],
+    )
+    ids = await submit_many(stack, numbers)
+    final = await wait_until_finished(stack, ids, timeout=30)
+    for query in final.values():
+        parts = {e.id: e.count for e in query.enterprises}
+        assert query.status == pb.QUERY_STATUS_COMPLETED and parts["weibo"] == 2 and len(parts) == 9
+    sms = await result_sms_by_phone(stack)
+    assert all("微博2个" in sms[p][0] for p in numbers)
