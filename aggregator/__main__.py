@@ -16,6 +16,7 @@ from aggregator.number_routing import NumberRouting
 from aggregator.personal_data import PhoneProtector
 from aggregator.phone_locks import PhoneLocks
 from aggregator.query_store import QueryStore
+from aggregator.retention import Retention
 from aggregator.service import AccountQueryServicer
 from aggregator.settings import AggregatorSettings
 from aggregator.work_queue import WorkQueue
@@ -45,7 +46,8 @@ async def main() -> None:
     client = connect(settings.mongodb_uri, "yztc-aggregator")
     db = client.get_default_database("yztc")
     codes, locks, queries = CodeStore(db), PhoneLocks(db), QueryStore(db)
-    for store in (codes, locks, queries):
+    retention = Retention(db, dt.timedelta(days=settings.retention_days))
+    for store in (codes, locks, queries, retention):
         await store.ensure_indexes()
 
     metrics = Metrics()
@@ -92,13 +94,26 @@ async def main() -> None:
         credentials=credentials,
     )
 
+    async def purge_forever() -> None:
+        while True:
+            try:
+                await retention.purge(dt.datetime.now(dt.UTC))
+            except Exception as error:  # the database may be away; next pass
+                log.warning("purge failed", extra={"fields": {"error": type(error).__name__}})
+            await asyncio.sleep(settings.purge_interval_seconds)
+
+    purger: list[asyncio.Task] = []
+
     async def start() -> None:
         await service.start()
         engine.start()
+        purger.append(asyncio.create_task(purge_forever(), name="retention"))
         print(f"aggregator listening on {settings.listen} ({'mutual TLS' if credentials else 'plaintext'})", flush=True)
 
     async def stop() -> None:
         await service.stop()
+        for task in purger:
+            task.cancel()
         await engine.stop()
         await links.close()
         await client.close()

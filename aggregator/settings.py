@@ -37,6 +37,9 @@ class AggregatorSettings(CommonSettings):
     deliver_within_seconds: float = 48 * 3600
     finalize_margin_seconds: float = 3600
     late_answers_seconds: float = 24 * 3600
+    # Personal data of a closed query is deleted this long after completion.
+    retention_days: float = 30
+    purge_interval_seconds: float = 600
     # Work sharing between replicas.
     lease_seconds: float = 30.0
     max_in_flight: int = 200
