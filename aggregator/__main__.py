@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 from aggregator.catalogue import load_catalogue
+from aggregator.channel_quotas import ChannelConfig, ChannelQuotas
 from aggregator.code_store import CodeStore
 from aggregator.company_calls import CompanyCaller
 from aggregator.engine import Engine
@@ -86,7 +87,11 @@ async def main() -> None:
         finalize_margin=dt.timedelta(seconds=settings.finalize_margin_seconds),
     )
     credentials = server_credentials(tls)
-    servicer = AccountQueryServicer(intake, catalogue, set(settings.channels), mtls=credentials is not None)
+    quotas = ChannelQuotas(db, ChannelConfig.from_file(settings.channels_file))
+    await quotas.ensure_indexes()
+    servicer = AccountQueryServicer(
+        intake, catalogue, ChannelConfig.from_file(settings.channels_file), quotas, mtls=credentials is not None
+    )
     service = GrpcService(
         settings.listen,
         lambda server: account_query_pb2_grpc.add_AccountQueryServiceServicer_to_server(servicer, server),
@@ -106,6 +111,7 @@ async def main() -> None:
 
     async def start() -> None:
         await service.start()
+        service.watch(lambda: client.admin.command("ping"))
         engine.start()
         purger.append(asyncio.create_task(purge_forever(), name="retention"))
         print(f"aggregator listening on {settings.listen} ({'mutual TLS' if credentials else 'plaintext'})", flush=True)

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from opentelemetry import trace
 
 from aggregator.catalogue import Enterprise
+from aggregator.channel_quotas import ChannelConfig, ChannelQuotas
 from aggregator.intake import Intake
 from yztc.errors import ServiceError
 from yztc.tls import peer_common_name
@@ -45,31 +46,38 @@ def _timestamp(moment) -> timestamp_pb2.Timestamp:
 
 
 class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
-    def __init__(self, intake: Intake, catalogue: list[Enterprise], channels: set[str], mtls: bool) -> None:
+    def __init__(
+        self, intake: Intake, catalogue: list[Enterprise], channels: ChannelConfig,
+        quotas: ChannelQuotas, mtls: bool,
+    ) -> None:
         self._intake = intake
         self._catalogue = catalogue
-        self._names = {e.id: e.name for e in catalogue}
         self._channels = channels
+        self._quotas = quotas
         self._mtls = mtls
 
-    def _channel(self, context: grpc.aio.ServicerContext) -> str:
+    async def _channel(self, context: grpc.aio.ServicerContext, method: str) -> str:
+        """The calling channel, admitted and within its quota for `method`."""
         if not self._mtls:
             return LOCAL_CHANNEL  # plaintext development switch: one implicit channel
         channel = peer_common_name(context)
-        if channel is None or channel not in self._channels:
+        if channel is None or self._channels.quota(channel, method) is None:
             raise ServiceError("UNAUTHENTICATED", detail="渠道未登记。")
         trace.get_current_span().set_attribute("yztc.channel", channel)
+        wait = await self._quotas.take(channel, method)
+        if wait is not None:
+            raise ServiceError("RATE_LIMITED", retry_after=max(1, int(wait + 0.999)))
         return channel
 
     @_maps_errors
     async def RequestVerificationCode(self, request, context):
-        self._channel(context)
+        await self._channel(context, "RequestVerificationCode")
         resend_after = await self._intake.request_code(request.phone)
         return pb.RequestVerificationCodeResponse(resend_after=resend_after)
 
     @_maps_errors
     async def SubmitQuery(self, request, context):
-        channel = self._channel(context)
+        channel = await self._channel(context, "SubmitQuery")
         accepted = await self._intake.submit(
             request.phone, request.id_last6, request.code, request.consent, channel, request.requester_id
         )
@@ -82,13 +90,13 @@ class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
 
     @_maps_errors
     async def GetQuery(self, request, context):
-        channel = self._channel(context)
+        channel = await self._channel(context, "GetQuery")
         doc = await self._intake.get(request.query_id, channel, request.requester_id)
         return self._query_message(doc)
 
     @_maps_errors
     async def ListEnterprises(self, request, context):
-        self._channel(context)
+        await self._channel(context, "ListEnterprises")
         return pb.ListEnterprisesResponse(
             enterprises=[
                 pb.Enterprise(id=e.id, name=e.name, hotline=e.hotline, detail_and_unbind=e.detail_and_unbind)

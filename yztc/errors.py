@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -88,12 +88,16 @@ class ServiceError(Exception):
             meta["retry_after"] = str(self.retry_after)
         if self.query_id is not None:
             meta["query_id"] = self.query_id
-        info = error_details_pb2.ErrorInfo(reason=self.code, domain=DOMAIN, metadata=meta)
-        detail = any_pb2.Any()
-        detail.Pack(info)
-        status = status_pb2.Status(
-            code=self.kind.grpc.value[0], message=self.message, details=[detail]
-        )
+        details = [error_details_pb2.ErrorInfo(reason=self.code, domain=DOMAIN, metadata=meta)]
+        if self.retry_after is not None:
+            # The standard place gRPC clients look for how long to wait.
+            details.append(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=self.retry_after)))
+        packed = []
+        for message in details:
+            detail = any_pb2.Any()
+            detail.Pack(message)
+            packed.append(detail)
+        status = status_pb2.Status(code=self.kind.grpc.value[0], message=self.message, details=packed)
         return rpc_status.to_status(status)
 
     @classmethod
@@ -113,6 +117,8 @@ class ServiceError(Exception):
                             info.reason,
                             retry_after=int(retry) if retry else None,
                             query_id=meta.pop("query_id", None),
+                            # Our own services' messages: for people, never personal data.
+                            detail=status.message or None,
                             metadata=meta,
                         )
         return cls("UNAVAILABLE")

@@ -42,6 +42,7 @@ class GrpcService:
         if self.port == 0:
             raise RuntimeError(f"cannot bind {address}")
         self._grace = grace_seconds
+        self._watcher: asyncio.Task | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -56,8 +57,30 @@ class GrpcService:
         await self.server.start()
         await self.set_serving(True)
 
+    def watch(self, probe: Callable[[], Awaitable[None]], interval: float = 2.0) -> None:
+        """Health follows `probe` (e.g. a database ping): NOT_SERVING while it
+        fails, so load balancers and Kubernetes route around this replica."""
+
+        async def loop() -> None:
+            serving = True
+            while True:
+                try:
+                    await asyncio.wait_for(probe(), timeout=interval)
+                    healthy = True
+                except Exception:
+                    healthy = False
+                if healthy != serving:
+                    serving = healthy
+                    log.warning("health changed", extra={"fields": {"serving": serving}})
+                    await self.set_serving(serving)
+                await asyncio.sleep(interval)
+
+        self._watcher = asyncio.create_task(loop(), name="health-watch")
+
     async def stop(self) -> None:
         """Stop in order: NOT_SERVING first, then finish in-flight calls within the grace."""
+        if self._watcher is not None:
+            self._watcher.cancel()
         await self.set_serving(False)
         await self.server.stop(self._grace)
 

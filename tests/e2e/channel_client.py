@@ -49,7 +49,7 @@ async def sms_for(http: aiohttp.ClientSession, stack: Stack, phone: str | None =
         return (await response.json())["messages"]
 
 
-async def submit_many(stack: Stack, phones_: list[str], port: int | None = None, parallel: int = 24) -> dict[str, str]:
+async def submit_many(stack: Stack, phones_: list[str], port: int | None = None, parallel: int = 16) -> dict[str, str]:
     """phone -> query id, every phone through code request, code, submit."""
     gate = asyncio.Semaphore(parallel)
     ids: dict[str, str] = {}
@@ -58,31 +58,61 @@ async def submit_many(stack: Stack, phones_: list[str], port: int | None = None,
 
         async def one(phone: str) -> None:
             async with gate:
-                await api.RequestVerificationCode(pb.RequestVerificationCodeRequest(phone=phone), timeout=20)
+                # As a channel would: retry what the API calls retryable
+                # (UNAVAILABLE), and never ask for a second code when the
+                # first one arrived after all.
+                for attempt in range(5):
+                    try:
+                        await api.RequestVerificationCode(pb.RequestVerificationCodeRequest(phone=phone), timeout=20)
+                        break
+                    except grpc.aio.AioRpcError as error:
+                        # After an UNAVAILABLE, RATE_LIMITED means the first
+                        # request went through after all: its code is coming.
+                        if attempt and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            break
+                        if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                            raise
+                        await asyncio.sleep(1 + attempt)
+                        if await _code_for(phone):
+                            break
                 code = None
                 for _ in range(100):
-                    found = [CODE.search(m["text"]) for m in await sms_for(http, stack, phone)]
-                    found = [c.group(1) for c in found if c]
-                    if found:
-                        code = found[-1]
+                    await asyncio.sleep(0.2)
+                    code = await _code_for(phone)
+                    if code:
                         break
-                    await asyncio.sleep(0.05)
                 assert code, "no verification SMS"
-                accepted = await api.SubmitQuery(
-                    pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=code, consent=True), timeout=20
-                )
+                for attempt in range(5):
+                    try:
+                        accepted = await api.SubmitQuery(
+                            pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=code, consent=True), timeout=20
+                        )
+                        break
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                            raise
+                        await asyncio.sleep(1 + attempt)
                 ids[phone] = accepted.query_id
+
+        async def _code_for(phone: str) -> str | None:
+            found = [CODE.search(m["text"]) for m in await sms_for(http, stack, phone)]
+            found = [c.group(1) for c in found if c]
+            return found[-1] if found else None
 
         await asyncio.gather(*(one(p) for p in phones_))
     return ids
 
 
 async def states(stack: Stack, ids: dict[str, str]) -> dict[str, pb.Query]:
+    gate = asyncio.Semaphore(16)
     async with channel(stack) as ch:
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
-        found = await asyncio.gather(
-            *(api.GetQuery(pb.GetQueryRequest(query_id=qid), timeout=20) for qid in ids.values())
-        )
+
+        async def get(qid: str) -> pb.Query:
+            async with gate:
+                return await api.GetQuery(pb.GetQueryRequest(query_id=qid), timeout=20)
+
+        found = await asyncio.gather(*(get(qid) for qid in ids.values()))
     return dict(zip(ids, found))
 
 
@@ -94,7 +124,7 @@ async def wait_until_finished(stack: Stack, ids: dict[str, str], timeout: float)
         if not unfinished:
             return found
         assert time.monotonic() < deadline, f"{len(unfinished)} queries still in progress"
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
 
 
 async def result_sms_by_phone(stack: Stack) -> dict[str, list[str]]:

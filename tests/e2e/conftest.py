@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from devstack.stack import ROOT, Ports, Stack
+from yztc.identifiers import COMPANY_IDS
 
 SCENARIO = ROOT / "simulators" / "default_scenario.json"
 
@@ -33,6 +34,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         yield stack
     finally:
+        stack.stop()
+
+
+@pytest.fixture
+def make_stack(tmp_path) -> Iterator[Callable[..., Stack]]:
+    started: list[Stack] = []
+
+    def make(scenario, *, companies=COMPANY_IDS, aggregator_env=None, policy=None, extra_rows=()) -> Stack:
+        env = {"YZTC_AGGREGATOR_LEASE_SECONDS": "3", **(aggregator_env or {})}
+        # These tests load the engine, not the quotas: roomy ones.
+        channels = json.loads((ROOT / "config" / "channels.json").read_text(encoding="utf-8"))
+        for spec in channels["channels"].values():
+            spec["quotas"] = {"*": {"per_second": 100000, "per_day": 100000000}}
+        (tmp_path / "channels.json").write_text(json.dumps(channels), encoding="utf-8")
+        env.setdefault("YZTC_AGGREGATOR_CHANNELS_FILE", str(tmp_path / "channels.json"))
+        if policy or extra_rows:
+            data = json.loads((ROOT / "config" / "enterprises.json").read_text(encoding="utf-8"))
+            data["default_policy"].update(policy or {})
+            data["enterprises"].extend(extra_rows)
+            path = tmp_path / "enterprises.json"
+            path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+            env["YZTC_AGGREGATOR_ENTERPRISES_FILE"] = str(path)
+        stack = Stack(tmp_path / "var", Ports.free(tuple(companies)), scenario=str(scenario), aggregator_env=env)
+        started.append(stack)
+        stack.start()
+        return stack
+
+    yield make
+    for stack in started:
         stack.stop()
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
-
 import pytest
 
-from devstack.stack import ROOT, Ports, Stack
+from devstack.stack import Ports
 from tests.e2e.channel_client import (
     change_company,
     company_calls,
@@ -25,29 +23,6 @@ from yztc.identifiers import COMPANY_IDS
 from yztc.v1 import account_query_pb2 as pb
 
 FAST = {cid: {"latency_ms": 20} for cid in COMPANY_IDS}
-
-
-@pytest.fixture
-def make_stack(tmp_path) -> Iterator[Callable[..., Stack]]:
-    started: list[Stack] = []
-
-    def make(scenario, *, companies=COMPANY_IDS, aggregator_env=None, policy=None, extra_rows=()) -> Stack:
-        env = {"YZTC_AGGREGATOR_LEASE_SECONDS": "3", **(aggregator_env or {})}
-        if policy or extra_rows:
-            data = json.loads((ROOT / "config" / "enterprises.json").read_text(encoding="utf-8"))
-            data["default_policy"].update(policy or {})
-            data["enterprises"].extend(extra_rows)
-            path = tmp_path / "enterprises.json"
-            path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-            env["YZTC_AGGREGATOR_ENTERPRISES_FILE"] = str(path)
-        stack = Stack(tmp_path / "var", Ports.free(tuple(companies)), scenario=str(scenario), aggregator_env=env)
-        started.append(stack)
-        stack.start()
-        return stack
-
-    yield make
-    for stack in started:
-        stack.stop()
 
 
 @pytest.mark.parametrize("victim", ["aggregator", "sms_notifier", "ferretdb"])
