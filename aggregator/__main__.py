@@ -59,8 +59,10 @@ async def main() -> None:
     for cid, caller in callers.items():
         metrics.watch_circuit(cid, caller.circuit_state)
     protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, settings.decoded_hash_key())
+    queue = WorkQueue(db, dt.timedelta(seconds=settings.lease_seconds))
     engine = Engine(
-        queue=WorkQueue(db, dt.timedelta(seconds=settings.lease_seconds)),
+        queue=queue,
+        queries=queries,
         callers=callers,
         notifier=links.notifier,
         protector=protector,
@@ -76,6 +78,7 @@ async def main() -> None:
         codes=codes,
         locks=locks,
         queries=queries,
+        queue=queue,
         links=links,
         routing=NumberRouting.from_file(settings.number_segments_file),
         protector=protector,
@@ -102,6 +105,7 @@ async def main() -> None:
     async def purge_forever() -> None:
         while True:
             try:
+                await retention.repair(dt.datetime.now(dt.UTC), queue)
                 await retention.purge(dt.datetime.now(dt.UTC))
             except Exception as error:  # the database may be away; next pass
                 log.warning("purge failed", extra={"fields": {"error": type(error).__name__}})

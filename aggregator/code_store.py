@@ -1,11 +1,12 @@
 """Verification codes and their limits in MongoDB.
 
-- `verification_codes`: the phone's current code, one document per phone
-  hash, holding only the code's keyed hash.
+- `verification_codes`: the phone's current code (only its keyed hash), and
+  when the phone's last five codes were sent; one document per phone hash.
 - `code_sends`, `code_failures`, `code_uses`: one inserted document per
-  event under a unique _id. Counting events instead of `$inc`-ing counters
-  keeps the limits exact under concurrency on FerretDB too, whose `$inc` is a
-  read then a write: two racing events cannot take the same _id.
+  event under a unique _id. Taking an event's unique number instead of
+  `$inc`-ing a counter keeps the limits exact under concurrency on FerretDB
+  too, whose `$inc` is a read then a write: two racing events cannot take
+  the same _id. Every read is by _id (FerretDB scans for anything else).
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import datetime as dt
 import hmac
 import uuid
 
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -32,38 +32,38 @@ class CodeStore:
         self._uses = db["code_uses"]
 
     async def ensure_indexes(self) -> None:
+        for events in (self._sends, self._failures, self._uses):
+            await events.create_index("at")
         await self._codes.create_index("expires_at")
-        await self._sends.create_index([("phone_hash", 1), ("n", -1)])
-        await self._sends.create_index("at")
-        await self._failures.create_index("code_id")
 
-    async def reserve_send(self, phone_hash: str, now: dt.datetime) -> dt.datetime | None:
-        """Records a send if the limits allow it (1 per 60 s, 5 per 24 h);
-        otherwise returns when the next send will be allowed."""
-        recent = await self._sends.find(
-            {"phone_hash": phone_hash}, {"n": 1, "at": 1}, sort=[("n", DESCENDING)], limit=SENDS_PER_DAY
-        ).to_list(SENDS_PER_DAY)
-        if recent:
-            if now < recent[0]["at"] + RESEND_AFTER:
-                return recent[0]["at"] + RESEND_AFTER
-            if len(recent) == SENDS_PER_DAY and now < recent[-1]["at"] + DAY:
-                return recent[-1]["at"] + DAY
-        n = recent[0]["n"] + 1 if recent else 1
+    async def issue(self, phone_hash: str, code_hash: str, now: dt.datetime) -> dt.datetime | None:
+        """Makes `code_hash` the phone's code if the send limits allow (1 per
+        60 s, 5 per 24 h); otherwise returns when a send will be allowed."""
+        current = await self._codes.find_one({"_id": phone_hash})
+        sent = current["sent"] if current else []
+        number = current["n"] if current else 0
+        if sent and now < sent[-1] + RESEND_AFTER:
+            return sent[-1] + RESEND_AFTER
+        if len(sent) >= SENDS_PER_DAY and now < sent[-SENDS_PER_DAY] + DAY:
+            return sent[-SENDS_PER_DAY] + DAY
         try:
-            await self._sends.insert_one({"_id": f"{phone_hash}:{n}", "phone_hash": phone_hash, "n": n, "at": now})
+            await self._sends.insert_one({"_id": f"{phone_hash}:{number + 1}", "at": now})
         except DuplicateKeyError:  # a concurrent request took this send
             return now + RESEND_AFTER
-        return None
-
-    async def put(self, phone_hash: str, code_hash: str, now: dt.datetime) -> None:
-        """A new code replaces any earlier one for the phone (only the winner
-        of reserve_send gets here, so there is one writer)."""
+        # Only the winner of the send number writes the code document.
         await self._codes.replace_one(
             {"_id": phone_hash},
-            {"_id": phone_hash, "code_id": uuid.uuid4().hex, "code_hash": code_hash,
-             "sent_at": now, "expires_at": now + CODE_TTL},
+            {
+                "_id": phone_hash,
+                "n": number + 1,
+                "sent": [*sent, now][-SENDS_PER_DAY:],
+                "code_id": uuid.uuid4().hex,
+                "code_hash": code_hash,
+                "expires_at": now + CODE_TTL,
+            },
             upsert=True,
         )
+        return None
 
     async def consume(self, phone_hash: str, code_hash: str, now: dt.datetime) -> str:
         """'ok' (and the code is now used), 'invalid' or 'expired'."""
@@ -73,36 +73,32 @@ class CodeStore:
     async def use(self, phone_hash: str, code_hash: str, now: dt.datetime) -> tuple[str, str | None]:
         """As `consume`, also returning the code's id so a use can be given back."""
         code = await self._codes.find_one({"_id": phone_hash})
-        if code is None:
+        if code is None or "code_id" not in code:
             return "invalid", None
-        outcome = await self._check(code, code_hash, now)
-        return outcome, code["code_id"]
+        code_id = code["code_id"]
+        if await self._failures.find_one({"_id": f"{code_id}:{MAX_WRONG_ATTEMPTS}"}, {"_id": 1}):
+            return "invalid", code_id  # five wrong attempts: the code is dead
+        if not hmac.compare_digest(code["code_hash"], code_hash):
+            await self._record_failure(code_id, now)
+            return "invalid", code_id
+        if now >= code["expires_at"]:
+            return "expired", code_id
+        try:
+            await self._uses.insert_one({"_id": code_id, "at": now})
+        except DuplicateKeyError:
+            return "invalid", code_id
+        return "ok", code_id
 
     async def give_back(self, code_id: str) -> None:
         """Un-uses a code when the query could not be taken for our own fault
         (a dependency down): the person need not ask for another."""
         await self._uses.delete_one({"_id": code_id})
 
-    async def _check(self, code: dict, code_hash: str, now: dt.datetime) -> str:
-        failures = await self._failures.count_documents({"code_id": code["code_id"]})
-        if failures >= MAX_WRONG_ATTEMPTS:
-            return "invalid"
-        if not hmac.compare_digest(code["code_hash"], code_hash):
-            await self._record_failure(code["code_id"], failures, now)
-            return "invalid"
-        if now >= code["expires_at"]:
-            return "expired"
-        try:
-            await self._uses.insert_one({"_id": code["code_id"], "at": now})
-        except DuplicateKeyError:
-            return "invalid"
-        return "ok"
-
-    async def _record_failure(self, code_id: str, seen: int, now: dt.datetime) -> None:
+    async def _record_failure(self, code_id: str, now: dt.datetime) -> None:
         # Take the next free attempt number; racing failures each get their own.
-        for k in range(seen + 1, MAX_WRONG_ATTEMPTS + 1):
+        for k in range(1, MAX_WRONG_ATTEMPTS + 1):
             try:
-                await self._failures.insert_one({"_id": f"{code_id}:{k}", "code_id": code_id, "at": now})
+                await self._failures.insert_one({"_id": f"{code_id}:{k}", "at": now})
                 return
             except DuplicateKeyError:
                 continue

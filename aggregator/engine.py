@@ -28,7 +28,7 @@ from aggregator.company_calls import Answer, CompanyCaller
 from aggregator.metrics import Metrics
 from aggregator.personal_data import PhoneProtector
 from aggregator.policy import backoff
-from aggregator.query_store import COMPLETED, DONE, FAILED, IN_PROGRESS, PARTIAL, PENDING
+from aggregator.query_store import COMPLETED, DONE, FAILED, IN_PROGRESS, PARTIAL, PENDING, QueryStore
 from aggregator.work_queue import WorkQueue
 from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
 
@@ -48,6 +48,7 @@ class Engine:
         self,
         *,
         queue: WorkQueue,
+        queries: QueryStore,
         callers: dict[str, CompanyCaller],
         notifier: sms_notifier_pb2_grpc.SmsNotifierStub,
         protector: PhoneProtector,
@@ -64,6 +65,7 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         self._queue = queue
+        self._queries = queries
         self._callers = callers
         self._notifier = notifier
         self._protector = protector
@@ -127,14 +129,14 @@ class Engine:
             except TimeoutError:
                 pass
 
-    async def _claim_and_start(self, doc: dict) -> None:
-        gen = await self._queue.claim(doc, self._clock())
-        if gen is None or doc["_id"] in self._active:
+    async def _claim_and_start(self, item: dict) -> None:
+        qid = item["_id"]
+        gen = await self._queue.claim(item, self._clock())
+        if gen is None or qid in self._active:
             return
-        doc["lease_gen"] = gen
-        task = asyncio.create_task(self._work(doc, gen), name=f"round-{doc['_id']}")
-        self._active[doc["_id"]] = task
-        task.add_done_callback(lambda _t, qid=doc["_id"]: self._finished(qid))
+        task = asyncio.create_task(self._work(qid, gen), name=f"round-{qid}")
+        self._active[qid] = task
+        task.add_done_callback(lambda _t: self._finished(qid))
 
     def _finished(self, query_id: str) -> None:
         self._active.pop(query_id, None)
@@ -154,8 +156,11 @@ class Engine:
 
     # -- one round ---------------------------------------------------------
 
-    async def _work(self, doc: dict, gen: int) -> None:
-        qid = doc["_id"]
+    async def _work(self, qid: str, gen: int) -> None:
+        doc = await self._queries.get(qid)
+        if doc is None:  # an item whose query is gone (purged): nothing to do
+            await self._queue.drop(qid)
+            return
         # Our own writes to the document go one at a time: FerretDB applies an
         # update as a read then a whole-document write, so a lease renewal
         # racing the round's progress write could undo it.
@@ -221,9 +226,10 @@ class Engine:
         if status != IN_PROGRESS and not doc["sms"]["handed_over"]:
             state = await self._hand_over(doc["sms"]["message_id"], phone, parts)
             if state is None:  # the notifier is away: keep the results, try again soon
-                changes["next_at"] = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
                 async with writes:
-                    await self._queue.write(qid, gen, changes)
+                    if await self._queue.write(qid, gen, changes):
+                        retry = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
+                        await self._queue.reschedule(qid, gen, retry)
                 return
             changes.update({"sms.handed_over": True, "sms.state": state})
 
@@ -231,15 +237,19 @@ class Engine:
         # configuration is not waited for: it ends as 暂未返回).
         live = [cid for cid in pending if cid in self._callers]
         late_until = doc["deliver_by"] + self._late_window
-        if status == IN_PROGRESS or (live and now < late_until):
-            # More to do: at the earliest company retry, never past the deadline
-            # (and, once the SMS is out, late answers are still recorded).
-            horizon = doc["finalize_at"] if status == IN_PROGRESS else late_until
-            changes["next_at"] = min([parts[cid]["next_at"] for cid in live] + [horizon])
-        else:
-            changes.update(open=False, next_at=now)
+        more = status == IN_PROGRESS or (live and now < late_until)
+        if not more:
+            changes["open"] = False
         async with writes:
-            await self._queue.write(qid, gen, changes)
+            if changes and not await self._queue.write(qid, gen, changes):
+                return self._lost(qid, {})
+            if more:
+                # At the earliest company retry, never past the deadline (and,
+                # once the SMS is out, late answers are still recorded).
+                horizon = doc["finalize_at"] if status == IN_PROGRESS else late_until
+                await self._queue.reschedule(qid, gen, min([parts[cid]["next_at"] for cid in live] + [horizon]))
+            else:
+                await self._queue.finish(qid, gen)
 
     def _lost(self, qid: str, tasks: dict) -> None:
         log.warning("lease lost", extra={"fields": {"query_id": qid}})

@@ -26,6 +26,7 @@ from aggregator.number_routing import NumberRouting
 from aggregator.personal_data import PhoneProtector, code_hash
 from aggregator.phone_locks import PhoneLocks
 from aggregator.query_store import IN_PROGRESS, QueryStore
+from aggregator.work_queue import WorkQueue
 from yztc.errors import ServiceError
 from yztc.identifiers import mask_phone, normalise_id_last6, normalise_phone, valid_code
 from yztc.v1 import operator_connector_pb2 as op_pb2
@@ -34,6 +35,7 @@ from yztc.v1 import sms_notifier_pb2
 log = logging.getLogger(__name__)
 
 QUERY_COOLDOWN = dt.timedelta(hours=24)
+ORPHAN_AFTER = dt.timedelta(seconds=30)
 TERMS_VERSION = "2026-11"
 Verdict = op_pb2.VerifySubscriberResponse.Verdict
 
@@ -62,6 +64,7 @@ class Intake:
         codes: CodeStore,
         locks: PhoneLocks,
         queries: QueryStore,
+        queue: WorkQueue,
         links: Links,
         routing: NumberRouting,
         protector: PhoneProtector,
@@ -76,6 +79,7 @@ class Intake:
         self._codes = codes
         self._locks = locks
         self._queries = queries
+        self._queue = queue
         self._links = links
         self._routing = routing
         self._protector = protector
@@ -98,11 +102,10 @@ class Intake:
         phone_hash = self._protector.lookup_hash(phone)
         now = self._clock()
         await self._refuse_if_locked(phone_hash, now)
-        next_allowed = await self._codes.reserve_send(phone_hash, now)
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        next_allowed = await self._codes.issue(phone_hash, code_hash(self._code_key, phone_hash, code), now)
         if next_allowed is not None:
             raise ServiceError("RATE_LIMITED", retry_after=_seconds_until(next_allowed, now))
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        await self._codes.put(phone_hash, code_hash(self._code_key, phone_hash, code), now)
         await self._send_sms(f"code:{uuid.uuid4().hex}", phone, sms_text.verification_text(code))
         return int(RESEND_AFTER.total_seconds())
 
@@ -139,25 +142,36 @@ class Intake:
 
         query_id = uuid.uuid4().hex
         deliver_by = now + self._deliver_within
-        inserted = await self._queries.insert(
-            query_id=query_id,
-            seq=(latest["seq"] + 1) if latest else 1,
-            phone_hash=phone_hash,
-            phone_box=self._protector.encrypt(phone, query_id),
-            phone_masked=mask_phone(phone),
-            channel=channel,
-            requester_id=requester,
-            companies=[e.id for e in self._catalogue],
-            now=now,
-            deliver_by=deliver_by,
-            finalize_at=deliver_by - self._finalize_margin,
-            terms_version=TERMS_VERSION,
-            trace_carrier=_trace_carrier(),
-        )
-        if not inserted:
-            # A concurrent submission for the phone won the race.
-            self._refuse_if_busy(await self._queries.latest_for_phone(phone_hash), now)
-            raise ServiceError("QUERY_IN_PROGRESS")
+        seq = (latest["seq"] + 1) if latest else 1
+        for _ in range(2):
+            inserted = await self._queries.insert(
+                query_id=query_id,
+                seq=seq,
+                phone_hash=phone_hash,
+                phone_box=self._protector.encrypt(phone, query_id),
+                phone_masked=mask_phone(phone),
+                channel=channel,
+                requester_id=requester,
+                companies=[e.id for e in self._catalogue],
+                now=now,
+                deliver_by=deliver_by,
+                finalize_at=deliver_by - self._finalize_margin,
+                terms_version=TERMS_VERSION,
+                trace_carrier=_trace_carrier(),
+            )
+            if inserted:
+                break
+            # Someone holds this number of the phone: a concurrent submission
+            # (then it is the running query), or, if its query never came to
+            # be (a crash between the two inserts), an orphan to step over.
+            slot = await self._queries.slot(phone_hash, seq)
+            other = await self._queries.get(slot["query_id"]) if slot else None
+            if other is not None or slot is None or now - slot["at"] < ORPHAN_AFTER:
+                raise ServiceError("QUERY_IN_PROGRESS", query_id=slot["query_id"] if slot else None)
+            seq += 1
+        else:
+            raise ServiceError("UNAVAILABLE")
+        await self._queue.add(query_id, now)
         log.info("query accepted", extra={"fields": {"query_id": query_id, "channel": channel}})
         self._on_accepted(query_id)
         return {"query_id": query_id, "status": IN_PROGRESS, "deliver_by": deliver_by}

@@ -42,10 +42,27 @@ class Retention:
                 {"_id": doc["_id"], "open": False},
                 {"$unset": {name: "" for name in PERSONAL_FIELDS}, "$set": {"purged_at": now}},
             )
+            # The phone's pointer to this query and its number go too (a newer
+            # query of the phone has replaced the pointer, and keeps it).
+            await self._db["phones"].delete_one({"_id": doc["phone_hash"], "query_id": doc["_id"]})
+            await self._db["phone_slots"].delete_one({"_id": f"{doc['phone_hash']}:{doc['seq']}"})
         await self._forget_events(now)
         if stale:
             log.info("personal data purged", extra={"fields": {"queries": len(stale)}})
         return len(stale)
+
+    async def repair(self, now: dt.datetime, queue) -> int:
+        """Gives a work item back to any query left without one (a crash
+        between accepting it and queueing it); returns how many."""
+        items = self._db["work_items"]
+        repaired = 0
+        async for doc in self._db["queries"].find({"open": True}, {"_id": 1, "created_at": 1}):
+            if now - doc["created_at"] > dt.timedelta(seconds=30) and not await items.find_one({"_id": doc["_id"]}):
+                await queue.add(doc["_id"], now)
+                repaired += 1
+        if repaired:
+            log.warning("work items repaired", extra={"fields": {"queries": repaired}})
+        return repaired
 
     async def _keep_statistics(self, doc: dict) -> None:
         try:

@@ -38,6 +38,7 @@ async def test_personal_fields_go_after_retention_and_counters_stay(db):
     await retention.ensure_indexes()
     await _query(db, "closed", 1, False, {"tencent": 3, "douyin": None})
     await _query(db, "open", 2, True, {"tencent": 1, "douyin": None})
+    await db["phones"].replace_one({"_id": "hash"}, {"_id": "hash", "seq": 1, "query_id": "closed"})
 
     assert await retention.purge(NOW + 29 * DAYS) == 0
     assert await retention.purge(NOW + 30 * DAYS) == 1
@@ -45,6 +46,9 @@ async def test_personal_fields_go_after_retention_and_counters_stay(db):
     assert not set(PERSONAL_FIELDS) & set(closed)
     assert closed["companies"]["tencent"]["count"] == 3  # anonymous results stay
     assert (await db["queries"].find_one({"_id": "open"}))["phone_hash"] == "hash"
+    assert await db["phones"].count_documents({}) == 0
+    assert await db["phone_slots"].find_one({"_id": "hash:1"}) is None
+    assert await db["phone_slots"].find_one({"_id": "hash:2"}) is not None
 
     assert await retention.daily_counts(NOW.strftime("%Y-%m-%d")) == {
         "tencent": {"answered": 1, "accounts": 3},

@@ -28,25 +28,25 @@ async def db(mongodb_uri):
 
 async def test_code_is_single_use_even_when_raced(db):
     codes = CodeStore(db)
-    await codes.put("p", "h", NOW)
+    await codes.issue("p", "h", NOW)
     outcomes = await asyncio.gather(*(codes.consume("p", "h", NOW) for _ in range(8)))
     assert sorted(outcomes) == ["invalid"] * 7 + ["ok"]
 
 
 async def test_code_expires_after_five_minutes(db):
     codes = CodeStore(db)
-    await codes.put("p", "h", NOW)
+    await codes.issue("p", "h", NOW)
     assert await codes.consume("p", "h", NOW + 300 * S) == "expired"
-    await codes.put("p", "h", NOW)
-    assert await codes.consume("p", "h", NOW + 299 * S) == "ok"
+    await codes.issue("p", "h2", NOW + 300 * S)
+    assert await codes.consume("p", "h2", NOW + 599 * S) == "ok"
 
 
 async def test_sixth_attempt_refused_even_with_the_right_code(db):
     codes = CodeStore(db)
-    await codes.put("p", "h", NOW)
+    await codes.issue("p", "h", NOW)
     for _ in range(MAX_WRONG_ATTEMPTS - 1):
         assert await codes.consume("p", "wrong", NOW) == "invalid"
-    await codes.put("q", "h", NOW)  # another phone's code is not affected
+    await codes.issue("q", "h", NOW)  # another phone's code is not affected
     assert await codes.consume("p", "wrong", NOW) == "invalid"  # the 5th wrong one
     assert await codes.consume("p", "h", NOW) == "invalid"
     assert await codes.consume("q", "h", NOW) == "ok"
@@ -54,7 +54,7 @@ async def test_sixth_attempt_refused_even_with_the_right_code(db):
 
 async def test_wrong_attempts_counted_exactly_when_raced(db):
     codes = CodeStore(db)
-    await codes.put("p", "h", NOW)
+    await codes.issue("p", "h", NOW)
     await asyncio.gather(*(codes.consume("p", "wrong", NOW) for _ in range(3)))
     await asyncio.gather(*(codes.consume("p", "wrong", NOW) for _ in range(2)))
     assert await codes.consume("p", "h", NOW) == "invalid"
@@ -62,24 +62,24 @@ async def test_wrong_attempts_counted_exactly_when_raced(db):
 
 async def test_send_limits_at_their_boundaries(db):
     codes = CodeStore(db)
-    assert await codes.reserve_send("p", NOW) is None
-    assert await codes.reserve_send("p", NOW + 59 * S) == NOW + 60 * S  # 2nd within 60 s
+    assert await codes.issue("p", "h", NOW) is None
+    assert await codes.issue("p", "h", NOW + 59 * S) == NOW + 60 * S  # 2nd within 60 s
     for i in range(1, 5):
-        assert await codes.reserve_send("p", NOW + i * 60 * S) is None  # sends 2..5
-    sixth = await codes.reserve_send("p", NOW + 300 * S)
+        assert await codes.issue("p", "h", NOW + i * 60 * S) is None  # sends 2..5
+    sixth = await codes.issue("p", "h", NOW + 300 * S)
     assert sixth == NOW + dt.timedelta(hours=24)  # the 6th in 24 h
-    assert await codes.reserve_send("p", NOW + dt.timedelta(hours=24)) is None
+    assert await codes.issue("p", "h", NOW + dt.timedelta(hours=24)) is None
 
 
-async def test_concurrent_sends_reserve_exactly_one(db):
+async def test_concurrent_sends_issue_exactly_one(db):
     codes = CodeStore(db)
-    results = await asyncio.gather(*(codes.reserve_send("p", NOW) for _ in range(10)))
+    results = await asyncio.gather(*(codes.issue("p", f"h{i}", NOW) for i in range(10)))
     assert sum(r is None for r in results) == 1
 
 
 async def test_a_given_back_code_can_be_used_again(db):
     codes = CodeStore(db)
-    await codes.put("p", "h", NOW)
+    await codes.issue("p", "h", NOW)
     outcome, code_id = await codes.use("p", "h", NOW)
     assert outcome == "ok"
     await codes.give_back(code_id)
@@ -105,15 +105,18 @@ async def test_one_query_per_phone_and_seq_under_race(db):
     queries = QueryStore(db)
     results = await asyncio.gather(*(queries.insert(**_query(1, f"q{i}")) for i in range(10)))
     assert sum(results) == 1
-    assert (await queries.latest_for_phone("p"))["seq"] == 1
+    latest = await queries.latest_for_phone("p")
+    assert latest["seq"] == 1 and latest["status"] == "IN_PROGRESS"
+    assert await queries.get(latest["_id"]) is not None
 
 
 async def test_only_one_replica_claims_a_query_and_the_loser_is_fenced(db):
     queries = QueryStore(db)
     await queries.insert(**_query(1, "q"))
-    doc = await queries.get("q")
+    await WorkQueue(db, dt.timedelta(seconds=30)).add("q", NOW)
+    item = (await WorkQueue(db, dt.timedelta(seconds=30)).due(NOW, 10))[0]
     replicas = [WorkQueue(db, dt.timedelta(seconds=30), owner=f"r{i}") for i in range(10)]
-    gens = await asyncio.gather(*(r.claim(dict(doc), NOW) for r in replicas))
+    gens = await asyncio.gather(*(r.claim(dict(item), NOW) for r in replicas))
     assert sorted(g for g in gens if g is not None) == [1]
     assert await replicas[0].due(NOW + 29 * S, 10) == []  # leased: not due elsewhere
 
@@ -121,5 +124,9 @@ async def test_only_one_replica_claims_a_query_and_the_loser_is_fenced(db):
     # and the old owner's writes are refused from then on.
     expired = (await replicas[0].due(NOW + 31 * S, 10))[0]
     assert await replicas[1].claim(expired, NOW + 31 * S) == 2
-    assert not await replicas[0].write("q", 1, {"status": "COMPLETED"})
     assert await replicas[1].write("q", 2, {"status": "COMPLETED"})
+    assert not await replicas[0].write("q", 1, {"status": "IN_PROGRESS"})
+    await replicas[0].finish("q", 1)  # the stale owner cannot end the work either
+    assert len(await replicas[1].due(NOW + 62 * S, 10)) == 1  # still there, leased until +61 s
+    await replicas[1].finish("q", 2)
+    assert await replicas[1].due(NOW + 62 * S, 10) == []
