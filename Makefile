@@ -36,10 +36,11 @@ $(STUBS_STAMP): .venv/.installed $(PROTOS)
 ferretdb: $(FERRETDB)
 
 # Our own tiny main module embeds FerretDB v1.24.2 (see tools/ferretdb/main.go
-# for why not `go install .../cmd/ferretdb`).
-$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum
+# for why not `go install .../cmd/ferretdb`), built from the vendored module
+# with one file replaced (tools/ferretdb/README.md says which and why).
+$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/overlay.json tools/ferretdb/patches/metadata.go
 	mkdir -p $(GOBIN_DIR)
-	cd tools/ferretdb && go build -o $(FERRETDB) .
+	cd tools/ferretdb && go mod vendor && go build -mod=vendor -overlay overlay.json -o $(FERRETDB) .
 
 run: install
 	$(PY) -m devstack
