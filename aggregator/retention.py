@@ -39,7 +39,7 @@ class Retention:
         for doc in stale:
             await self._keep_statistics(doc)
             await queries.update_one(
-                {"_id": doc["_id"], "open": False},
+                {"_id": doc["_id"]},  # closed, so no owner writes it any more
                 {"$unset": {name: "" for name in PERSONAL_FIELDS}, "$set": {"purged_at": now}},
             )
             # The phone's pointer to this query and its number go too (a newer

@@ -73,12 +73,19 @@ class WorkQueue:
         return result.matched_count == 1
 
     async def write(self, query_id: str, gen: int, changes: dict) -> bool:
-        """Applies the owner's `$set` changes to the query; False if a later
-        lease generation has written it."""
-        result = await self._queries.update_one(
-            {"_id": query_id, "lease_gen": {"$lte": gen}}, {"$set": {**changes, "lease_gen": gen}}
-        )
-        return result.matched_count == 1
+        """Applies the owner's `$set` changes to the query; False if the lease
+        has passed to a later generation.
+
+        The fence is checked on the (small) work item, and the query is then
+        updated by `_id` alone: FerretDB runs a filter in the database only
+        when it is exactly {_id: ...}, and scans the whole collection for
+        any other, which on `queries` grows with every query ever made.
+        """
+        item = await self._items.find_one({"_id": query_id})
+        if item is None or item["lease_gen"] != gen:
+            return False
+        await self._queries.update_one({"_id": query_id}, {"$set": changes})
+        return True
 
     async def reschedule(self, query_id: str, gen: int, next_at: dt.datetime) -> None:
         """Ends the round: the lease is released and the item is due again at `next_at`."""

@@ -42,7 +42,7 @@ def make_stack(tmp_path) -> Iterator[Callable[..., Stack]]:
     started: list[Stack] = []
 
     def make(scenario, *, companies=COMPANY_IDS, aggregator_env=None, policy=None, extra_rows=()) -> Stack:
-        env = {"YZTC_AGGREGATOR_LEASE_SECONDS": "3", **(aggregator_env or {})}
+        env = {"YZTC_AGGREGATOR_LEASE_SECONDS": "10", **(aggregator_env or {})}
         # These tests load the engine, not the quotas: roomy ones.
         channels = json.loads((ROOT / "config" / "channels.json").read_text(encoding="utf-8"))
         for spec in channels["channels"].values():
