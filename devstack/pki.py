@@ -100,7 +100,8 @@ def issue(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        # A negative validity makes an already-expired certificate (for tests).
+        .not_valid_before(min(now - dt.timedelta(minutes=5), now + validity - dt.timedelta(days=1)))
         .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)

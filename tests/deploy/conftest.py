@@ -1,0 +1,56 @@
+"""Fixtures of the deployment tests: the tools (built with `make` when
+missing, as the ferretdb fixture does) and each overlay built once."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("dev", "prod")
+TOOLS = ROOT / ".tools" / "bin"
+
+
+def tool(name: str) -> Path:
+    """A Go tool of mk/k8s.mk, installed with `make <name>` if missing."""
+    path = TOOLS / name
+    if not path.exists():
+        subprocess.run(["make", name], cwd=ROOT, check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> Path:
+    return tool("kustomize")
+
+
+@pytest.fixture(scope="session")
+def kube_score() -> Path:
+    return tool("kube-score")
+
+
+def build(kustomize: Path, overlay: str) -> str:
+    """`kustomize build` of an overlay; the config files are ../../config."""
+    done = subprocess.run(
+        [str(kustomize), "build", "--load-restrictor", "LoadRestrictionsNone", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"kustomize build {overlay} failed:\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def rendered(kustomize: Path) -> dict[str, str]:
+    """Each overlay's manifests as kustomize prints them."""
+    return {overlay: build(kustomize, overlay) for overlay in OVERLAYS}
+
+
+@pytest.fixture(scope="session")
+def objects(rendered: dict[str, str]) -> dict[str, list[dict]]:
+    """Each overlay's objects."""
+    return {overlay: [doc for doc in yaml.safe_load_all(text) if doc] for overlay, text in rendered.items()}

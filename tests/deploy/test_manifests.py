@@ -1,0 +1,84 @@
+"""Both overlays build, every object is valid against Kubernetes' own schemas
+(strict: no unknown fields), and kube-score finds nothing. Offline."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from tests.deploy.conftest import OVERLAYS
+
+# The oldest Kubernetes we support: native gRPC probes, the preStop sleep
+# action and matchLabelKeys are all in it.
+KUBERNETES_VERSION = "1.33"
+
+# kube-score's optional checks we hold ourselves to, on top of its defaults.
+# Not "CPU requests equal limits": the HPAs scale on CPU use relative to the
+# request, and a Python process bursts above it at start and in fan-out
+# rounds; memory and ephemeral storage requests do equal their limits.
+KUBE_SCORE_OPTIONAL = (
+    "container-memory-requests-equal-limits",
+    "container-ephemeral-storage-request-equals-limit",
+    "container-seccomp-profile",
+    "container-ports-check",
+)
+# dev runs one replica of everything on purpose (a one-node cluster).
+KUBE_SCORE_OVERLAY_FLAGS = {
+    "dev": ["--min-replicas-deployment", "1", "--min-replicas-hpa", "1"],
+    "prod": [],
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_builds(rendered: dict[str, str], overlay: str) -> None:
+    assert "kind: Deployment" in rendered[overlay]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_is_valid_against_the_kubernetes_schemas(objects: dict[str, list[dict]], overlay: str) -> None:
+    errors = []
+    for obj in objects[overlay]:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {error.message} at {list(error.path)}")
+    assert not errors, "\n".join(errors)
+
+
+def test_the_validator_is_strict() -> None:
+    """Guard against a validator that passes everything."""
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"portz": []}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kube_score_finds_nothing(kube_score: Path, rendered: dict[str, str], overlay: str) -> None:
+    """Findings are fixed, or justified inline with a kube-score/ignore
+    annotation beside a comment saying why."""
+    flags = [arg for check in KUBE_SCORE_OPTIONAL for arg in ("--enable-optional-test", check)]
+    done = subprocess.run(
+        [str(kube_score), "score", "--kubernetes-version", f"v{KUBERNETES_VERSION}", "--output-format", "json",
+         *flags, *KUBE_SCORE_OVERLAY_FLAGS[overlay], "-"],
+        input=rendered[overlay],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout, done.stderr
+    findings = []
+    scored = 0
+    for obj in json.loads(done.stdout):
+        for check in obj["checks"]:
+            if check["skipped"]:
+                continue
+            scored += 1
+            if check["grade"] < 10:
+                comments = "; ".join(f"{c.get('summary', '')} {c.get('description', '')}".strip()
+                                     for c in check.get("comments") or [])
+                findings.append(f"{obj['object_name']}: {check['check']['id']}: {comments}")
+    assert scored > 100, "kube-score scored almost nothing"
+    assert not findings, "\n".join(findings)
