@@ -13,7 +13,9 @@ class Metrics:
     def __init__(self) -> None:
         meter = metrics.get_meter("yztc.aggregator")
         self._latency = meter.create_histogram(
-            "yztc.company.call.duration", unit="s", description="Company connector call latency"
+            "yztc.company.call.duration", unit="s", description="Company connector call latency",
+            # Calls take milliseconds to seconds; the SDK's default buckets start at 5 s steps.
+            explicit_bucket_boundaries_advisory=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
         )
         self._errors = meter.create_counter(
             "yztc.company.call.errors", description="Failed company calls, by gRPC code"
