@@ -26,7 +26,7 @@ from yztc.logs import setup_logging
 from yztc.mongo import connect
 from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
-from yztc.tls import server_credentials
+from yztc.tls import channel_credentials, server_credentials
 from yztc.v1 import account_query_pb2, account_query_pb2_grpc
 
 log = logging.getLogger("aggregator")
@@ -52,7 +52,11 @@ async def main() -> None:
         await store.ensure_indexes()
 
     metrics = Metrics()
-    links = Links(settings.companies, settings.operators, settings.notifier_target)
+    # Internal links: mutual TLS with the aggregator's own identity when
+    # YZTC_AGGREGATOR_INTERNAL_TLS is on (connectors and notifier then serve
+    # mutual TLS too); plaintext otherwise, the development switch.
+    internal = channel_credentials(tls) if settings.internal_tls else None
+    links = Links(settings.companies, settings.operators, settings.notifier_target, internal)
     callers = {
         e.id: CompanyCaller(e.id, links.companies[e.id], e.policy, metrics) for e in catalogue
     }

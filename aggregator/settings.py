@@ -23,6 +23,7 @@ class AggregatorSettings(CommonSettings):
     companies: dict[str, str]
     operators: dict[str, str]
     notifier_target: str = "127.0.0.1:50052"
+    internal_tls: bool = False
     # Channels allowed on the channel API (client certificate common names) and their quotas.
     channels_file: Path = CONFIG / "channels.json"
     # Phone keys: {key id: base64 256-bit key}; new data uses phone_key_id.

@@ -14,7 +14,9 @@ from platform_connectors.upstream import Upstream
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.identifiers import OPERATOR_IDS
 from yztc.logs import setup_logging
+from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
+from yztc.tls import server_credentials
 from yztc.v1 import (
     company_connector_pb2,
     company_connector_pb2_grpc,
@@ -32,14 +34,14 @@ async def main(kind: str, enterprise: str) -> None:
     setup_telemetry(name, settings)
     upstream = Upstream(settings.upstream_url, settings.upstream_timeout_seconds)
     if kind == "company":
-        servicer = CompanyConnectorServicer(upstream)
+        servicer = CompanyConnectorServicer(upstream, settings.allowed_callers)
         register = lambda s: company_connector_pb2_grpc.add_CompanyConnectorServicer_to_server(servicer, s)  # noqa: E731
         full_name = company_connector_pb2.DESCRIPTOR.services_by_name["CompanyConnector"].full_name
     else:
-        servicer = OperatorConnectorServicer(upstream)
+        servicer = OperatorConnectorServicer(upstream, settings.allowed_callers)
         register = lambda s: operator_connector_pb2_grpc.add_OperatorConnectorServicer_to_server(servicer, s)  # noqa: E731
         full_name = operator_connector_pb2.DESCRIPTOR.services_by_name["OperatorConnector"].full_name
-    service = GrpcService(settings.listen, register, [full_name])
+    service = GrpcService(settings.listen, register, [full_name], credentials=server_credentials(GrpcTlsSettings()))
 
     async def start() -> None:
         await upstream.open()

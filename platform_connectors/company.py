@@ -4,6 +4,7 @@ from __future__ import annotations
 import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.tls import require_caller
 from yztc.v1 import company_connector_pb2 as pb
 from yztc.v1 import company_connector_pb2_grpc
 
@@ -21,10 +22,12 @@ def _answer(body: dict) -> pb.CountAccountsResponse:
 
 
 class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServicer):
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, allowed_callers: frozenset[str]) -> None:
         self._upstream = upstream
+        self._allowed = allowed_callers
 
     async def CountAccounts(self, request, context: grpc.aio.ServicerContext):
+        await require_caller(context, self._allowed)
         try:
             _, body = await self._upstream.call(
                 "POST", "/accounts/count", {"request_id": request.query_id, "phone": request.phone}
@@ -34,6 +37,7 @@ class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServic
         return _answer(body)
 
     async def PollCount(self, request, context: grpc.aio.ServicerContext):
+        await require_caller(context, self._allowed)
         if not request.ticket:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ticket is required")
         try:

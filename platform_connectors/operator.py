@@ -7,6 +7,7 @@ from __future__ import annotations
 import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.tls import require_caller
 from yztc.v1 import operator_connector_pb2 as pb
 from yztc.v1 import operator_connector_pb2_grpc
 
@@ -21,10 +22,12 @@ VERDICTS = {
 
 
 class OperatorConnectorServicer(operator_connector_pb2_grpc.OperatorConnectorServicer):
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, allowed_callers: frozenset[str]) -> None:
         self._upstream = upstream
+        self._allowed = allowed_callers
 
     async def VerifySubscriber(self, request, context: grpc.aio.ServicerContext):
+        await require_caller(context, self._allowed)
         try:
             _, body = await self._upstream.call(
                 "POST", "/subscribers/verify", {"phone": request.phone, "id_last6": request.id_last6}

@@ -14,3 +14,5 @@ class ConnectorSettings(CommonSettings):
     # Base URL of the enterprise's API, e.g. http://127.0.0.1:9101/companies/tencent
     upstream_url: str
     upstream_timeout_seconds: float = 4.0
+    # Services allowed to call this connector (client certificate names).
+    allowed_callers: frozenset[str] = frozenset({"aggregator"})

@@ -50,3 +50,14 @@ def peer_common_name(context: grpc.aio.ServicerContext) -> str | None:
     """The client certificate's common name: the caller's identity."""
     names = context.auth_context().get("x509_common_name")
     return names[0].decode() if names else None
+
+
+async def require_caller(context: grpc.aio.ServicerContext, allowed: frozenset[str]) -> None:
+    """Internal services answer only the services meant to call them (by the
+    common name of their client certificate). Under the plaintext
+    development switch there is no certificate, and no check."""
+    if context.auth_context().get("transport_security_type") != [b"ssl"]:
+        return
+    caller = peer_common_name(context)
+    if caller not in allowed:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "caller not allowed")
