@@ -140,6 +140,7 @@ class Stack:
                 YZTC_SIM_ALIPAY_APP_ID=ALIPAY_APP_ID,
                 YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-sim-private.pem"),
                 YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-app-public.pem"),
+                YZTC_SIM_ALIPAY_AES_KEY=secrets.symmetric_key(self.keys_dir, "alipay-aes"),
             ),
             ready_port=p.sim_smsc,
             listens=(
@@ -194,7 +195,6 @@ class Stack:
                 YZTC_AGGREGATOR_COMPANIES=json.dumps({c: _addr(port) for c, port in p.companies.items()}),
                 YZTC_AGGREGATOR_OPERATORS=json.dumps({o: _addr(port) for o, port in p.operators.items()}),
                 YZTC_AGGREGATOR_NOTIFIER_TARGET=_addr(p.notifier),
-                YZTC_AGGREGATOR_CHANNELS=json.dumps([GATEWAY_CHANNEL, DEMO_CHANNEL]),
                 YZTC_AGGREGATOR_PHONE_KEYS=json.dumps({"k1": secrets.symmetric_key(self.keys_dir, "phone-k1")}),
                 YZTC_AGGREGATOR_PHONE_KEY_ID="k1",
                 YZTC_AGGREGATOR_HASH_KEY=secrets.symmetric_key(self.keys_dir, "hash"),
@@ -218,6 +218,7 @@ class Stack:
                 YZTC_GATEWAY_ALIPAY_APP_ID=ALIPAY_APP_ID,
                 YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-app-private.pem"),
                 YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-sim-public.pem"),
+                YZTC_GATEWAY_ALIPAY_AES_KEY=secrets.symmetric_key(self.keys_dir, "alipay-aes"),
                 YZTC_TLS_CA=str(self.pki_dir / "ca.pem"),
                 YZTC_TLS_CERT=str(self.pki_dir / f"{GATEWAY_CHANNEL}.pem"),
                 YZTC_TLS_KEY=str(self.pki_dir / f"{GATEWAY_CHANNEL}-key.pem"),

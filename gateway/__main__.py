@@ -48,6 +48,10 @@ def main() -> None:
     setup_telemetry("gateway", settings)
     try:
         asyncio.run(serve(settings))
+    except ValueError as error:
+        # A key file that is not the key it should be (create_app loads them).
+        print(f"gateway: cannot start: {error}", file=sys.stderr)
+        sys.exit(2)
     finally:
         shutdown_telemetry()
 

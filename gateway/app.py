@@ -13,8 +13,24 @@ from aiohttp import web
 from gateway import handlers
 from gateway.aggregator_client import AggregatorClient
 from gateway.alipay_login import AlipayLogin
-from gateway.keys import AGGREGATOR, ALIPAY, MONGO, READINESS, SESSIONS, SETTINGS
+from gateway.client_address import networks
+from gateway.enterprise_directory import EnterpriseDirectory
+from gateway.keys import (
+    AGGREGATOR,
+    ALIPAY,
+    ENTERPRISES,
+    MONGO,
+    PHONE_AUTHORISATION,
+    RATE_LIMIT_SLOTS,
+    RATE_LIMITER,
+    READINESS,
+    SESSIONS,
+    SETTINGS,
+    TRUSTED_PROXIES,
+)
 from gateway.middlewares import MIDDLEWARES, add_security_headers
+from gateway.phone_number import PhoneAuthorisation
+from gateway.rate_limits import MongoSlotStore, RateLimiter
 from gateway.readiness import Readiness
 from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
@@ -30,24 +46,29 @@ PURGE_INTERVAL_SECONDS = 600.0
 RUNNER_OPTIONS = {"access_log": None}
 
 
-async def _purge_sessions(store: SessionStore) -> None:
-    """FerretDB has no TTL index: expired sessions are deleted here."""
+async def _purge_expired(sessions: SessionStore, slots: MongoSlotStore) -> None:
+    """FerretDB has no TTL index: expired sessions and rate-limit slots are deleted here."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
-        try:
-            await store.purge_expired()
-        except Exception:  # a down database must not end the loop
-            log.warning("session purge failed")
+        for name, store in (("session", sessions), ("rate-limit slot", slots)):
+            try:
+                await store.purge_expired()
+            except Exception:  # a down database must not end the loop
+                log.warning("%s purge failed", name)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = connect(settings.mongodb_uri, "gateway")
-    store = SessionStore(client.get_default_database(), settings.session_ttl_seconds)
+    db = client.get_default_database()
+    store = SessionStore(db, settings.session_ttl_seconds)
+    slots = MongoSlotStore(db)
     try:
         await store.ensure_indexes()
+        await slots.ensure_indexes()
         app[MONGO], app[SESSIONS] = client, store
-        purger = asyncio.create_task(_purge_sessions(store), name="session-purge")
+        app[RATE_LIMIT_SLOTS], app[RATE_LIMITER] = slots, RateLimiter(slots)
+        purger = asyncio.create_task(_purge_expired(store, slots), name="purge-expired")
         yield
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -64,6 +85,9 @@ async def aggregator(app: web.Application) -> AsyncIterator[None]:
         settings.aggregator_server_name,
     )
     app[AGGREGATOR] = AggregatorClient(channel, settings.call_timeout_seconds)
+    app[ENTERPRISES] = EnterpriseDirectory(
+        lambda: app[AGGREGATOR].list_enterprises(), settings.enterprises_cache_seconds
+    )
     app[READINESS] = Readiness(app[MONGO], channel)
     yield
     await channel.close()
@@ -87,10 +111,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
     # A fresh list: the OpenTelemetry instrumentation inserts its own middleware.
     app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = networks(settings.trusted_proxies)
+    # Read at start, so a wrong key file stops the gateway before it serves.
+    app[PHONE_AUTHORISATION] = PhoneAuthorisation(settings.alipay_public_key_file, settings.aes_key)
     # Order matters: readiness (in `aggregator`) uses the Mongo client.
     app.cleanup_ctx.extend([database, aggregator, alipay])
     app.on_response_prepare.append(add_security_headers)
     app.router.add_post("/api/v1/sessions", handlers.create_session)
+    app.router.add_post("/api/v1/phone-number", handlers.phone_number)
     app.router.add_post("/api/v1/verification-codes", handlers.request_verification_code)
     app.router.add_post("/api/v1/queries", handlers.submit_query)
     app.router.add_get("/api/v1/queries/{query_id}", handlers.get_query)

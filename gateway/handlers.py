@@ -1,13 +1,28 @@
 """HTTP handlers: translate JSON to calls and answers back; nothing else.
-Validation lives in request_bodies, rules in the aggregator."""
+Validation lives in request_bodies, rules in the aggregator, limits in
+rate_limits (claimed here where only the handler knows the event)."""
 from __future__ import annotations
 
 from aiohttp import web
 
 from gateway import request_bodies
-from gateway.json_answers import json_answer
-from gateway.keys import AGGREGATOR, ALIPAY, READINESS, SESSIONS, USER_ID
+from gateway.enterprise_directory import etag_matches
+from gateway.json_answers import dumps, json_answer
+from gateway.keys import (
+    AGGREGATOR,
+    ALIPAY,
+    CLIENT,
+    ENTERPRISES,
+    PHONE_AUTHORISATION,
+    RATE_LIMITER,
+    READINESS,
+    SESSION_ID,
+    SESSIONS,
+    SETTINGS,
+    USER_ID,
+)
 from gateway.openapi import OPENAPI
+from gateway.rate_limits import Claim
 from gateway.sessions import authenticated
 from yztc.errors import ServiceError
 
@@ -15,13 +30,31 @@ from yztc.errors import ServiceError
 async def create_session(request: web.Request) -> web.Response:
     auth_code = request_bodies.auth_code(await request_bodies.read_json_object(request))
     user_id = await request.app[ALIPAY].user_id(auth_code)
+    settings = request.app[SETTINGS]
+    await request.app[RATE_LIMITER].claim(
+        Claim("user_requests", settings.limit_user_requests, user_id),
+        Claim("user_sessions", settings.limit_user_sessions, user_id),
+    )
     token, expires_in = await request.app[SESSIONS].create(user_id)
     return json_answer({"token": token, "expires_in": expires_in})
 
 
 @authenticated
+async def phone_number(request: web.Request) -> web.Response:
+    form = request_bodies.phone_authorisation(await request_bodies.read_json_object(request))
+    phone = request.app[PHONE_AUTHORISATION].phone(form.response, form.sign)
+    return json_answer({"phone": phone})
+
+
+@authenticated
 async def request_verification_code(request: web.Request) -> web.Response:
     phone = request_bodies.phone(await request_bodies.read_json_object(request))
+    settings = request.app[SETTINGS]
+    # Only a well-formed request counts against the code limits.
+    await request.app[RATE_LIMITER].claim(
+        Claim("session_codes", settings.limit_session_codes, request[SESSION_ID]),
+        Claim("ip_codes", settings.limit_ip_codes, request[CLIENT]),
+    )
     answer = await request.app[AGGREGATOR].request_code(phone, request[USER_ID])
     return json_answer(answer, status=202)
 
@@ -42,11 +75,24 @@ async def get_query(request: web.Request) -> web.Response:
 
 
 async def list_enterprises(request: web.Request) -> web.Response:
-    return json_answer(await request.app[AGGREGATOR].list_enterprises())
+    directory = await request.app[ENTERPRISES].get()
+    headers = {
+        "ETag": directory.etag,
+        # Public data, the same for everyone: caches on the way may keep it.
+        "Cache-Control": f"public, max-age={request.app[SETTINGS].enterprises_cache_seconds}",
+    }
+    if etag_matches(",".join(request.headers.getall("If-None-Match", [])), directory.etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(
+        body=directory.body, content_type="application/json", charset="utf-8", headers=headers
+    )
+
+
+_OPENAPI_BODY = dumps(OPENAPI).encode("utf-8")  # ~20 KiB: serialised once
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    return json_answer(OPENAPI)
+    return web.Response(body=_OPENAPI_BODY, content_type="application/json", charset="utf-8")
 
 
 async def healthz(request: web.Request) -> web.Response:

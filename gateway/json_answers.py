@@ -6,8 +6,8 @@ import json
 
 from aiohttp import web
 
-_dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
 
 def json_answer(body: object, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
+    return web.json_response(body, status=status, dumps=dumps)

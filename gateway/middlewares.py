@@ -1,9 +1,11 @@
 """Cross-cutting request handling: request id and access log, the CONTRACT
-error shape for every failure, body limits and media type, security headers.
+error shape for every failure, the per-client rate limit, body limits and
+media type, security headers.
 
 Order (outermost first): request_context sees the final status of every
-answer, error_shape turns anything raised into the CONTRACT's JSON, and
-body_guard rejects bodies before a handler reads them.
+answer, error_shape turns anything raised into the CONTRACT's JSON,
+limit_per_client refuses a client over its limit before any other work,
+and body_guard rejects bodies before a handler reads them.
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import uuid
 
 from aiohttp import web
 
+from gateway.client_address import client_subject
 from gateway.json_answers import json_answer
-from gateway.keys import REQUEST_ID, SETTINGS
+from gateway.keys import CLIENT, RATE_LIMITER, REQUEST_ID, SETTINGS, TRUSTED_PROXIES
+from gateway.rate_limits import Claim
 from yztc.errors import ServiceError
 
 log = logging.getLogger("gateway")
@@ -27,6 +31,9 @@ access_log = logging.getLogger("gateway.access")
 # as is; anything else (log injection, personal data) is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Probes come from the orchestrator, many times a minute: never limited, so
+# a flood cannot make a healthy replica look dead.
+_UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -129,6 +136,37 @@ async def error_shape(request: web.Request, handler) -> web.StreamResponse:
         return error_response(ServiceError("UNAVAILABLE"))
 
 
+def address_claim(request: web.Request) -> Claim:
+    """The request as an event of its client address (request[CLIENT])."""
+    return Claim("ip_requests", request.app[SETTINGS].limit_ip_requests, request[CLIENT])
+
+
+@web.middleware
+async def limit_per_client(request: web.Request, handler) -> web.StreamResponse:
+    """Every request but the probes counts against its client address's limit.
+
+    For routes that need a session the address is counted by `authenticated`
+    together with the user, in one insert after the session look-up; here
+    it is only refused if already known to be over its limit (no database).
+    """
+    app = request.app
+    request[CLIENT] = client_subject(
+        request.remote, request.headers.getall("X-Forwarded-For", []), app[TRUSTED_PROXIES]
+    )
+    if request.path in _UNLIMITED_PATHS:
+        return await handler(request)
+    try:
+        if getattr(request.match_info.handler, "needs_session", False):
+            app[RATE_LIMITER].refuse_if_exhausted(address_claim(request))
+        else:
+            await app[RATE_LIMITER].claim(address_claim(request))
+        return await handler(request)
+    except ServiceError as error:
+        if error.code == "RATE_LIMITED" and error.metadata.get("limit") == "ip_requests":
+            await asyncio.sleep(app[SETTINGS].limit_refusal_delay_seconds)
+        raise
+
+
 @web.middleware
 async def body_guard(request: web.Request, handler) -> web.StreamResponse:
     """413 before reading when Content-Length says so (chunked bodies are cut
@@ -151,4 +189,4 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers.setdefault(name, value)
 
 
-MIDDLEWARES = (request_context, error_shape, body_guard)
+MIDDLEWARES = (request_context, error_shape, limit_per_client, body_guard)

@@ -90,3 +90,32 @@ def query_id(request: web.Request) -> str:
     if not _QUERY_ID.fullmatch(value):
         raise ServiceError("NOT_FOUND")
     return value
+
+
+_RESPONSE_MAX = 4096  # an encrypted getPhoneNumber answer is ~100 characters
+_SIGN_MAX = 1024  # base64 of a 4096-bit RSA signature is 684
+# The only values Alipay sends for an app with content encryption.
+_PHONE_AUTH_OPTIONS = {"sign_type": "RSA2", "encrypt_type": "AES", "charset": "UTF-8"}
+
+
+@dataclass(frozen=True)
+class PhoneAuthorisationForm:
+    response: str
+    sign: str
+
+
+def phone_authorisation(body: dict) -> PhoneAuthorisationForm:
+    """my.getPhoneNumber's answer as the mini-program got it; the optional
+    sign_type/encrypt_type/charset must be the only ones Alipay uses for us."""
+    response, sign = body.get("response"), body.get("sign")
+    if (
+        not isinstance(response, str)
+        or not 0 < len(response) <= _RESPONSE_MAX
+        or not isinstance(sign, str)
+        or not 0 < len(sign) <= _SIGN_MAX
+    ):
+        raise _invalid("手机号授权信息（response、sign）缺失或格式有误，请重新授权。")
+    for name, allowed in _PHONE_AUTH_OPTIONS.items():
+        if name in body and body[name] != allowed:
+            raise _invalid(f"手机号授权信息的 {name} 不受支持。")
+    return PhoneAuthorisationForm(response, sign)

@@ -1,5 +1,5 @@
 """Gateway sessions in MongoDB (collection `sessions`) and the decorator
-that requires one.
+that requires one (and counts the request against the user's rate limit).
 
 The token is shown to the client once and stored only as its SHA-256: a
 copy of the database does not let anyone act as a user. FerretDB has no TTL
@@ -20,7 +20,9 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from gateway.keys import SESSIONS, USER_ID
+from gateway.keys import RATE_LIMITER, SESSION_ID, SESSIONS, SETTINGS, USER_ID
+from gateway.middlewares import address_claim
+from gateway.rate_limits import Claim
 from yztc.errors import ServiceError
 
 # token_urlsafe(32) gives 43 characters of this alphabet; anything else is
@@ -36,6 +38,11 @@ def _utcnow() -> dt.datetime:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def session_id(token: str) -> str:
+    """The id a session is stored under: its token's hash."""
+    return _digest(token)
 
 
 class SessionStore:
@@ -97,15 +104,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def authenticated(handler: Handler) -> Handler:
     """Requires `Authorization: Bearer <token>` of a live session; puts the
-    Alipay user id in request[USER_ID]."""
+    Alipay user id in request[USER_ID] and the session's id in
+    request[SESSION_ID]. Counts the request against its client address's
+    limit and the user's, both in one insert (see middlewares.limit_per_client);
+    a request without a session against its address's alone."""
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        limiter = request.app[RATE_LIMITER]
         token = _bearer(request)
         user_id = await request.app[SESSIONS].lookup(token) if token else None
         if user_id is None:
+            await limiter.claim(address_claim(request))
             raise ServiceError("UNAUTHENTICATED")
         request[USER_ID] = user_id
+        request[SESSION_ID] = session_id(token)
+        user_limit = request.app[SETTINGS].limit_user_requests
+        await limiter.claim(address_claim(request), Claim("user_requests", user_limit, user_id))
         return await handler(request)
 
+    wrapper.needs_session = True  # type: ignore[attr-defined]
     return wrapper

@@ -5,6 +5,10 @@ turning a mini-program auth code into the Alipay user id.
                           and/or the body (merged, as Alipay accepts both)
     POST /sim/auth-codes  {"user_id"} -> {"auth_code"}: the simulator's test hook,
                           a single-use code as my.getAuthCode would give
+    POST /sim/phone-number-payloads  {"phone", "refused"?} -> what my.getPhoneNumber
+                          gives the mini-program (`response`, `sign`, ...), encrypted
+                          with the app's AES key (env YZTC_SIM_ALIPAY_AES_KEY) and
+                          signed like Alipay; `refused`: the user did not authorise
 
 Like Alipay, every answer is HTTP 200 with a body
 `{"<method>_response" | "error_response": {...}, "sign": "<RSA2>"}`, the sign
@@ -27,14 +31,18 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from simulators import alipay_phone_number
 from simulators.alipay_signature import load_private_key, load_public_key, sign_content, sign_rsa2, verify_rsa2
-from simulators.http_json import json_object, string_field
+from simulators.http_json import bad_request, json_object, string_field
 from simulators.scenario import Scenario
 
 log = logging.getLogger("simulators.alipay")
 
 OAUTH_TOKEN = "alipay.system.oauth.token"
 _USER_ID = re.compile(r"2088\d{12}")
+# Any number Alipay might hold, so tests can also give non-mainland ones.
+_MOBILE = re.compile(r"\+?\d{5,20}")
+AES_KEY_ENV = "YZTC_SIM_ALIPAY_AES_KEY"
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -64,6 +72,7 @@ class _Gateway:
     alipay_private_key: rsa.RSAPrivateKey
     codes: AuthCodes
     tamper: bool
+    aes_key: bytes | None
 
 
 GATEWAY = web.AppKey("gateway", _Gateway)
@@ -76,11 +85,17 @@ def create_app(
     app_public_key: str | os.PathLike[str],
     alipay_private_key: str | os.PathLike[str],
     tamper: bool | None = None,
+    aes_key: str | None = None,
 ) -> web.Application:
     """`app_public_key`: our app's key (SPKI PEM file, PEM text or body);
     `alipay_private_key`: the simulator's own (PKCS#1 PEM file or text);
     `tamper`: sign every answer wrongly (default: the scenario's
-    `alipay.tamper_signatures`), to prove clients refuse such answers."""
+    `alipay.tamper_signatures`), to prove clients refuse such answers;
+    `aes_key`: the app's AES content key, base64 (default: env
+    YZTC_SIM_ALIPAY_AES_KEY; without one, no phone-number payloads)."""
+    # Read here rather than in SimulatorSettings, which belongs to all the
+    # simulators; a malformed key stops start-up (ValueError).
+    aes_text = aes_key if aes_key is not None else os.environ.get(AES_KEY_ENV, "")
     app = web.Application()
     app[GATEWAY] = _Gateway(
         app_id=app_id,
@@ -88,9 +103,11 @@ def create_app(
         alipay_private_key=load_private_key(alipay_private_key),
         codes=AuthCodes(scenario.alipay.auth_codes),
         tamper=scenario.alipay.tamper_signatures if tamper is None else tamper,
+        aes_key=alipay_phone_number.aes_key(aes_text) if aes_text else None,
     )
     app.router.add_post("/gateway.do", _gateway)
     app.router.add_post("/sim/auth-codes", _mint_auth_code)
+    app.router.add_post("/sim/phone-number-payloads", _phone_number_payload)
     return app
 
 
@@ -110,6 +127,22 @@ async def _gateway(request: web.Request) -> web.Response:
 async def _mint_auth_code(request: web.Request) -> web.Response:
     user_id = string_field(await json_object(request), "user_id", _USER_ID)
     return web.json_response({"auth_code": request.app[GATEWAY].codes.mint(user_id)})
+
+
+async def _phone_number_payload(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    body = await json_object(request)
+    mobile = string_field(body, "phone", _MOBILE)
+    refused = body.get("refused", False)
+    if not isinstance(refused, bool):
+        raise bad_request("refused must be true or false")
+    if gateway.aes_key is None:
+        return web.json_response({"error": f"no AES key: set {AES_KEY_ENV}"}, status=503)
+    return web.json_response(
+        alipay_phone_number.payload(
+            gateway.alipay_private_key, gateway.aes_key, mobile, refused=refused, tamper=gateway.tamper
+        )
+    )
 
 
 def _answer(gateway: _Gateway, params: dict[str, str]) -> tuple[str, dict[str, Any]]:

@@ -5,6 +5,7 @@ readiness, and the mutual-TLS channel."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,8 @@ from yztc.settings import GrpcTlsSettings
 from yztc.tls import server_credentials
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc as pb_grpc
+
+AES_KEY = base64.b64encode(bytes(range(16))).decode()
 
 USER = "2088000000000007"
 DELIVER_BY = dt.datetime(2026, 12, 1, 8, 30, 15, tzinfo=dt.UTC)
@@ -144,6 +147,7 @@ async def start(mongodb_uri: str, key_files: tuple[Path, Path]) -> AsyncIterator
             alipay_url=f"http://127.0.0.1:{_free_port()}/gateway.do",
             alipay_app_private_key_file=key_files[0],
             alipay_public_key_file=key_files[1],
+            alipay_aes_key=AES_KEY,
             call_timeout_seconds=0.5,
             tls=client_tls or GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
         )

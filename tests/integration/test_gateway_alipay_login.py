@@ -3,6 +3,7 @@ signs and verifies, aiohttp carries, sessions land in a real FerretDB."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,8 @@ from gateway.settings import GatewaySettings
 from simulators import alipay_openapi
 from simulators.scenario import parse_scenario
 from yztc.settings import GrpcTlsSettings
+
+AES_KEY = base64.b64encode(bytes(range(16))).decode()
 
 APP_ID = "2021000000000001"
 USER = "2088000000000042"
@@ -80,6 +83,7 @@ async def start(mongodb_uri: str, keys: dict[str, Path]) -> AsyncIterator[Gatewa
             alipay_app_id=APP_ID,
             alipay_app_private_key_file=keys["app_private"],
             alipay_public_key_file=keys[alipay_public],
+            alipay_aes_key=AES_KEY,
             alipay_timeout_seconds=0.5,
             tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
         )

@@ -3,6 +3,7 @@ Alipay unreachable: every bad input is refused before any call is made, in
 the CONTRACT's error shape, and a valid request meets 503 UNAVAILABLE."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -21,6 +22,8 @@ from gateway.keys import AGGREGATOR, MONGO, SESSIONS
 from gateway.middlewares import SECURITY_HEADERS
 from gateway.settings import GatewaySettings
 from yztc.settings import GrpcTlsSettings
+
+AES_KEY = base64.b64encode(bytes(range(16))).decode()
 
 USER = "2088000000000001"
 GOOD_QUERY = {"phone": "13800138000", "id_last6": "12345X", "code": "123456", "consent": True}
@@ -51,6 +54,7 @@ async def client(mongodb_uri: str, key_files: tuple[Path, Path]) -> AsyncIterato
         alipay_url=f"http://127.0.0.1:{dead}/gateway.do",
         alipay_app_private_key_file=key_files[0],
         alipay_public_key_file=key_files[1],
+        alipay_aes_key=AES_KEY,
         call_timeout_seconds=2,
         alipay_timeout_seconds=2,
         tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
@@ -421,6 +425,7 @@ async def test_openapi_document_lists_every_path(client):
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {
         "/api/v1/sessions",
+        "/api/v1/phone-number",
         "/api/v1/verification-codes",
         "/api/v1/queries",
         "/api/v1/queries/{query_id}",

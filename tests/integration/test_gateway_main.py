@@ -2,6 +2,7 @@
 where it listens, serves, and stops cleanly on SIGTERM."""
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -40,6 +41,7 @@ async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
             YZTC_GATEWAY_LISTEN="127.0.0.1:0",
             YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(app_private),
             YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(alipay_public),
+            YZTC_GATEWAY_ALIPAY_AES_KEY=base64.b64encode(bytes(16)).decode(),
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -98,7 +98,7 @@ async def test_serves_all_four_and_stops_cleanly_on_sigterm(
 
 def test_bad_scenario_stops_start_up_with_the_reason(tmp_path: Path) -> None:
     scenario = tmp_path / "bad.json"
-    scenario.write_text(json.dumps({"companies": {"taobao": {}}}), encoding="utf-8")
+    scenario.write_text(json.dumps({"companies": {"Tao Bao": {}}}), encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-m", "simulators"],
         cwd=ROOT,
@@ -108,7 +108,7 @@ def test_bad_scenario_stops_start_up_with_the_reason(tmp_path: Path) -> None:
         timeout=30,
     )
     assert done.returncode == 2
-    assert "companies: unknown id 'taobao'" in done.stderr
+    assert "companies: 'Tao Bao' is not a company id" in done.stderr
 
 
 def test_missing_key_files_are_named(tmp_path: Path) -> None:
