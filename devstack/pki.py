@@ -80,6 +80,7 @@ def issue(
 ) -> tuple[Path, Path]:
     """`<cn>.pem` and `<cn>-key.pem` in folder, signed by the CA there
     (reused while valid). Server certificates name localhost and 127.0.0.1."""
+    folder.mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key = ca or ensure_ca(folder)
     cert_path, key_path = folder / f"{common_name}.pem", folder / f"{common_name}-key.pem"
     if cert_path.exists() and key_path.exists() and ca is None:

@@ -30,6 +30,7 @@ class Ports:
     sim_operators: int = 9102
     sim_alipay: int = 9103
     sim_smsc: int = 9104
+    sim_smpp: int = 2775
     companies: dict[str, int] = field(
         default_factory=lambda: {cid: 50061 + i for i, cid in enumerate(COMPANY_IDS)}
     )
@@ -51,6 +52,7 @@ class Ports:
         ports = cls(
             gateway=pick(), aggregator=pick(), notifier=pick(), database=pick(),
             sim_companies=pick(), sim_operators=pick(), sim_alipay=pick(), sim_smsc=pick(),
+            sim_smpp=pick(),
             companies={cid: pick() for cid in companies},
             operators={oid: pick() for oid in OPERATOR_IDS},
         )
@@ -137,6 +139,10 @@ class Stack:
                 YZTC_SIM_OPERATORS_LISTEN=_addr(p.sim_operators),
                 YZTC_SIM_ALIPAY_LISTEN=_addr(p.sim_alipay),
                 YZTC_SIM_SMSC_LISTEN=_addr(p.sim_smsc),
+                YZTC_SIM_SMPP_LISTEN=_addr(p.sim_smpp),
+                YZTC_SIM_SMPP_SYSTEM_ID="yztc",
+                # SMPP passwords are at most 8 characters; a development one, made once.
+                YZTC_SIM_SMPP_PASSWORD=secrets.symmetric_key(self.keys_dir, "smpp-password")[:8],
                 YZTC_SIM_ALIPAY_APP_ID=ALIPAY_APP_ID,
                 YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-sim-private.pem"),
                 YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-app-public.pem"),
@@ -146,6 +152,7 @@ class Stack:
             listens=(
                 f"companies http://{_addr(p.sim_companies)}, operators http://{_addr(p.sim_operators)}, "
                 f"Alipay http://{_addr(p.sim_alipay)}/gateway.do, SMS centre http://{_addr(p.sim_smsc)}/messages"
+                f" and smpp://{_addr(p.sim_smpp)}"
             ),
         )
 
@@ -176,7 +183,12 @@ class Stack:
             python_module("sms_notifier"),
             self._env(
                 YZTC_NOTIFIER_LISTEN=_addr(self.ports.notifier),
-                YZTC_NOTIFIER_SMSC_URL=f"http://{_addr(self.ports.sim_smsc)}",
+                YZTC_NOTIFIER_SMSC_HOST="127.0.0.1",
+                YZTC_NOTIFIER_SMSC_PORT=str(self.ports.sim_smpp),
+                YZTC_NOTIFIER_SYSTEM_ID="yztc",
+                YZTC_NOTIFIER_PASSWORD=secrets.symmetric_key(self.keys_dir, "smpp-password")[:8],
+                YZTC_NOTIFIER_DATA_KEY=secrets.symmetric_key(self.keys_dir, "notifier-data"),
+                YZTC_NOTIFIER_DATA_KEY_ID="k1",
             ),
             ready_port=self.ports.notifier,
             listens=f"grpc {_addr(self.ports.notifier)}",

@@ -13,13 +13,18 @@ from pydantic import ValidationError
 from simulators import alipay_openapi, companies, operators, sms_centre
 from simulators.scenario import load_scenario
 from simulators.settings import SimulatorSettings, split_listen
+from simulators.smpp_server import SmppServer
+from simulators.sms_centre_settings import SmsCentreSettings
 from yztc.logs import setup_logging
 
 log = logging.getLogger("simulators")
 
 
-async def main(settings: SimulatorSettings) -> None:
+async def main(settings: SimulatorSettings, smsc_settings: SmsCentreSettings) -> None:
     scenario = load_scenario(settings.scenario or None)
+    # One SMS centre, two faces: SMPP for the notifier, HTTP for inspection.
+    centre = sms_centre.SmsCentre(scenario)
+    smpp = SmppServer(centre, smsc_settings.sim_smpp_system_id, smsc_settings.sim_smpp_password)
     apps = {
         "companies": (companies.create_app(scenario), settings.sim_companies_listen),
         "operators": (operators.create_app(scenario), settings.sim_operators_listen),
@@ -32,7 +37,7 @@ async def main(settings: SimulatorSettings) -> None:
             ),
             settings.sim_alipay_listen,
         ),
-        "sms_centre": (sms_centre.create_app(scenario), settings.sim_smsc_listen),
+        "sms_centre": (sms_centre.create_app(scenario, centre=centre), settings.sim_smsc_listen),
     }
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,6 +46,9 @@ async def main(settings: SimulatorSettings) -> None:
 
     runners: list[web.AppRunner] = []
     try:
+        # SMPP first, so it is up once the SMS centre's HTTP port answers (the
+        # devstack waits on that); announced last, after the HTTP faces.
+        smpp_host, smpp_port = await smpp.start(*split_listen(smsc_settings.sim_smpp_listen))
         for name, (app, listen) in apps.items():
             # No access log: request lines carry query strings such as ?dest=<phone>.
             runner = web.AppRunner(app, access_log=None)
@@ -50,11 +58,13 @@ async def main(settings: SimulatorSettings) -> None:
             await web.TCPSite(runner, host, port).start()
             bound_host, bound_port = runner.addresses[0][:2]
             print(f"simulators: {name} listening on http://{_url_host(bound_host)}:{bound_port}", flush=True)
+        print(f"simulators: sms_centre_smpp listening on smpp://{_url_host(smpp_host)}:{smpp_port}", flush=True)
         await stop.wait()
         log.info("stopping")
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+        await smpp.stop()
 
 
 def _url_host(host: str) -> str:
@@ -64,6 +74,7 @@ def _url_host(host: str) -> str:
 def run() -> int:
     try:
         settings = SimulatorSettings()
+        smsc_settings = SmsCentreSettings()
     except ValidationError as e:
         for error in e.errors():
             env = "YZTC_" + "_".join(str(part) for part in error["loc"]).upper()
@@ -71,7 +82,7 @@ def run() -> int:
         return 2
     setup_logging("simulators", settings.log_level)
     try:
-        asyncio.run(main(settings))
+        asyncio.run(main(settings, smsc_settings))
     except (ValueError, OSError) as e:
         # A bad scenario or a busy port: say which, without a stack trace.
         print(f"simulators: {e}", file=sys.stderr)

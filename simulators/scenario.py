@@ -49,6 +49,28 @@ class AlipaySection:
     tamper_signatures: bool = False
 
 
+@dataclass(frozen=True)
+class Throttle:
+    """From the submit_sm after the `after`-th, answer ESME_RTHROTTLED for `for_ms`."""
+
+    after: int
+    for_ms: int
+
+
+@dataclass(frozen=True)
+class SmsCentreBehaviour(Behaviour):
+    """The SMS centre: besides latency/fail_rate/down (over SMPP: fail_rate
+    answers ESME_RSYSERR, down refuses binds), its own rate limit, spells of
+    throttling, dropped connections and undeliverable numbers. Ordinals count
+    the submit_sm PDUs received since the simulator started."""
+
+    max_per_second: int = 0  # 0: no limit; above it ESME_RTHROTTLED
+    throttle: tuple[Throttle, ...] = ()
+    drop_at: tuple[int, ...] = ()  # close the connection on receiving these submit_sm (unanswered)
+    undeliverable: tuple[str, ...] = ()  # accepted, then a receipt saying UNDELIV
+    receipt_delay_ms: int = 0
+
+
 # phone -> company -> (total, ((app, count), ...))
 AccountBook = dict[str, dict[str, tuple[int, tuple[tuple[str, int], ...]]]]
 
@@ -60,7 +82,7 @@ class Scenario:
     companies: dict[str, CompanyBehaviour] = field(default_factory=dict)
     operators: dict[str, Behaviour] = field(default_factory=dict)
     alipay: AlipaySection = field(default_factory=AlipaySection)
-    sms_centre: Behaviour = field(default_factory=Behaviour)
+    sms_centre: SmsCentreBehaviour = field(default_factory=SmsCentreBehaviour)
     # The 8 companies of the CONTRACT, and any further one the scenario names
     # in `companies` (a company that joins later is configuration).
     company_ids: tuple[str, ...] = COMPANY_IDS
@@ -114,7 +136,7 @@ def parse_scenario(data: Any) -> Scenario:
             for operator, value in _id_map(data.get("operators", {}), "operators", OPERATOR_IDS).items()
         },
         alipay=_alipay(data.get("alipay", {})),
-        sms_centre=_behaviour(data.get("sms_centre", {}), "sms_centre"),
+        sms_centre=_sms_centre(data.get("sms_centre", {})),
     )
 
 
@@ -186,6 +208,36 @@ def _company_behaviour(data: Any, where: str) -> CompanyBehaviour:
     fields = _behaviour_fields(data, where, {"mode"})
     mode = _one_of(data.get("mode", "sync"), f"{where}.mode", ("sync", "async"))
     return CompanyBehaviour(**fields, mode=mode)
+
+
+def _sms_centre(data: Any) -> SmsCentreBehaviour:
+    where = "sms_centre"
+    fields = _behaviour_fields(
+        data, where, {"max_per_second", "throttle", "drop_at", "undeliverable", "receipt_delay_ms"}
+    )
+    throttle = data.get("throttle", [])
+    if not isinstance(throttle, list):
+        raise ValueError(f"{where}.throttle: must be a list of {{after, for_ms}}")
+    spells = []
+    for i, spell in enumerate(throttle):
+        at = f"{where}.throttle[{i}]"
+        _object(spell, at)
+        _known_keys(spell, at, {"after", "for_ms"})
+        spells.append(Throttle(_count(spell.get("after"), f"{at}.after"), _count(spell.get("for_ms"), f"{at}.for_ms")))
+    drop_at = data.get("drop_at", [])
+    if not isinstance(drop_at, list):
+        raise ValueError(f"{where}.drop_at: must be a list of submit_sm ordinals")
+    undeliverable = data.get("undeliverable", [])
+    if not isinstance(undeliverable, list):
+        raise ValueError(f"{where}.undeliverable: must be a list of phones")
+    return SmsCentreBehaviour(
+        **fields,
+        max_per_second=_count(data.get("max_per_second", 0), f"{where}.max_per_second"),
+        throttle=tuple(spells),
+        drop_at=tuple(_count(n, f"{where}.drop_at[{i}]") for i, n in enumerate(drop_at)),
+        undeliverable=tuple(_phone(n, f"{where}.undeliverable[{i}]") for i, n in enumerate(undeliverable)),
+        receipt_delay_ms=_count(data.get("receipt_delay_ms", 0), f"{where}.receipt_delay_ms"),
+    )
 
 
 def _alipay(data: Any) -> AlipaySection:

@@ -2,39 +2,99 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
+import sys
+
+from pydantic import ValidationError
 
 from sms_notifier.message_store import MessageStore
+from sms_notifier.metrics import Metrics
+from sms_notifier.sealed_fields import Sealer
+from sms_notifier.send_queue import SendQueue
+from sms_notifier.send_rate import SendPacer
+from sms_notifier.sender import Sender
 from sms_notifier.service import SmsNotifierServicer
 from sms_notifier.settings import NotifierSettings
-from sms_notifier.smsc_link import SmscLink
+from sms_notifier.smsc_link import Addressing, SmscLink
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
+from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
+from yztc.tls import server_credentials
 from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
 
+log = logging.getLogger("sms_notifier")
 
-async def main() -> None:
-    settings = NotifierSettings()
+
+async def main(settings: NotifierSettings) -> None:
     setup_logging("sms_notifier", settings.log_level)
     setup_telemetry("sms_notifier", settings)
+    log.info("settings", extra={"fields": {"settings": settings.describe()}})
     client = connect(settings.mongodb_uri, "yztc-sms-notifier")
-    store = MessageStore(client.get_default_database("yztc"))
-    link = SmscLink(settings.smsc_url, settings.source_addr, settings.smsc_timeout_seconds)
-    servicer = SmsNotifierServicer(store, link)
+    db = client.get_default_database("yztc")
+    store = MessageStore(db)
+    queue = SendQueue(db, dt.timedelta(seconds=settings.lease_seconds))
+    sealer = Sealer(settings.data_keys(), settings.data_key_id)
+    metrics = Metrics()
+    link = SmscLink(
+        settings.smsc_host,
+        settings.smsc_port,
+        settings.system_id,
+        settings.password.get_secret_value(),
+        Addressing(
+            settings.source_addr,
+            settings.source_addr_ton,
+            settings.source_addr_npi,
+            settings.dest_addr_ton,
+            settings.dest_addr_npi,
+        ),
+        window=settings.window,
+        metrics=metrics,
+        bind_timeout=settings.bind_timeout_seconds,
+        reconnect_min=settings.reconnect_min_seconds,
+        reconnect_max=settings.reconnect_max_seconds,
+    )
+    sender = Sender(
+        store,
+        queue,
+        link,
+        sealer,
+        SendPacer(settings.max_per_second, pause=settings.throttle_pause_seconds),
+        metrics,
+        window=settings.window,
+        poll_seconds=settings.poll_seconds,
+        retry_min=settings.retry_min_seconds,
+        retry_max=settings.retry_max_seconds,
+        give_up_after=dt.timedelta(seconds=settings.give_up_after_seconds),
+        throttle_pause=settings.throttle_pause_seconds,
+        retention=dt.timedelta(days=settings.retention_days),
+    )
+    link.on_bound = sender.wake
+    link.on_receipt = sender.on_receipt
+    servicer = SmsNotifierServicer(store, queue, sealer, sender.wake, settings.max_parts, settings.allowed_callers)
     service = GrpcService(
         settings.listen,
         lambda server: sms_notifier_pb2_grpc.add_SmsNotifierServicer_to_server(servicer, server),
         [sms_notifier_pb2.DESCRIPTOR.services_by_name["SmsNotifier"].full_name],
+        # Mutual TLS, answering only the aggregator, when YZTC_TLS_CERT/KEY/CA
+        # are set (as the connectors); plaintext without them.
+        credentials=server_credentials(GrpcTlsSettings()),
     )
 
     async def start() -> None:
-        await link.open()
+        await store.ensure_indexes()
+        await queue.ensure_indexes()
+        await link.start()
+        await sender.start()
         await service.start()
+        service.watch(lambda: client.admin.command("ping"))
         print(f"sms_notifier listening on {settings.listen}", flush=True)
 
     async def stop() -> None:
         await service.stop()
+        await sender.stop()
         await link.close()
         await client.close()
         shutdown_telemetry()
@@ -42,5 +102,18 @@ async def main() -> None:
     await run_until_signalled(start, stop)
 
 
+def run() -> int:
+    try:
+        settings = NotifierSettings()
+    except ValidationError as e:
+        for error in e.errors():
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            env = f"YZTC_NOTIFIER_{where}" if where else "YZTC_NOTIFIER_*"
+            print(f"sms_notifier: {env}: {error['msg']}", file=sys.stderr)
+        return 2
+    asyncio.run(main(settings))
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(run())

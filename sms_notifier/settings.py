@@ -1,9 +1,13 @@
-"""The notifier's settings (env prefix YZTC_NOTIFIER_)."""
+"""The notifier's settings (env prefix YZTC_NOTIFIER_), validated at start:
+a missing password or data key stops start-up."""
 from __future__ import annotations
 
-from pydantic import Field
+import json
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from sms_notifier.sealed_fields import decode_key
 from yztc.settings import CommonSettings
 
 
@@ -11,7 +15,76 @@ class NotifierSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="YZTC_NOTIFIER_", extra="ignore", frozen=True)
 
     listen: str = "127.0.0.1:50052"
+    # Under mutual TLS, the client certificate names (CN) allowed to call.
+    allowed_callers: frozenset[str] = frozenset({"aggregator"})
     mongodb_uri: str = Field("mongodb://127.0.0.1:27018/yztc", validation_alias="MONGODB_URI")
-    smsc_url: str = "http://127.0.0.1:9104"
+
+    # The SMS centre, SMPP 3.4, bound as a transceiver.
+    smsc_host: str = "127.0.0.1"
+    smsc_port: int = Field(2775, ge=1, le=65535)
+    system_id: str = Field("yztc", min_length=1, max_length=15)
+    password: SecretStr  # SMPP allows 8 characters
+    # The unified port; a short code, so TON 3 (network specific), NPI 0 (unknown).
     source_addr: str = "10699000"
-    smsc_timeout_seconds: float = 5.0
+    source_addr_ton: int = Field(3, ge=0, le=6)
+    source_addr_npi: int = Field(0, ge=0, le=18)
+    # Mainland numbers as given (11 digits, no country code): TON 0 unknown, NPI 1 ISDN (E.164).
+    dest_addr_ton: int = Field(0, ge=0, le=6)
+    dest_addr_npi: int = Field(1, ge=0, le=18)
+    window: int = Field(10, ge=1, le=1000)  # submit_sm in flight at once, per replica
+    max_per_second: float = Field(50.0, gt=0)  # per replica (the SMS centre limits per bind)
+    throttle_pause_seconds: float = Field(1.0, ge=0)
+    reconnect_min_seconds: float = Field(0.2, gt=0)
+    reconnect_max_seconds: float = Field(10.0, gt=0)
+    bind_timeout_seconds: float = Field(5.0, gt=0)
+    max_parts: int = Field(10, ge=1, le=255)
+
+    # The queue: leases shared by replicas, retries with backoff, giving up.
+    lease_seconds: float = Field(30.0, gt=0)
+    poll_seconds: float = Field(0.5, gt=0)
+    retry_min_seconds: float = Field(0.5, gt=0)
+    retry_max_seconds: float = Field(300.0, gt=0)
+    # Transient failures are retried for this long, then the message FAILS
+    # (the product promises the result SMS within 48 hours).
+    give_up_after_seconds: float = Field(172800.0, gt=0)
+    # Final messages are kept this long for GetStatus, then deleted.
+    retention_days: float = Field(30.0, gt=0)
+
+    # AES-GCM key (base64, 256-bit) for the destination and text while queued,
+    # its id, and earlier keys still needed to open queued messages ({"id": "base64"}).
+    data_key: SecretStr
+    data_key_id: str = Field("k1", min_length=1)
+    previous_data_keys: SecretStr = SecretStr("{}")
+
+    @field_validator("password")
+    @classmethod
+    def _password_fits(cls, value: SecretStr) -> SecretStr:
+        if not 1 <= len(value.get_secret_value()) <= 8:
+            raise ValueError("SMPP passwords are 1 to 8 characters")
+        return value
+
+    @field_validator("data_key")
+    @classmethod
+    def _key_is_256_bit(cls, value: SecretStr) -> SecretStr:
+        decode_key(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NotifierSettings":
+        if self.reconnect_min_seconds > self.reconnect_max_seconds:
+            raise ValueError("reconnect_min_seconds is above reconnect_max_seconds")
+        if self.retry_min_seconds > self.retry_max_seconds:
+            raise ValueError("retry_min_seconds is above retry_max_seconds")
+        self.data_keys()
+        return self
+
+    def data_keys(self) -> dict[str, bytes]:
+        try:
+            previous = json.loads(self.previous_data_keys.get_secret_value())
+        except json.JSONDecodeError:
+            raise ValueError("previous_data_keys is not JSON") from None
+        if not isinstance(previous, dict):
+            raise ValueError('previous_data_keys must be {"key id": "base64 key"}')
+        keys = {kid: decode_key(value) for kid, value in previous.items()}
+        keys[self.data_key_id] = decode_key(self.data_key.get_secret_value())
+        return keys

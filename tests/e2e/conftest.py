@@ -2,6 +2,7 @@
 free ports with its own data folder and FerretDB, for the e2e tests."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -94,11 +95,15 @@ async def messages_for(stack: Stack, phone: str) -> list[dict]:
 
 
 async def latest_code(stack: Stack, phone: str) -> str:
-    messages = await messages_for(stack, phone)
-    codes = [re.search(r"验证码为(\d{6})", m["text"]) for m in messages]
-    codes = [c.group(1) for c in codes if c]
-    assert codes, "no verification SMS reached the SMS centre"
-    return codes[-1]
+    """The latest code sent to the phone; the SMS arrives moments after the
+    request returns (the notifier queues it), so look for a few seconds."""
+    for _ in range(100):
+        messages = await messages_for(stack, phone)
+        codes = [c.group(1) for m in messages if (c := re.search(r"验证码为(\d{6})", m["text"]))]
+        if codes:
+            return codes[-1]
+        await asyncio.sleep(0.1)
+    raise AssertionError("no verification SMS reached the SMS centre")
 
 
 def traces_dir(stack: Stack) -> Path:

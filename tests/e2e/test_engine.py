@@ -28,19 +28,19 @@ FAST = {cid: {"latency_ms": 20} for cid in COMPANY_IDS}
 @pytest.mark.parametrize("victim", ["aggregator", "sms_notifier", "ferretdb"])
 async def test_crash_loses_nothing_and_sends_each_result_once(make_stack, tmp_path, victim):
     numbers = phones(200)
-    # jd counts asynchronously and takes 6 s: every query is still in flight when the crash comes.
-    companies = {**FAST, "jd": {"latency_ms": 6000, "mode": "async"}}
+    # jd counts asynchronously and takes 30 s: most queries are still in flight when the crash comes.
+    companies = {**FAST, "jd": {"latency_ms": 30000, "mode": "async"}}
     stack = make_stack(write_scenario(tmp_path / "scenario.json", numbers, companies))
     ids = await submit_many(stack, numbers)
     assert len(ids) == 200
     in_flight = [q for q in (await states(stack, ids)).values() if q.status == pb.QUERY_STATUS_IN_PROGRESS]
-    assert len(in_flight) >= 150  # most still waiting for jd
+    assert len(in_flight) >= 100  # still waiting for jd
 
     stack.kill(victim)
     await asyncio.sleep(1.0)
     stack.restart(victim)
 
-    final = await wait_until_finished(stack, ids, timeout=120)
+    final = await wait_until_finished(stack, ids, timeout=240)
     assert all(q.status == pb.QUERY_STATUS_COMPLETED for q in final.values())
     sms = await result_sms_by_phone(stack)
     assert sorted(sms) == sorted(numbers)

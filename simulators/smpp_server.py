@@ -1,0 +1,317 @@
+"""The SMS centre's SMPP 3.4 face: ESMEs bind (transceiver, transmitter or
+receiver) with the configured system id and password, submit_sm is answered
+as the centre decides (sms_centre.SmsCentre.on_submit), enquire_link and
+unbind are answered, and delivery receipts go back as deliver_sm with the
+receipt esm_class, on the submitting session or, if it has gone, on the
+next session of the same system id (as a real centre keeps receipts until
+the ESME binds again).
+
+Written on asyncio streams with smpp34's PDU codec (submit_sm decoded,
+deliver_sm encoded by it; the small fixed PDUs — bind, responses — are a
+header and a few C-strings, framed here), not on smpp34's own `Server`: the
+simulator has to refuse a wrong password, and to drop a connection at an
+exact PDU, neither of which that server offers from Python (it accepts
+every bind, and closes sessions only by unbind).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import logging
+import socket
+import struct
+from collections import deque
+
+import smpp34
+
+from simulators.sms_centre import Receipt, SmsCentre, SubmitSm
+
+log = logging.getLogger("simulators.smpp")
+
+BIND_RECEIVER, BIND_TRANSMITTER, BIND_TRANSCEIVER = 0x01, 0x02, 0x09
+SUBMIT_SM, DELIVER_SM, UNBIND, ENQUIRE_LINK = 0x04, 0x05, 0x06, 0x15
+GENERIC_NACK = 0x80000000
+RESP = 0x80000000
+
+ESME_ROK = 0x00
+ESME_RINVCMDID = 0x03
+ESME_RINVBNDSTS = 0x04
+ESME_RALYBND = 0x05
+ESME_RBINDFAIL = 0x0D
+ESME_RINVPASWD = 0x0E
+ESME_RINVSYSID = 0x0F
+
+TLV_RECEIPTED_MESSAGE_ID = 0x001E
+TLV_MESSAGE_STATE = 0x0427
+_MESSAGE_STATE = {"DELIVRD": 2, "UNDELIV": 5}
+_MAX_PDU = 64 * 1024
+_RECEIPT_RETRY_SECONDS = 0.5
+
+
+def _pdu(command_id: int, status: int, seq: int, body: bytes = b"") -> bytes:
+    return struct.pack(">IIII", 16 + len(body), command_id, status, seq) + body
+
+
+def _c_strings(body: bytes, count: int) -> tuple[list[str], bytes]:
+    out = []
+    for _ in range(count):
+        value, _, body = body.partition(b"\x00")
+        out.append(value.decode("latin-1"))
+    return out, body
+
+
+def _receipt_text(receipt: Receipt, done: dt.datetime) -> bytes:
+    # SMPP 3.4 Appendix B. No "text:" excerpt: it would copy message content around.
+    fmt = "%y%m%d%H%M"
+    return (
+        f"id:{receipt.smsc_message_id} sub:001 dlvrd:{'001' if receipt.stat == 'DELIVRD' else '000'} "
+        f"submit date:{receipt.submitted_at.strftime(fmt)} done date:{done.strftime(fmt)} "
+        f"stat:{receipt.stat} err:{'000' if receipt.stat == 'DELIVRD' else '001'} text:"
+    ).encode("ascii")
+
+
+class SmppServer:
+    def __init__(self, centre: SmsCentre, system_id: str, password: str) -> None:
+        self.centre = centre
+        self._system_id = system_id
+        self._password = password
+        self._server: asyncio.Server | None = None
+        self._sessions: dict[int, _Session] = {}
+        self._numbers = itertools.count(1)
+        self._receipts: deque[Receipt] = deque()
+        self._receipts_waiting = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._pusher: asyncio.Task | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._accept, host, port)
+        self._pusher = asyncio.create_task(self._push_receipts(), name="smpp-receipts")
+        return self._server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for session in list(self._sessions.values()):
+            session.close()
+        tasks = [*self._tasks, *([self._pusher] if self._pusher else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = _Session(self, next(self._numbers), reader, writer)
+        self._sessions[session.number] = session
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await session.serve()
+        finally:
+            self._sessions.pop(session.number, None)
+            if task is not None:
+                self._tasks.discard(task)
+
+    # -- binds ------------------------------------------------------------------
+
+    def bind_status(self, system_id: str, password: str) -> int:
+        if self.centre.behaviour.down:
+            return ESME_RBINDFAIL
+        if system_id != self._system_id:
+            return ESME_RINVSYSID
+        if password != self._password:
+            return ESME_RINVPASWD
+        return ESME_ROK
+
+    def bound(self, session: "_Session") -> None:
+        self.centre.counters["binds"] += 1
+        log.info("bound", extra={"fields": {"session": session.number, "system_id": session.system_id}})
+        self._receipts_waiting.set()  # receipts kept for this ESME can go now
+
+    # -- receipts ---------------------------------------------------------------
+
+    def queue_receipt(self, receipt: Receipt) -> None:
+        delay = self.centre.behaviour.receipt_delay_ms / 1000
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self._enqueue, receipt)
+        else:
+            self._enqueue(receipt)
+
+    def _enqueue(self, receipt: Receipt) -> None:
+        self._receipts.append(receipt)
+        self._receipts_waiting.set()
+
+    def _receiver_for(self, receipt: Receipt) -> "_Session | None":
+        origin = self._sessions.get(receipt.session)
+        if origin is not None and origin.can_receive:
+            return origin
+        return next((s for s in self._sessions.values() if s.can_receive), None)
+
+    async def _push_receipts(self) -> None:
+        while True:
+            await self._receipts_waiting.wait()
+            self._receipts_waiting.clear()
+            kept: deque[Receipt] = deque()
+            while self._receipts:
+                receipt = self._receipts.popleft()
+                session = self._receiver_for(receipt)
+                if session is None or not await session.deliver_receipt(receipt):
+                    kept.append(receipt)
+            self._receipts.extend(kept)
+            if self._receipts:
+                # Kept for later: the next bind wakes us, else try again soon.
+                try:
+                    await asyncio.wait_for(self._receipts_waiting.wait(), _RECEIPT_RETRY_SECONDS)
+                except TimeoutError:
+                    self._receipts_waiting.set()
+
+
+class _Session:
+    def __init__(self, server: SmppServer, number: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.number = number
+        self._reader = reader
+        self._writer = writer
+        self.system_id = ""
+        self._bind: int | None = None
+        self._seq = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[int]] = {}
+        self._closed = False
+
+    @property
+    def can_receive(self) -> bool:
+        return not self._closed and self._bind in (BIND_TRANSCEIVER, BIND_RECEIVER)
+
+    @property
+    def can_submit(self) -> bool:
+        return self._bind in (BIND_TRANSCEIVER, BIND_TRANSMITTER)
+
+    def close(self) -> None:
+        self._closed = True
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_result(-1)
+        self._writer.close()
+
+    async def serve(self) -> None:
+        centre = self.server.centre
+        try:
+            while not self._closed:
+                header = await self._reader.readexactly(16)
+                length, command_id, status, seq = struct.unpack(">IIII", header)
+                if not 16 <= length <= _MAX_PDU:
+                    centre.counters["bad_pdus"] += 1
+                    return
+                body = await self._reader.readexactly(length - 16)
+                if command_id in (BIND_RECEIVER, BIND_TRANSMITTER, BIND_TRANSCEIVER):
+                    if not self._on_bind(command_id, seq, body):
+                        await self._writer.drain()
+                        return
+                elif command_id == ENQUIRE_LINK:
+                    centre.counters["enquire_links"] += 1
+                    self._writer.write(_pdu(ENQUIRE_LINK | RESP, ESME_ROK, seq))
+                elif command_id == UNBIND:
+                    self._writer.write(_pdu(UNBIND | RESP, ESME_ROK, seq))
+                    await self._writer.drain()
+                    centre.counters["unbinds"] += 1
+                    return
+                elif command_id == SUBMIT_SM:
+                    if not await self._on_submit(seq, header + body):
+                        await self._drop()
+                        return
+                elif command_id in (DELIVER_SM | RESP, GENERIC_NACK):
+                    future = self._waiting.pop(seq, None)
+                    if future is not None and not future.done():
+                        future.set_result(status if command_id != GENERIC_NACK else status or -1)
+                elif command_id & RESP:
+                    pass  # enquire_link_resp and the like: nothing to do
+                else:
+                    self._writer.write(_pdu(GENERIC_NACK, ESME_RINVCMDID, seq))
+                await self._writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.close()
+
+    def _on_bind(self, command_id: int, seq: int, body: bytes) -> bool:
+        (system_id, password), _ = _c_strings(body, 2)
+        status = ESME_RALYBND if self._bind is not None else self.server.bind_status(system_id, password)
+        self._writer.write(_pdu(command_id | RESP, status, seq, b"YZTCSIM\x00"))
+        if status != ESME_ROK:
+            self.server.centre.counters["bind_failures"] += 1
+            log.warning("bind refused", extra={"fields": {"session": self.number, "status": status}})
+            return False
+        self.system_id = system_id
+        self._bind = command_id
+        self.server.bound(self)
+        return True
+
+    async def _on_submit(self, seq: int, raw: bytes) -> bool:
+        """False: drop the connection now, leaving this PDU unanswered."""
+        if not self.can_submit:
+            self._writer.write(_pdu(SUBMIT_SM | RESP, ESME_RINVBNDSTS, seq, b"\x00"))
+            return True
+        decoded = smpp34.decode(raw)
+        pdu = SubmitSm(
+            decoded.source_addr, decoded.source_addr_ton, decoded.source_addr_npi,
+            decoded.destination_addr, decoded.dest_addr_ton, decoded.dest_addr_npi,
+            decoded.esm_class, decoded.data_coding, decoded.registered_delivery,
+            decoded.short_message, {t.tag: t.value for t in decoded.tlvs},
+        )
+        answer = self.server.centre.on_submit(pdu, self.number)
+        if answer.drop:
+            return False
+        if self.server.centre.behaviour.latency_ms:
+            await asyncio.sleep(self.server.centre.behaviour.latency_ms / 1000)
+        body = answer.message_id.encode("ascii") + b"\x00"
+        self._writer.write(_pdu(SUBMIT_SM | RESP, answer.command_status, seq, body))
+        if answer.receipt is not None:
+            self.server.queue_receipt(answer.receipt)
+        return True
+
+    async def _drop(self) -> None:
+        """Close as a failing centre would, mid-stream: answers already
+        written still reach the ESME (sent, then FIN), nothing more is read."""
+        self.server.centre.counters["drops"] += 1
+        log.info("connection dropped", extra={"fields": {"session": self.number}})
+        self._closed = True
+        await self._writer.drain()
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    async def deliver_receipt(self, receipt: Receipt) -> bool:
+        """Sends the receipt; True once the ESME acknowledged it."""
+        seq = next(self._seq)
+        pdu = smpp34.DeliverSm(
+            receipt.handset,
+            receipt.to,
+            _receipt_text(receipt, self.server.centre.now()),
+            source_addr_ton=1,
+            source_addr_npi=1,
+            esm_class=0x04,
+            tlvs=[
+                smpp34.Tlv(TLV_RECEIPTED_MESSAGE_ID, receipt.smsc_message_id.encode("ascii") + b"\x00"),
+                smpp34.Tlv(TLV_MESSAGE_STATE, bytes([_MESSAGE_STATE[receipt.stat]])),
+            ],
+            sequence_number=seq,
+        ).encode()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting[seq] = future
+        try:
+            self._writer.write(pdu)
+            await self._writer.drain()
+            status = await asyncio.wait_for(future, timeout=5.0)
+        except (ConnectionError, TimeoutError):
+            return False
+        finally:
+            self._waiting.pop(seq, None)
+        if status == ESME_ROK:
+            self.server.centre.counters["receipts"] += 1
+            return True
+        return False

@@ -1,0 +1,71 @@
+"""The notifier's metrics, named for what an SRE asks: how many messages wait
+and how long the oldest has waited (the 48-hour promise), how fast parts go
+out, why messages fail, how long receipts take, and whether we are bound to
+the SMS centre. Instruments come from the OpenTelemetry API; where they are
+exported to is set up once per process (yztc.telemetry)."""
+from __future__ import annotations
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+
+
+class Metrics:
+    def __init__(self, provider: MeterProvider | None = None) -> None:
+        meter = metrics.get_meter("yztc.sms_notifier", meter_provider=provider)
+        self.queue_depth = 0
+        self.oldest_pending_age_seconds = 0.0
+        self.bound = False
+        meter.create_observable_gauge(
+            "yztc.sms.queue.depth", [self._observe_depth],
+            description="Messages accepted and not yet submitted (PENDING)",
+        )
+        meter.create_observable_gauge(
+            "yztc.sms.queue.oldest_pending_age", [self._observe_oldest], unit="s",
+            description="Age of the oldest PENDING message",
+        )
+        meter.create_observable_gauge(
+            "yztc.sms.smsc.bound", [self._observe_bound],
+            description="1 while this replica is bound to the SMS centre",
+        )
+        self._submits = meter.create_counter(
+            "yztc.sms.submits", unit="{part}",
+            description="submit_sm sent, by outcome (accepted, transient, permanent, connection_lost)",
+        )
+        self._sent = meter.create_counter(
+            "yztc.sms.messages.sent", unit="{message}", description="Messages with every part accepted"
+        )
+        self._failures = meter.create_counter(
+            "yztc.sms.failures", unit="{event}",
+            description="Failed submissions by reason (e.g. ESME_RTHROTTLED) and whether the message failed for good",
+        )
+        self._finished = meter.create_counter(
+            "yztc.sms.messages.finished", unit="{message}", description="Messages DELIVERED or FAILED"
+        )
+        self._receipt_latency = meter.create_histogram(
+            "yztc.sms.receipt.latency", unit="s",
+            description="From every part accepted (SENT) to the final delivery receipt",
+        )
+
+    def submitted(self, outcome: str) -> None:
+        self._submits.add(1, {"outcome": outcome})
+
+    def failure(self, reason: str, final: bool) -> None:
+        self._failures.add(1, {"reason": reason, "final": final})
+
+    def sent(self) -> None:
+        self._sent.add(1)
+
+    def finished(self, state: str) -> None:
+        self._finished.add(1, {"state": state})
+
+    def receipt_latency(self, seconds: float, state: str) -> None:
+        self._receipt_latency.record(seconds, {"state": state})
+
+    def _observe_depth(self, options: CallbackOptions):
+        yield Observation(self.queue_depth)
+
+    def _observe_oldest(self, options: CallbackOptions):
+        yield Observation(self.oldest_pending_age_seconds)
+
+    def _observe_bound(self, options: CallbackOptions):
+        yield Observation(1 if self.bound else 0)
