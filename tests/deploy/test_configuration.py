@@ -23,6 +23,7 @@ from aggregator.settings import AggregatorSettings
 from gateway.settings import GatewaySettings
 from platform_connectors.settings import ConnectorSettings
 from simulators.settings import SimulatorSettings
+from simulators.sms_centre_settings import SmsCentreSettings
 from sms_notifier.settings import NotifierSettings
 from tests.deploy.conftest import K8S, ROOT
 from tests.deploy.model import Workload, args, container_env, mounted_files, named, selects, workloads
@@ -35,7 +36,7 @@ SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "aggregator": (AggregatorSettings, GrpcTlsSettings),
     "sms_notifier": (NotifierSettings,),
     "platform_connectors": (ConnectorSettings,),
-    "simulators": (SimulatorSettings,),
+    "simulators": (SimulatorSettings, SmsCentreSettings),
 }
 CASES = [(o, n) for o in ("dev", "prod") for n in SERVICES] + [("dev", "simulators")]
 
