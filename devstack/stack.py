@@ -94,6 +94,11 @@ class Stack:
 
     # -- set-up ---------------------------------------------------------------
 
+    def _identity(self, name: str) -> dict[str, str]:
+        """The TLS settings of a service serving mutual TLS as `name`."""
+        cert, key = pki.issue(self.pki_dir, name, server=True)
+        return {"YZTC_TLS_CA": str(self.pki_dir / "ca.pem"), "YZTC_TLS_CERT": str(cert), "YZTC_TLS_KEY": str(key)}
+
     def prepare(self) -> None:
         """PKI and development secrets, made once and reused."""
         pki.issue(self.pki_dir, "aggregator", server=True)
@@ -170,6 +175,7 @@ class Stack:
                         self._env(
                             YZTC_CONNECTOR_LISTEN=_addr(port),
                             YZTC_CONNECTOR_UPSTREAM_URL=f"{base}/{eid}",
+                            **self._identity(f"connector-{eid}"),
                         ),
                         ready_port=port,
                         listens=f"grpc {_addr(port)}",
@@ -189,6 +195,7 @@ class Stack:
                 YZTC_NOTIFIER_PASSWORD=secrets.symmetric_key(self.keys_dir, "smpp-password")[:8],
                 YZTC_NOTIFIER_DATA_KEY=secrets.symmetric_key(self.keys_dir, "notifier-data"),
                 YZTC_NOTIFIER_DATA_KEY_ID="k1",
+                **self._identity("sms_notifier"),
             ),
             ready_port=self.ports.notifier,
             listens=f"grpc {_addr(self.ports.notifier)}",
@@ -210,6 +217,9 @@ class Stack:
                 YZTC_AGGREGATOR_PHONE_KEYS=json.dumps({"k1": secrets.symmetric_key(self.keys_dir, "phone-k1")}),
                 YZTC_AGGREGATOR_PHONE_KEY_ID="k1",
                 YZTC_AGGREGATOR_HASH_KEY=secrets.symmetric_key(self.keys_dir, "hash"),
+                # Internal links in mutual TLS too: connectors and the notifier
+                # answer only a client certificate named "aggregator".
+                YZTC_AGGREGATOR_INTERNAL_TLS="1",
                 YZTC_TLS_CA=str(self.pki_dir / "ca.pem"),
                 YZTC_TLS_CERT=str(self.pki_dir / "aggregator.pem"),
                 YZTC_TLS_KEY=str(self.pki_dir / "aggregator-key.pem"),

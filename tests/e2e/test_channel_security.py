@@ -5,6 +5,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -21,9 +22,9 @@ from yztc.v1 import account_query_pb2_grpc
 
 def _open(stack, cert: str | None, key: str | None, ca: str | None = None) -> grpc.aio.Channel:
     creds = grpc.ssl_channel_credentials(
-        root_certificates=open(ca or stack.pki_dir / "ca.pem", "rb").read(),
-        private_key=open(key, "rb").read() if key else None,
-        certificate_chain=open(cert, "rb").read() if cert else None,
+        root_certificates=Path(ca or stack.pki_dir / "ca.pem").read_bytes(),
+        private_key=Path(key).read_bytes() if key else None,
+        certificate_chain=Path(cert).read_bytes() if cert else None,
     )
     return grpc.aio.secure_channel(f"127.0.0.1:{stack.ports.aggregator}", creds)
 
@@ -109,3 +110,25 @@ async def test_health_follows_the_database(make_stack, tmp_path):
     await wait_for(health_pb2.HealthCheckResponse.NOT_SERVING)
     stack.restart("ferretdb")
     await wait_for(health_pb2.HealthCheckResponse.SERVING)
+
+
+async def test_internal_services_answer_only_the_aggregator(stack):
+    """Connectors and the notifier serve mutual TLS and refuse any other
+    certificate, even one our CA signed; and plaintext not at all."""
+    from yztc.v1 import company_connector_pb2, company_connector_pb2_grpc
+
+    port = stack.ports.companies["tencent"]
+    request = company_connector_pb2.CountAccountsRequest(query_id="q", phone="13800138000")
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(stack.pki_dir / "ca.pem").read_bytes(),
+        private_key=(stack.pki_dir / "wechat-demo-key.pem").read_bytes(),
+        certificate_chain=(stack.pki_dir / "wechat-demo.pem").read_bytes(),
+    )
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await company_connector_pb2_grpc.CompanyConnectorStub(channel).CountAccounts(request, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await company_connector_pb2_grpc.CompanyConnectorStub(channel).CountAccounts(request, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
