@@ -15,7 +15,7 @@ STUBS_STAMP := yztc/v1/.generated
 export GOTOOLCHAIN ?= local
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: install protos ferretdb run test test-unit test-integration test-e2e clean
+.PHONY: install protos ferretdb run test test-acceptance test-unit test-integration test-e2e clean
 
 install: .venv/.installed protos ferretdb
 
@@ -46,7 +46,10 @@ run: install
 	$(PY) -m devstack
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not acceptance" tests
+
+test-acceptance: install
+	$(PY) -m pytest -q -m acceptance tests
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit
