@@ -1,7 +1,7 @@
 """Load check (not part of `make test`): the gateway keeps answering valid
 requests while another client floods it with garbage.
 
-Run with `YZTC_GATEWAY_LOAD=1 .venv/bin/python -m pytest -s tests/e2e/test_gateway_load.py`;
+Run with `make test-acceptance` (or `.venv/bin/python -m pytest -s -m acceptance tests/e2e/test_gateway_load.py`);
 needs `wrk` (Debian package). The whole stack runs; wrk plays a trusted
 proxy so X-Forwarded-For can name the clients:
 
@@ -31,10 +31,14 @@ import pytest
 
 from tests.e2e.conftest_gateway import alipay_simulator_url, gateway_url, post_json, start_gateway_stack
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("YZTC_GATEWAY_LOAD") != "1" or shutil.which("wrk") is None,
-    reason="load check: set YZTC_GATEWAY_LOAD=1 and install wrk",
-)
+# A minute of load with wrk: run by `make test-acceptance`, not `make test`.
+pytestmark = pytest.mark.acceptance
+
+
+@pytest.fixture(autouse=True)
+def _wrk() -> None:
+    if shutil.which("wrk") is None:
+        pytest.fail("the load check needs wrk: apt-get install wrk")
 
 SECONDS = int(os.environ.get("YZTC_GATEWAY_LOAD_SECONDS", "15"))
 USERS = 50
