@@ -15,20 +15,10 @@ import pytest
 from pymongo import MongoClient
 
 from tests.e2e.channel_client import CODE, channel, sms_for, submit_many, write_scenario
+from tests.e2e.conftest import latest_code
 from yztc.errors import ServiceError
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc
-
-
-async def _code(stack, phone: str) -> str:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            found = [CODE.search(m["text"]) for m in await sms_for(http, stack, phone)]
-            found = [c.group(1) for c in found if c]
-            if found:
-                return found[-1]
-            await asyncio.sleep(0.05)
-    raise AssertionError("no code")
 
 
 async def _attempt(stack, phone: str, id6: str) -> ServiceError | pb.SubmitQueryResponse:
@@ -38,7 +28,7 @@ async def _attempt(stack, phone: str, id6: str) -> ServiceError | pb.SubmitQuery
             await api.RequestVerificationCode(pb.RequestVerificationCodeRequest(phone=phone), timeout=10)
         except grpc.aio.AioRpcError as error:
             return ServiceError.from_grpc_error(error)
-        code = await _code(stack, phone)
+        code = await latest_code(stack, phone)
         try:
             return await api.SubmitQuery(
                 pb.SubmitQueryRequest(phone=phone, id_last6=id6, code=code, consent=True), timeout=10

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from devstack.stack import ROOT
-from tests.e2e.test_citizen_rules import _code
+from tests.e2e.conftest import latest_code
 
 GRPCURL = ROOT / ".tools" / "bin" / "grpcurl"
 PHONE = "13900139000"
@@ -40,7 +40,7 @@ async def test_query_flow_with_grpcurl(stack, scenario):
     sent = grpcurl(stack, "yztc.v1.AccountQueryService/RequestVerificationCode", data={"phone": PHONE})
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout) == {"resend_after": 60}, sent.stdout
-    code = await _code(stack, PHONE)
+    code = await latest_code(stack, PHONE)
 
     id6 = next(s["id_last6"] for s in scenario["subscribers"] if s["phone"] == PHONE)
     submitted = grpcurl(
