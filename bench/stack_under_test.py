@@ -1,0 +1,118 @@
+"""The stack under test: started as `make run` starts it (devstack.Stack, on
+free ports with its own data folder), with the bench's scenario, roomy
+channel quotas and the limits below raised; optionally with the database
+behind the counting proxy (mongo_wire_counter.py).
+
+The bench drives it only through its external interfaces: the channel API
+(gRPC, mutual TLS as channel `wechat-demo`), the HTTP API, and the
+simulators' inspection and test hooks.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import grpc
+
+from bench.mongo_wire_counter import WireCounter
+from devstack.stack import Ports, Stack
+
+# Limits that would otherwise be what the bench measures (documented in
+# the results): every HTTP request comes from 127.0.0.1 on behalf of four
+# users, far past the gateway's per-IP and per-user limits
+# (gateway/settings.py); and the notifier's pace towards the SMS centre
+# (50 parts/s per bind by default, an agreement with the operator's centre)
+# would cap the whole pipeline at about 20 result SMS a second.
+RAISED_LIMITS = {
+    "YZTC_GATEWAY_LIMIT_IP_REQUESTS": "1000000000/60",
+    "YZTC_GATEWAY_LIMIT_USER_REQUESTS": "1000000000/60",
+    "YZTC_GATEWAY_LIMIT_USER_SESSIONS": "1000000000/3600",
+    "YZTC_GATEWAY_LIMIT_SESSION_CODES": "1000000000/3600",
+    "YZTC_GATEWAY_LIMIT_IP_CODES": "1000000000/3600",
+    "YZTC_NOTIFIER_MAX_PER_SECOND": "1000000",
+}
+
+
+class StackUnderTest:
+    def __init__(self, var: Path, scenario: Path, channels: Path, *, count_db: bool = False) -> None:
+        self.ports = Ports.free()
+        self.counter = WireCounter(self.ports.database) if count_db else None
+        self._var = var
+        self._scenario = scenario
+        self._channels = channels
+        self.stack: Stack | None = None
+
+    def start(self) -> None:
+        mongodb_uri = None
+        if self.counter is not None:
+            # Services reach FerretDB through the proxy: start the database
+            # ourselves, then the proxy, then the stack on the proxy's port.
+            self.counter.start()
+            mongodb_uri = f"mongodb://127.0.0.1:{self.counter.port}/yztc"
+        self.stack = Stack(
+            self._var,
+            self.ports,
+            scenario=str(self._scenario),
+            mongodb_uri=mongodb_uri,
+            aggregator_env={"YZTC_AGGREGATOR_CHANNELS_FILE": str(self._channels)},
+            extra_env=dict(RAISED_LIMITS),
+        )
+        try:
+            if self.counter is not None:
+                database = self.stack.database()
+                self.stack.supervisor.start(database)
+                self.stack.supervisor.wait_ready([database], 60)
+            self.stack.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()  # the database too, when we started it: same supervisor
+        if self.counter is not None:
+            self.counter.stop()
+
+    # -- what the bench reads --------------------------------------------------
+
+    @property
+    def pki_dir(self) -> Path:
+        assert self.stack is not None
+        return self.stack.pki_dir
+
+    @property
+    def aggregator_target(self) -> str:
+        return f"127.0.0.1:{self.ports.aggregator}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    def pids(self) -> dict[str, int]:
+        """Every child of the stack by name (its process group leader)."""
+        assert self.stack is not None
+        return {c.name: c.process.pid for c in self.stack.supervisor.children if c.process and c.process.poll() is None}
+
+    def channel(self) -> grpc.aio.Channel:
+        """The channel API as channel `wechat-demo` (mutual TLS)."""
+        pki = self.pki_dir
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=(pki / "ca.pem").read_bytes(),
+            private_key=(pki / "wechat-demo-key.pem").read_bytes(),
+            certificate_chain=(pki / "wechat-demo.pem").read_bytes(),
+        )
+        return grpc.aio.secure_channel(self.aggregator_target, creds)
+
+    # -- the companies simulator's test hooks ----------------------------------
+
+    async def set_company(self, http: aiohttp.ClientSession, company: str, **behaviour) -> None:
+        url = f"http://127.0.0.1:{self.ports.sim_companies}/sim/companies/{company}/behaviour"
+        async with http.put(url, json=behaviour) as response:
+            if response.status != 200:
+                raise RuntimeError(f"company {company} behaviour not changed: {await response.text()}")
+
+    async def company_calls(self, http: aiohttp.ClientSession) -> dict[str, dict[str, int]]:
+        """{company: {request id (our query id): count requests}} since the start."""
+        async with http.get(f"http://127.0.0.1:{self.ports.sim_companies}/sim/companies/calls") as response:
+            response.raise_for_status()
+            return (await response.json())["calls"]
