@@ -5,7 +5,6 @@ the deadline ends a query PARTIAL, and a ninth company is configuration."""
 from __future__ import annotations
 
 import asyncio
-import json
 import pytest
 
 from devstack.stack import Ports
