@@ -14,7 +14,6 @@ FerretDB); it reads the other replicas' counts at most once a second.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import time
 from dataclasses import dataclass
@@ -121,6 +120,3 @@ class ChannelQuotas:
             others = sum(r["n"] for r in rows if r["_id"] != mine_id)
             self._others[day_key] = (now, others)
         return others + self._mine.get(day_key, 0)
-
-    async def forget(self, before: dt.datetime) -> None:
-        await self._slots.delete_many({"second": {"$lt": int(before.timestamp())}})

@@ -57,7 +57,12 @@ class Retention:
         items = self._db["work_items"]
         repaired = 0
         async for doc in self._db["queries"].find({"open": True}, {"_id": 1, "created_at": 1}):
-            if now - doc["created_at"] > dt.timedelta(seconds=30) and not await items.find_one({"_id": doc["_id"]}):
+            if now - doc["created_at"] <= dt.timedelta(seconds=30) or await items.find_one({"_id": doc["_id"]}):
+                continue
+            # The scan may be older than the query's last round: a query that
+            # closed meanwhile has no item because it needs none.
+            current = await self._db["queries"].find_one({"_id": doc["_id"]}, {"open": 1})
+            if current and current.get("open"):
                 await queue.add(doc["_id"], now)
                 repaired += 1
         if repaired:
@@ -89,6 +94,8 @@ class Retention:
         await self._db["code_uses"].delete_many({"at": {"$lte": day_ago}})
         await self._db["phone_locks"].delete_many({"until": {"$lte": now}})
         await self._db["leases"].delete_many({"at": {"$lte": day_ago}})
+        # Channel quota slots (channel_quotas.py) matter for their second only.
+        await self._db["channel_slots"].delete_many({"second": {"$lt": int(now.timestamp()) - 60}})
 
     async def daily_counts(self, day: str) -> dict[str, dict[str, int]]:
         """Per company: queries answered and accounts counted that day (anonymous)."""

@@ -61,9 +61,10 @@ async def test_old_code_events_locks_and_leases_are_forgotten(db):
     await db["code_sends"].insert_one({"_id": "a:1", "phone_hash": "a", "n": 1, "at": NOW})
     await db["phone_locks"].insert_one({"_id": "a", "until": NOW + DAYS})
     await db["leases"].insert_one({"_id": "q#1", "at": NOW})
+    await db["channel_slots"].insert_one({"_id": "c|m|1|1", "second": int(NOW.timestamp())})
     retention = Retention(db, dt.timedelta(days=30))
     await retention.purge(NOW + dt.timedelta(hours=23))
     assert await db["code_sends"].count_documents({}) == 1
     await retention.purge(NOW + DAYS)
-    for name in ("code_sends", "phone_locks", "leases"):
+    for name in ("code_sends", "phone_locks", "leases", "channel_slots"):
         assert await db[name].count_documents({}) == 0, name
