@@ -116,14 +116,21 @@ async def states(stack: Stack, ids: dict[str, str]) -> dict[str, pb.Query]:
     return dict(zip(ids, found))
 
 
+SMS_SETTLED = (pb.SMS_STATE_DELIVERED, pb.SMS_STATE_FAILED)
+
+
 async def wait_until_finished(stack: Stack, ids: dict[str, str], timeout: float) -> dict[str, pb.Query]:
+    """Every query ended and its result SMS settled (the SMS centre's receipt
+    is in): a query ends before its SMS leaves the outbox, so reading the
+    SMS centre on the status alone races the notifier."""
     deadline = time.monotonic() + timeout
     while True:
         found = await states(stack, ids)
-        unfinished = [p for p, q in found.items() if q.status == pb.QUERY_STATUS_IN_PROGRESS]
-        if not unfinished:
+        running = [p for p, q in found.items() if q.status == pb.QUERY_STATUS_IN_PROGRESS]
+        unsent = [p for p, q in found.items() if q.status != pb.QUERY_STATUS_IN_PROGRESS and q.sms_state not in SMS_SETTLED]
+        if not running and not unsent:
             return found
-        assert time.monotonic() < deadline, f"{len(unfinished)} queries still in progress"
+        assert time.monotonic() < deadline, f"{len(running)} queries still in progress, {len(unsent)} result SMS not settled"
         await asyncio.sleep(1.0)
 
 
