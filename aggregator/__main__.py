@@ -48,7 +48,8 @@ async def main() -> None:
     db = client.get_default_database("yztc")
     codes, locks, queries = CodeStore(db), PhoneLocks(db), QueryStore(db)
     retention = Retention(db, dt.timedelta(days=settings.retention_days))
-    for store in (codes, locks, queries, retention):
+    queue = WorkQueue(db, dt.timedelta(seconds=settings.lease_seconds))
+    for store in (codes, locks, queries, retention, queue):
         await store.ensure_indexes()
 
     metrics = Metrics()
@@ -63,7 +64,6 @@ async def main() -> None:
     for cid, caller in callers.items():
         metrics.watch_circuit(cid, caller.circuit_state)
     protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, settings.decoded_hash_key())
-    queue = WorkQueue(db, dt.timedelta(seconds=settings.lease_seconds))
     engine = Engine(
         queue=queue,
         queries=queries,

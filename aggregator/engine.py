@@ -229,7 +229,7 @@ class Engine:
                 async with writes:
                     if await self._queue.write(qid, gen, changes):
                         retry = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
-                        await self._queue.reschedule(qid, gen, retry)
+                        await self._queue.release(qid, gen, retry)
                 return
             changes.update({"sms.handed_over": True, "sms.state": state})
 
@@ -247,7 +247,7 @@ class Engine:
                 # At the earliest company retry, never past the deadline (and,
                 # once the SMS is out, late answers are still recorded).
                 horizon = doc["finalize_at"] if status == IN_PROGRESS else late_until
-                await self._queue.reschedule(qid, gen, min([parts[cid]["next_at"] for cid in live] + [horizon]))
+                await self._queue.release(qid, gen, min([parts[cid]["next_at"] for cid in live] + [horizon]))
             else:
                 await self._queue.finish(qid, gen)
 

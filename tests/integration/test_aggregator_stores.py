@@ -130,3 +130,17 @@ async def test_only_one_replica_claims_a_query_and_the_loser_is_fenced(db):
     assert len(await replicas[1].due(NOW + 62 * S, 10)) == 1  # still there, leased until +61 s
     await replicas[1].finish("q", 2)
     assert await replicas[1].due(NOW + 62 * S, 10) == []
+
+
+async def test_a_claimer_that_died_between_its_two_writes_does_not_strand_the_query(db):
+    # An aggregator killed after inserting lease document #1 and before moving
+    # the item on left the query unclaimable for ever (seen as queries stuck
+    # after `kill -9` of the aggregator under load).
+    queue = WorkQueue(db, dt.timedelta(seconds=30), owner="alive")
+    await queue.add("q", NOW)
+    [item] = await queue.due(NOW, 10)
+    await db["leases"].insert_one({"_id": "q#1", "item": "q", "owner": "dead", "at": NOW})
+    assert await queue.claim(dict(item), NOW + 10 * S) is None  # it might still be alive
+    assert await queue.claim(dict(item), NOW + 30 * S) == 2  # a lease later: generation 1 is skipped
+    assert await queue.write("q", 2, {"status": "COMPLETED"})
+    assert not await queue.write("q", 1, {"status": "IN_PROGRESS"})
