@@ -86,7 +86,8 @@ class MessageStore:
             # The centre reuses ids over time; the newest submission owns it.
             await self._parts.replace_one({"_id": smsc_id}, {"message_id": message_id, "seq": seq, "at": now})
         update: dict = {
-            "$push": {"sent_parts": {"seq": seq, "smsc_id": smsc_id}},
+            # $addToSet: a retried record (its first answer lost) adds nothing.
+            "$addToSet": {"sent_parts": {"seq": seq, "smsc_id": smsc_id}},
             "$set": {"attempts": attempts},
         }
         if last:

@@ -15,7 +15,12 @@ concatenation reference, and the handset still joins the parts). It ends:
 Delivery is at least once per part: a part whose submit_sm_resp never came
 (the session broke first) is submitted again, because the centre may or may
 not have taken it. A dropped session with nothing unanswered, the common
-case, sends nothing twice.
+case, sends nothing twice. A part the centre took is recorded before
+anything else; if the database is away at that moment the record is retried
+while the round's lease lasts (no other replica can claim the message
+meanwhile), so a database restart does not send the part again. Only a
+notifier killed between a submit_sm_resp and its record, or a database away
+for longer than a lease, can still repeat a part.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+
+from pymongo.errors import PyMongoError
 
 from sms_notifier import smpp_status, ucs2_parts
 from sms_notifier.message_store import DELIVERED, FAILED, PENDING, SENT, MessageStore
@@ -143,10 +150,11 @@ class Sender:
             item = self._candidates.popleft()
             if item["_id"] in self._working:
                 continue
-            gen = await self._queue.claim(item, self._now())
+            claimed_at = self._now()
+            gen = await self._queue.claim(item, claimed_at)
             if gen is None:
                 continue  # another replica has it, or it moved on since the scan
-            task = asyncio.create_task(self._round(item, gen), name=f"sms-round-{item['_id']}")
+            task = asyncio.create_task(self._round(item, gen, claimed_at), name=f"sms-round-{item['_id']}")
             self._working[item["_id"]] = task
             task.add_done_callback(lambda _t, mid=item["_id"]: self._round_done(mid))
 
@@ -156,10 +164,10 @@ class Sender:
 
     # -- one round of one message -----------------------------------------------
 
-    async def _round(self, item: dict, gen: int) -> None:
+    async def _round(self, item: dict, gen: int, claimed_at: dt.datetime) -> None:
         message_id = item["_id"]
         try:
-            await self._submit_missing_parts(item, gen)
+            await self._submit_missing_parts(item, gen, claimed_at)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -167,7 +175,7 @@ class Sender:
             # the message is tried again; nothing is lost.
             log.exception("round failed", extra={"fields": {"message_id": message_id}})
 
-    async def _submit_missing_parts(self, item: dict, gen: int) -> None:
+    async def _submit_missing_parts(self, item: dict, gen: int, claimed_at: dt.datetime) -> None:
         message_id = item["_id"]
         doc = await self._store.get(message_id)
         if doc is None and self._now() - item["created_at"] < _ORPHAN_AFTER:
@@ -192,11 +200,13 @@ class Sender:
         if not missing:  # (every part was accepted, but the SENT not written)
             await self._store.mark_sent(message_id, attempts, self._now())
         renewed_at = time.monotonic()
+        lease_until = claimed_at + self._queue.lease
         for part in missing:
             if time.monotonic() - renewed_at > self._queue.lease.total_seconds() / 3:
-                if not await self._queue.renew(message_id, gen, self._now()):
+                renewing_at = self._now()
+                if not await self._queue.renew(message_id, gen, renewing_at):
                     return  # lost the lease: submit nothing more
-                renewed_at = time.monotonic()
+                renewed_at, lease_until = time.monotonic(), renewing_at + self._queue.lease
             await self._pacer.acquire()
             result = await self._link.submit(dest, part)
             verdict = result.verdict
@@ -204,11 +214,10 @@ class Sender:
                 self._metrics.submitted("accepted")
                 self._pacer.accepted()
                 assert result.smsc_message_id is not None
-                if not await self._queue.holds(message_id, gen):
+                if not await self._record_accepted(
+                    message_id, gen, attempts, part.seq, result.smsc_message_id, part is missing[-1], lease_until
+                ):
                     return  # a later lease holder has it (and will send this part again)
-                await self._store.part_accepted(
-                    message_id, attempts, part.seq, result.smsc_message_id, part is missing[-1], self._now()
-                )
                 continue
             if verdict is smpp_status.Verdict.TRANSIENT:
                 await self._retry_later(message_id, gen, attempts, result)
@@ -220,6 +229,35 @@ class Sender:
         self._metrics.sent()
         log.info("sent", extra={"fields": {"message_id": message_id, "segments": len(parts)}})
         await self.settle(message_id)
+
+    async def _record_accepted(
+        self, message_id: str, gen: int, attempts: int, seq: int, smsc_id: str, last: bool, lease_until: dt.datetime
+    ) -> bool:
+        """Records a part the centre took; False if the lease has passed on.
+
+        Forgetting that the centre took a part means sending it again, so a
+        database error here is retried while the lease surely lasts (a
+        margin of a sixth of it for clocks and the last try's own time),
+        rather than failing the round. The record is idempotent, so a retry
+        after a write that landed but whose answer was lost changes nothing.
+        """
+        margin = self._queue.lease / 6
+        delay = 0.2
+        while True:
+            try:
+                if not await self._queue.holds(message_id, gen):
+                    return False
+                await self._store.part_accepted(message_id, attempts, seq, smsc_id, last, self._now())
+                return True
+            except PyMongoError as error:
+                if self._now() + dt.timedelta(seconds=delay) > lease_until - margin:
+                    raise
+                log.warning(
+                    "recording an accepted part failed; retrying",
+                    extra={"fields": {"message_id": message_id, "error": type(error).__name__}},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _retry_later(self, message_id: str, gen: int, attempts: int, result: SubmitResult) -> None:
         reason = result.reason

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,10 @@ _TEARDOWN_SETTLE_SECONDS = 0.3
 # Receipts are recorded by a few tasks, so reading the session never waits
 # on the database.
 _RECEIPT_WORKERS = 4
+# The centre had its deliver_sm_resp when a receipt is queued: it will not
+# send it again. A receipt the callback cannot record (the database away) is
+# tried again with backoff for this long before it is given up on.
+_RECEIPT_RETRY_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -286,11 +291,25 @@ class SmscLink:
         while True:
             receipt = await self._receipts.get()
             try:
-                await self.on_receipt(receipt)
-            except Exception:
-                log.exception("receipt not recorded", extra={"fields": {"smsc_message_id": receipt.smsc_message_id}})
+                await self._record(receipt)
             finally:
                 self._receipts.task_done()
+
+    async def _record(self, receipt: Receipt) -> None:
+        fields = {"smsc_message_id": receipt.smsc_message_id}
+        give_up_at = time.monotonic() + _RECEIPT_RETRY_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                await self.on_receipt(receipt)
+                return
+            except Exception as error:
+                if time.monotonic() + delay > give_up_at:
+                    log.exception("receipt not recorded; given up", extra={"fields": fields})
+                    return
+                log.warning("receipt not recorded yet; retrying", extra={"fields": {**fields, "error": type(error).__name__}})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
 async def _ignore(receipt: Receipt) -> None:
     pass

@@ -116,13 +116,14 @@ async def states(stack: Stack, ids: dict[str, str]) -> dict[str, pb.Query]:
     return dict(zip(ids, found))
 
 
-SMS_SETTLED = (pb.SMS_STATE_DELIVERED, pb.SMS_STATE_FAILED)
+# SENT: the SMS centre has taken every part (so its simulator holds the text).
+SMS_SETTLED = (pb.SMS_STATE_SENT, pb.SMS_STATE_DELIVERED, pb.SMS_STATE_FAILED)
 
 
 async def wait_until_finished(stack: Stack, ids: dict[str, str], timeout: float) -> dict[str, pb.Query]:
-    """Every query ended and its result SMS settled (the SMS centre's receipt
-    is in): a query ends before its SMS leaves the outbox, so reading the
-    SMS centre on the status alone races the notifier."""
+    """Every query ended and its result SMS with the SMS centre: a query ends
+    before its SMS leaves the outbox, so reading the SMS centre on the
+    status alone races the notifier."""
     deadline = time.monotonic() + timeout
     while True:
         found = await states(stack, ids)
