@@ -3,8 +3,9 @@ second and per day, per method, held across aggregator replicas in MongoDB.
 
 Per second, exactly: a request takes one of the second's `per_second` slots
 by inserting `<channel>|<method>|<second>|<k>` (unique _id, so no slot is
-taken twice on MongoDB or FerretDB); a replica tries the slot after the last
-one it saw taken, so the usual cost is one insert.
+taken twice on MongoDB or FerretDB); a replica hands out the second's slot
+numbers in memory in order, so the usual cost is one insert, and more only
+when other replicas took the same numbers.
 
 Per day, to within a second of traffic: each replica counts its own requests
 in memory and writes the count to a document only it writes, from one
@@ -22,7 +23,7 @@ from pathlib import Path
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from aggregator.work_queue import replica_id
+from yztc.lease_queue import replica_id
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ class ChannelQuotas:
         self._config = config
         self._owner = owner or replica_id()
         self._clock = clock
-        self._next_slot: dict[str, int] = {}
+        self._next_slot: dict[str, int] = {}  # slot key of the current second -> next slot to try
+        self._slot_second = 0
         self._others: dict[str, tuple[float, int]] = {}  # day key -> (read at, other replicas' count)
         self._mine: dict[str, int] = {}  # day key -> this replica's count (it is the only writer)
         self._dirty: set[str] = set()
@@ -77,14 +79,13 @@ class ChannelQuotas:
         now = self._clock()
         second = int(now)
         key = f"{channel}|{method}|{second}"
-        k = self._next_slot.get(key, 1)
+        k = self._reserve(key, second)
         while k <= quota.per_second:
             try:
                 await self._slots.insert_one({"_id": f"{key}|{k}", "second": second})
                 break
             except DuplicateKeyError:
-                k += 1
-        self._next_slot = {key: k + 1}  # only the current second is worth remembering
+                k = self._reserve(key, second)  # another replica took it: the next one
         if k > quota.per_second:
             return max(0.001, second + 1 - now)
 
@@ -98,6 +99,17 @@ class ChannelQuotas:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="quota-flush")
         return None
+
+    def _reserve(self, key: str, second: int) -> int:
+        """The slot this request tries next. Taken in memory before the insert
+        (no await in between), so concurrent requests of this replica try
+        different slots and only other replicas' requests collide."""
+        if second != self._slot_second:
+            self._next_slot.clear()  # only the current second is worth remembering
+            self._slot_second = second
+        k = self._next_slot.get(key, 1)
+        self._next_slot[key] = k + 1
+        return k
 
     async def _flush(self) -> None:
         while self._dirty:
