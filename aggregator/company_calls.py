@@ -60,10 +60,13 @@ class CompanyCaller:
 
     async def ask(self, query_id: str, phone: str, ticket: str, attempt: int) -> Answer:
         """Count (or poll `ticket`) for one query; `attempt` counts earlier failures."""
-        now = self._now()
-        if not self.breaker.allow(now):
-            return Answer("retry", retry_in=self.breaker.retry_at(now) - now, error="CIRCUIT_OPEN")
         async with self._slots:
+            # The circuit is asked once a slot is ours, not before: calls
+            # queued behind the cap while the company failed would otherwise
+            # all go out after the circuit opened.
+            now = self._now()
+            if not self.breaker.allow(now):
+                return Answer("retry", retry_in=self.breaker.retry_at(now) - now, error="CIRCUIT_OPEN")
             while (wait := self._rate.wait_time(self._now())) > 0:
                 await asyncio.sleep(wait)
             started = self._now()

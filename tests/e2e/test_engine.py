@@ -24,11 +24,6 @@ from yztc.v1 import account_query_pb2 as pb
 FAST = {cid: {"latency_ms": 20} for cid in COMPANY_IDS}
 
 
-# Not in `make test` yet (run by `make test-acceptance`): on a loaded 2-core
-# machine it left 2 of 200 queries unfinished after an aggregator kill, and a
-# FerretDB kill can make the notifier send a result SMS twice (a submit in
-# flight when the database went away is retried); both are open work.
-@pytest.mark.acceptance
 @pytest.mark.parametrize("victim", ["aggregator", "sms_notifier", "ferretdb"])
 async def test_crash_loses_nothing_and_sends_each_result_once(make_stack, tmp_path, victim):
     numbers = phones(200)
