@@ -61,7 +61,7 @@ class ChannelQuotas:
         self._config = config
         self._owner = owner or replica_id()
         self._clock = clock
-        self._next_slot: dict[str, int] = {}  # slot key of the current second -> next slot to try
+        self._next_slot: dict[tuple[str, int], int] = {}  # (slot key, second) -> next slot to try
         self._slot_second = 0
         self._others: dict[str, tuple[float, int]] = {}  # day key -> (read at, other replicas' count)
         self._mine: dict[str, int] = {}  # day key -> this replica's count (it is the only writer)
@@ -104,11 +104,13 @@ class ChannelQuotas:
         """The slot this request tries next. Taken in memory before the insert
         (no await in between), so concurrent requests of this replica try
         different slots and only other replicas' requests collide."""
-        if second != self._slot_second:
-            self._next_slot.clear()  # only the current second is worth remembering
+        if second > self._slot_second:
+            # Past seconds are no longer worth remembering; a request still
+            # working in the one before keeps its numbers.
+            self._next_slot = {k: n for k, n in self._next_slot.items() if k[1] >= second - 1}
             self._slot_second = second
-        k = self._next_slot.get(key, 1)
-        self._next_slot[key] = k + 1
+        k = self._next_slot.get((key, second), 1)
+        self._next_slot[(key, second)] = k + 1
         return k
 
     async def _flush(self) -> None:

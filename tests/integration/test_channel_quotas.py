@@ -71,3 +71,29 @@ async def test_per_day_quota_holds_across_replicas(db_and_counter):
     results = [await replicas[1].take("ch", "GetQuery") for _ in range(6)]
     assert results[:4] == [None] * 4
     assert all(r is not None and r > 3600 for r in results[4:])
+
+
+
+async def test_requests_straddling_a_second_keep_their_numbers(db_and_counter):
+    # Requests of the second before, still colliding with another replica's
+    # slots, must not lose their numbers to requests of the new second, nor
+    # reset theirs. They did: a second replica's requests livelocked for
+    # seconds while new requests kept coming.
+    db, counter = db_and_counter
+    now = [T0 + 10.5]
+    busy = ChannelQuotas(db, _config(100_000, 10**9), owner="busy", clock=lambda: now[0])
+    late = ChannelQuotas(db, _config(100_000, 10**9), owner="late", clock=lambda: now[0])
+    for _ in range(50):
+        assert await busy.take("ch", "SubmitQuery") is None
+    counter.inserts = 0
+    old = [asyncio.create_task(late.take("ch", "SubmitQuery")) for _ in range(5)]
+    await asyncio.sleep(0)  # they have their first numbers (of the busy second)
+    now[0] = T0 + 11.2
+    newer = 0
+    while not all(t.done() for t in old):
+        assert newer < 100, "requests of the second before never found a slot"
+        assert await late.take("ch", "SubmitQuery") is None
+        newer += 1
+    assert [t.result() for t in old] == [None] * 5
+    # The five climb past busy's 50 slots together: about 50 collisions.
+    assert counter.inserts <= 5 + 50 + newer + 5, (counter.inserts, newer)
