@@ -79,18 +79,28 @@ async def test_a_down_company_is_isolated_then_completes_or_ends_partial(make_st
         policy={"breaker_failures": 3, "breaker_open_seconds": 2, "backoff_base_seconds": 0.3, "backoff_max_seconds": 1},
     )
     ids = await submit_many(stack, numbers[:20])
-    await asyncio.sleep(3)
-    found = await states(stack, ids)
+    # The others answer while douyin is down (how fast, against a run without
+    # a down company, is measured by `make bench`: isolation_ratio).
+    others_done = False
+    for _ in range(40):
+        found = await states(stack, ids)
+        others_done = all(
+            e.state == pb.ENTERPRISE_STATE_DONE for q in found.values() for e in q.enterprises if e.id != "douyin"
+        )
+        if others_done:
+            break
+        await asyncio.sleep(0.5)
+    assert others_done
     for query in found.values():
         parts = {e.id: e for e in query.enterprises}
         assert query.status == pb.QUERY_STATUS_IN_PROGRESS
         assert parts["douyin"].state == pb.ENTERPRISE_STATE_PENDING
-        assert all(parts[c].state == pb.ENTERPRISE_STATE_DONE for c in COMPANY_IDS if c != "douyin"), parts
+    # 20 queries retrying every ~second would call douyin about 80 times in
+    # 4 s: the open circuit lets a probe through every 2 s instead.
+    before = sum((await company_calls(stack))["douyin"].values())
     await asyncio.sleep(4)
-    calls_while_down = sum((await company_calls(stack))["douyin"].values())
-    # 20 queries retrying every ~second for 7 s would be well over 100 calls:
-    # the open circuit lets a few probes through instead.
-    assert calls_while_down <= 15, calls_while_down
+    calls_while_down = sum((await company_calls(stack))["douyin"].values()) - before
+    assert calls_while_down <= 6, calls_while_down
 
     await change_company(stack, "douyin", down=False)
     final = await wait_until_finished(stack, ids, timeout=20)
