@@ -226,10 +226,9 @@ class Engine:
         if status != IN_PROGRESS and not doc["sms"]["handed_over"]:
             state = await self._hand_over(doc["sms"]["message_id"], phone, parts)
             if state is None:  # the notifier is away: keep the results, try again soon
+                retry = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
                 async with writes:
-                    if await self._queue.write(qid, gen, changes):
-                        retry = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
-                        await self._queue.release(qid, gen, retry)
+                    await self._queue.end_round(qid, gen, changes, retry)
                 return
             changes.update({"sms.handed_over": True, "sms.state": state})
 
@@ -240,16 +239,15 @@ class Engine:
         more = status == IN_PROGRESS or (live and now < late_until)
         if not more:
             changes["open"] = False
+        next_at = None
+        if more:
+            # At the earliest company retry, never past the deadline (and,
+            # once the SMS is out, late answers are still recorded).
+            horizon = doc["finalize_at"] if status == IN_PROGRESS else late_until
+            next_at = min([parts[cid]["next_at"] for cid in live] + [horizon])
         async with writes:
-            if changes and not await self._queue.write(qid, gen, changes):
+            if not await self._queue.end_round(qid, gen, changes, next_at):
                 return self._lost(qid, {})
-            if more:
-                # At the earliest company retry, never past the deadline (and,
-                # once the SMS is out, late answers are still recorded).
-                horizon = doc["finalize_at"] if status == IN_PROGRESS else late_until
-                await self._queue.release(qid, gen, min([parts[cid]["next_at"] for cid in live] + [horizon]))
-            else:
-                await self._queue.finish(qid, gen)
 
     def _lost(self, qid: str, tasks: dict) -> None:
         log.warning("lease lost", extra={"fields": {"query_id": qid}})

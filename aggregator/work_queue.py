@@ -27,3 +27,18 @@ class WorkQueue(LeaseQueue):
             return False
         await self._queries.update_one({"_id": query_id}, {"$set": changes})
         return True
+
+    async def end_round(self, query_id: str, gen: int, changes: dict, next_at: dt.datetime | None) -> bool:
+        """The round's last write and the end of its lease, behind one fence
+        check: the query gets `changes`, then its item is due again at
+        `next_at`, or goes when `next_at` is None (nothing more to do).
+        False, writing nothing, if the lease has passed on."""
+        if not await self.holds(query_id, gen):
+            return False
+        if changes:
+            await self._queries.update_one({"_id": query_id}, {"$set": changes})
+        if next_at is None:
+            await self._items.delete_one({"_id": query_id})
+        else:
+            await self._items.update_one({"_id": query_id}, {"$set": {"next_at": next_at}})
+        return True

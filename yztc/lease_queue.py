@@ -95,9 +95,12 @@ class LeaseQueue:
                 gen += 1
                 if gen > item["lease_gen"] + MAX_SKIPPED:
                     return None
-        # Won the lease document; but `item` may be stale (the work moved
-        # on, finished, or was claimed and released since it was read).
-        if not await self.holds(item["_id"], item["lease_gen"]):
+        # Won the lease document. Had the item moved on since it was read
+        # (claimed, released, finished), that claim would have inserted
+        # `#<lease_gen + 1>` first and ours would have failed: lease documents
+        # are kept far longer than any read is used (forget_leases). Only
+        # after skipping an abandoned generation can `item` be behind.
+        if gen > item["lease_gen"] + 1 and not await self.holds(item["_id"], item["lease_gen"]):
             return None
         await self._items.update_one({"_id": item["_id"]}, {"$set": {"lease_gen": gen, "next_at": now + self.lease}})
         return gen
