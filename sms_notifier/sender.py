@@ -50,6 +50,8 @@ _THROTTLING = frozenset({smpp_status.ESME_RTHROTTLED, smpp_status.ESME_RMSGQFUL}
 # A queue item whose message is still missing after this was left by a Send
 # that failed between its two inserts; it is dropped.
 _ORPHAN_AFTER = dt.timedelta(seconds=60)
+# Parts whose message this replica remembers for their receipts.
+_REMEMBERED_PARTS = 100_000
 
 
 def utc_now() -> dt.datetime:
@@ -92,6 +94,7 @@ class Sender:
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._working: dict[str, asyncio.Task] = {}
+        self._submitted: dict[str, str] = {}  # SMS centre's part id -> message id, ours, awaiting receipts
         self._candidates: deque[dict] = deque()
         self._candidates_read_at = 0.0
         self._tasks: list[asyncio.Task] = []
@@ -214,6 +217,7 @@ class Sender:
                 self._metrics.submitted("accepted")
                 self._pacer.accepted()
                 assert result.smsc_message_id is not None
+                self._remember_part(result.smsc_message_id, message_id)
                 if not await self._record_accepted(
                     message_id, gen, attempts, part.seq, result.smsc_message_id, part is missing[-1], lease_until
                 ):
@@ -225,7 +229,12 @@ class Sender:
             self._metrics.submitted("permanent")
             await self._fail(message_id, gen, attempts, result.reason)
             return
-        await self._queue.finish(message_id, gen)
+        if missing:
+            # Every part recorded, the last with the lease checked just
+            # before: the item goes without a second check.
+            await self._queue.drop(message_id)
+        else:
+            await self._queue.finish(message_id, gen)
         self._metrics.sent()
         log.info("sent", extra={"fields": {"message_id": message_id, "segments": len(parts)}})
         await self.settle(message_id)
@@ -297,13 +306,26 @@ class Sender:
         if not receipt.final:
             return  # ENROUTE, ACCEPTD: a final one follows
         smsc_id = receipt.smsc_message_id
-        message_id = await self._store.message_of_part(smsc_id)
+        message_id = self._submitted.get(smsc_id)
+        if message_id is not None and (round_ := self._working.get(message_id)) is not None:
+            # Our own round is still recording the parts (the centre answers
+            # fast): let it finish rather than keep the receipt aside.
+            await asyncio.wait([round_], timeout=self._queue.lease.total_seconds())
+        message_id = message_id or await self._store.message_of_part(smsc_id)
         if message_id is not None and await self.settle(message_id, {smsc_id: receipt.stat}):
             return
         await self._store.keep_receipt(smsc_id, receipt.stat, self._now())
         message_id = message_id or await self._store.message_of_part(smsc_id)
         if message_id is not None:
             await self.settle(message_id)
+
+    def _remember_part(self, smsc_id: str, message_id: str) -> None:
+        """Which message a part this replica submitted belongs to, for its
+        receipt; the oldest are forgotten past a bound (a receipt for one
+        of those is looked up in the database instead)."""
+        self._submitted[smsc_id] = message_id
+        while len(self._submitted) > _REMEMBERED_PARTS:
+            self._submitted.pop(next(iter(self._submitted)))
 
     async def settle(self, message_id: str, in_hand: dict[str, str] | None = None) -> bool:
         """SENT → DELIVERED once every part's receipt says delivered; → FAILED
@@ -338,6 +360,8 @@ class Sender:
             self._metrics.failure(reason, final=True)
         log.info("receipt", extra={"fields": {"message_id": message_id, "state": state}})
         await self._store.forget_receipts(kept)
+        for smsc_id in smsc_ids:
+            self._submitted.pop(smsc_id, None)
         return True
 
     # -- housekeeping -----------------------------------------------------------
