@@ -46,6 +46,12 @@ async def test_crash_loses_nothing_and_sends_each_result_once(make_stack, tmp_pa
     assert all(len(texts) == 1 for texts in sms.values()), "a result SMS was sent twice"
     for i, phone in enumerate(numbers):
         assert f"腾讯{1 + i % 3}个" in sms[phone][0] and f"京东{i % 4}个" in sms[phone][0]
+    calls = await company_calls(stack)
+    # Every company asked for every query; a round cut short by the crash
+    # may ask again (with the same query id: the company's idempotency key).
+    assert all(set(calls[c]) == set(ids.values()) for c in COMPANY_IDS)
+    print(f"\n[{victim} killed] queries {len(final)}, result SMS {sum(map(len, sms.values()))}, "
+          f"calls per company {{{', '.join(f'{c}: {sum(calls[c].values())}' for c in COMPANY_IDS)}}}")
 
 
 async def test_two_replicas_share_the_work_and_ask_each_company_once(make_stack, tmp_path):
