@@ -81,6 +81,10 @@ class Engine:
         self._clock = clock
         self._rng = rng or random.Random()
         self._active: dict[str, asyncio.Task] = {}
+        # Rounds whose answers so far are recorded and that only wait for a
+        # slow company's calls: they do not count against max_in_flight (up
+        # to a bound), so a hanging company does not stall everyone's rounds.
+        self._parked: set[str] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task] = []
@@ -109,7 +113,7 @@ class Engine:
 
     async def _dispatch(self) -> None:
         while not self._stopping:
-            free = self._max_in_flight - len(self._active)
+            free = self._max_in_flight - (len(self._active) - len(self._parked))
             found = 0
             if free > 0:
                 try:
@@ -140,6 +144,7 @@ class Engine:
 
     def _finished(self, query_id: str) -> None:
         self._active.pop(query_id, None)
+        self._parked.discard(query_id)
         self._wake.set()
 
     async def _watch_backlog(self) -> None:
@@ -205,6 +210,9 @@ class Engine:
                         kept = await self._queue.write(qid, gen, progress)
                     if not kept:
                         return self._lost(qid, tasks)
+                if len(self._parked) < self._max_in_flight * 4:
+                    self._parked.add(qid)
+                    self._wake.set()  # a round's place is free
                 await asyncio.wait(waiting)
             for task, cid in tasks.items():
                 parts[cid] = task.result()

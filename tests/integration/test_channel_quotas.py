@@ -66,7 +66,12 @@ async def test_per_day_quota_holds_across_replicas(db_and_counter):
     replicas = [ChannelQuotas(db, _config(1000, 10), owner=f"d{i}", clock=lambda: now[0]) for i in range(2)]
     for i in range(6):
         assert await replicas[0].take("ch", "GetQuery") is None
-    await asyncio.sleep(0.2)  # the flush of replica 0's count
+    for _ in range(100):  # replica 0's count is flushed in the background
+        flushed = await db["channel_days"].find_one({"_id": {"$regex": r"\|d0$"}})
+        if flushed and flushed["n"] == 6:
+            break
+        await asyncio.sleep(0.05)
+    assert flushed and flushed["n"] == 6
     now[0] += 1.5  # replica 1 reads the others' counts at most once a second
     results = [await replicas[1].take("ch", "GetQuery") for _ in range(6)]
     assert results[:4] == [None] * 4
@@ -90,8 +95,9 @@ async def test_requests_straddling_a_second_keep_their_numbers(db_and_counter):
     await asyncio.sleep(0)  # they have their first numbers (of the busy second)
     now[0] = T0 + 11.2
     newer = 0
+    give_up = asyncio.get_running_loop().time() + 30  # a livelock would go on; correct code takes milliseconds
     while not all(t.done() for t in old):
-        assert newer < 100, "requests of the second before never found a slot"
+        assert asyncio.get_running_loop().time() < give_up, "requests of the second before never found a slot"
         assert await late.take("ch", "SubmitQuery") is None
         newer += 1
     assert [t.result() for t in old] == [None] * 5
