@@ -40,9 +40,11 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-# Generations a claim may skip past abandoned ones before it gives up for
-# this poll (each skip needs a lease document older than a lease).
-MAX_SKIPPED = 3
+# Generations a claim may skip. Each skip needs a lease document older than
+# a lease: one abandoned claim, or, for an item added again after it had
+# gone (the aggregator's repair pass), each of its earlier claims whose
+# lease documents are still kept. The bound only guards against a bug.
+MAX_SKIPPED = 1000
 
 
 def replica_id() -> str:

@@ -144,3 +144,22 @@ async def test_a_claimer_that_died_between_its_two_writes_does_not_strand_the_qu
     assert await queue.claim(dict(item), NOW + 30 * S) == 2  # a lease later: generation 1 is skipped
     assert await queue.write("q", 2, {"status": "COMPLETED"})
     assert not await queue.write("q", 1, {"status": "IN_PROGRESS"})
+
+
+async def test_an_item_added_again_after_it_went_can_be_claimed(db):
+    # The repair pass gives an open query without an item a new one, starting
+    # again at generation 0, while the lease documents of its earlier claims
+    # are still kept: they are skipped.
+    queue = WorkQueue(db, dt.timedelta(seconds=30), owner="r")
+    await queue.add("q", NOW)
+    for round_ in range(5):
+        [item] = await queue.due(NOW + round_ * 31 * S, 10)
+        gen = await queue.claim(dict(item), NOW + round_ * 31 * S)
+        assert gen == round_ + 1
+    await queue.finish("q", 5)
+    later = NOW + 200 * S
+    await queue.add("q", later)
+    [item] = await queue.due(later, 10)
+    assert item["lease_gen"] == 0
+    assert await queue.claim(dict(item), later) == 6
+    assert await queue.holds("q", 6)
