@@ -96,6 +96,7 @@ async def main(settings: NotifierSettings) -> None:
         await service.stop()
         await sender.stop()
         await link.close()
+        await sender.spill_held()
         await client.close()
         shutdown_telemetry()
 

@@ -52,6 +52,9 @@ _THROTTLING = frozenset({smpp_status.ESME_RTHROTTLED, smpp_status.ESME_RMSGQFUL}
 _ORPHAN_AFTER = dt.timedelta(seconds=60)
 # Parts whose message this replica remembers for their receipts.
 _REMEMBERED_PARTS = 100_000
+# How long the receipts of a long message's first parts are held in memory
+# for the others before they are kept aside in the database.
+_IN_HAND_SECONDS = 10.0
 
 
 def utc_now() -> dt.datetime:
@@ -95,6 +98,8 @@ class Sender:
         self._wake = asyncio.Event()
         self._working: dict[str, asyncio.Task] = {}
         self._submitted: dict[str, str] = {}  # SMS centre's part id -> message id, ours, awaiting receipts
+        self._in_hand: dict[str, dict[str, str]] = {}  # message id -> its parts' receipts held so far
+        self._spilling: set[asyncio.Task] = set()
         self._candidates: deque[dict] = deque()
         self._candidates_read_at = 0.0
         self._tasks: list[asyncio.Task] = []
@@ -123,6 +128,13 @@ class Sender:
         for task in rounds:
             task.cancel()
         await asyncio.gather(*rounds, return_exceptions=True)
+
+    async def spill_held(self) -> None:
+        """At shutdown, once the link has handed over its last receipts:
+        receipts held in memory go aside into the database, where any
+        replica finds them."""
+        for message_id in list(self._in_hand):
+            await self._spill(message_id)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -299,25 +311,61 @@ class Sender:
     # -- receipts ---------------------------------------------------------------
 
     async def on_receipt(self, receipt: Receipt) -> None:
-        """Settles the message with the receipt in hand if it can; otherwise
-        keeps the receipt, then tries again. The worker writes "SENT" and then
-        reads kept receipts; this writes the receipt and then reads the
-        message: whichever comes second sees the other's write."""
+        """Settles the message with the receipts in hand if it can.
+
+        A receipt for a part this replica submitted waits for the round that
+        is recording it, then is held in memory with the message's other
+        receipts until all are in (they come to this replica's session in the
+        usual case): one read and one write settle the message. A receipt for
+        a part we do not know, or held longer than `_IN_HAND_SECONDS` (the
+        others went to another replica's session), is kept aside in the
+        database, then the message is tried again. The worker writes "SENT"
+        and then reads kept receipts; this writes the receipt and then reads
+        the message: whichever comes second sees the other's write."""
         if not receipt.final:
             return  # ENROUTE, ACCEPTD: a final one follows
         smsc_id = receipt.smsc_message_id
         message_id = self._submitted.get(smsc_id)
-        if message_id is not None and (round_ := self._working.get(message_id)) is not None:
-            # Our own round is still recording the parts (the centre answers
-            # fast): let it finish rather than keep the receipt aside.
-            await asyncio.wait([round_], timeout=self._queue.lease.total_seconds())
-        message_id = message_id or await self._store.message_of_part(smsc_id)
+        if message_id is not None:
+            if (round_ := self._working.get(message_id)) is not None:
+                # Our own round is still recording the parts (the centre
+                # answers fast): let it finish first.
+                await asyncio.wait([round_], timeout=self._queue.lease.total_seconds())
+            in_hand = self._in_hand.setdefault(message_id, {})
+            in_hand[smsc_id] = receipt.stat
+            if await self.settle(message_id, in_hand, look_aside=False):
+                return
+            if len(in_hand) == 1:  # the first held: the others have this long
+                asyncio.get_running_loop().call_later(_IN_HAND_SECONDS, self._spill_soon, message_id)
+            return
+        message_id = await self._store.message_of_part(smsc_id)
         if message_id is not None and await self.settle(message_id, {smsc_id: receipt.stat}):
             return
         await self._store.keep_receipt(smsc_id, receipt.stat, self._now())
         message_id = message_id or await self._store.message_of_part(smsc_id)
         if message_id is not None:
             await self.settle(message_id)
+
+    def _spill_soon(self, message_id: str) -> None:
+        task = asyncio.create_task(self._spill(message_id), name=f"sms-spill-{message_id}")
+        self._spilling.add(task)
+        task.add_done_callback(self._spilling.discard)
+
+    async def _spill(self, message_id: str) -> None:
+        """Receipts held in memory go aside into the database (for a replica
+        that gets the rest), and the message is tried again with them."""
+        held = self._in_hand.pop(message_id, None)
+        if not held:
+            return
+        try:
+            for smsc_id, stat in held.items():
+                await self._store.keep_receipt(smsc_id, stat, self._now())
+            await self.settle(message_id)
+        except Exception:
+            # The database is away: hold them again, and try later.
+            self._in_hand.setdefault(message_id, {}).update(held)
+            asyncio.get_running_loop().call_later(_IN_HAND_SECONDS, self._spill_soon, message_id)
+            log.warning("held receipts not kept yet; retrying", extra={"fields": {"message_id": message_id}})
 
     def _remember_part(self, smsc_id: str, message_id: str) -> None:
         """Which message a part this replica submitted belongs to, for its
@@ -327,12 +375,15 @@ class Sender:
         while len(self._submitted) > _REMEMBERED_PARTS:
             self._submitted.pop(next(iter(self._submitted)))
 
-    async def settle(self, message_id: str, in_hand: dict[str, str] | None = None) -> bool:
+    async def settle(self, message_id: str, in_hand: dict[str, str] | None = None, look_aside: bool = True) -> bool:
         """SENT → DELIVERED once every part's receipt says delivered; → FAILED
         on the first part that failed. False while that cannot be told yet
-        (the message is not SENT yet, or receipts are missing)."""
+        (the message is not SENT yet, or receipts are missing). Receipts not
+        in hand are looked for among those kept aside unless `look_aside` is
+        off."""
         doc = await self._store.get(message_id)
         if doc is None or doc["state"] in (DELIVERED, FAILED):
+            self._in_hand.pop(message_id, None)
             return True  # nothing left to decide
         if doc["state"] != SENT:
             return False
@@ -342,7 +393,7 @@ class Sender:
         kept: list[str] = []
         for smsc_id in smsc_ids:
             stat = in_hand.get(smsc_id)
-            if stat is None and (stat := await self._store.kept_receipt(smsc_id)) is not None:
+            if stat is None and look_aside and (stat := await self._store.kept_receipt(smsc_id)) is not None:
                 kept.append(smsc_id)
             stats.append(stat)
         failed = [stat for stat in stats if stat is not None and stat not in DELIVERED_STATS]
@@ -362,6 +413,7 @@ class Sender:
         await self._store.forget_receipts(kept)
         for smsc_id in smsc_ids:
             self._submitted.pop(smsc_id, None)
+        self._in_hand.pop(message_id, None)
         return True
 
     # -- housekeeping -----------------------------------------------------------
