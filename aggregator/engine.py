@@ -181,6 +181,7 @@ class Engine:
             log.exception("round failed", extra={"fields": {"query_id": qid}})
         finally:
             renewer.cancel()
+            self._queue.let_go(qid)
 
     async def _renew(self, qid: str, gen: int, writes: asyncio.Lock) -> None:
         period = self._queue.lease.total_seconds() / 3
@@ -207,7 +208,7 @@ class Engine:
                 progress = {f"companies.{tasks[t]}": t.result() for t in done}
                 if progress:
                     async with writes:
-                        kept = await self._queue.write(qid, gen, progress)
+                        kept = await self._queue.write(qid, gen, progress, self._clock())
                     if not kept:
                         return self._lost(qid, tasks)
                 if len(self._parked) < self._max_in_flight * 4:
@@ -236,7 +237,7 @@ class Engine:
             if state is None:  # the notifier is away: keep the results, try again soon
                 retry = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
                 async with writes:
-                    await self._queue.end_round(qid, gen, changes, retry)
+                    await self._queue.end_round(qid, gen, changes, retry, self._clock())
                 return
             changes.update({"sms.handed_over": True, "sms.state": state})
 
@@ -254,7 +255,7 @@ class Engine:
             horizon = doc["finalize_at"] if status == IN_PROGRESS else late_until
             next_at = min([parts[cid]["next_at"] for cid in live] + [horizon])
         async with writes:
-            if not await self._queue.end_round(qid, gen, changes, next_at):
+            if not await self._queue.end_round(qid, gen, changes, next_at, self._clock()):
                 return self._lost(qid, {})
 
     def _lost(self, qid: str, tasks: dict) -> None:

@@ -20,25 +20,28 @@ class WorkQueue(LeaseQueue):
         super().__init__(db["work_items"], db["leases"], lease, owner)
         self._queries = db["queries"]
 
-    async def write(self, query_id: str, gen: int, changes: dict) -> bool:
+    async def write(self, query_id: str, gen: int, changes: dict, now: dt.datetime | None = None) -> bool:
         """Applies the owner's `$set` changes to the query; False if the lease
         has passed to a later generation."""
-        if not await self.holds(query_id, gen):
+        if not await self.holds(query_id, gen, now):
             return False
         await self._queries.update_one({"_id": query_id}, {"$set": changes})
         return True
 
-    async def end_round(self, query_id: str, gen: int, changes: dict, next_at: dt.datetime | None) -> bool:
+    async def end_round(
+        self, query_id: str, gen: int, changes: dict, next_at: dt.datetime | None, now: dt.datetime | None = None
+    ) -> bool:
         """The round's last write and the end of its lease, behind one fence
         check: the query gets `changes`, then its item is due again at
         `next_at`, or goes when `next_at` is None (nothing more to do).
         False, writing nothing, if the lease has passed on."""
-        if not await self.holds(query_id, gen):
+        if not await self.holds(query_id, gen, now):
             return False
         if changes:
             await self._queries.update_one({"_id": query_id}, {"$set": changes})
         if next_at is None:
-            await self._items.delete_one({"_id": query_id})
+            await self.drop(query_id)
         else:
             await self._items.update_one({"_id": query_id}, {"$set": {"next_at": next_at}})
+            self._held.pop(query_id, None)
         return True

@@ -189,6 +189,8 @@ class Sender:
             # The database or something unforeseen: the lease runs out and
             # the message is tried again; nothing is lost.
             log.exception("round failed", extra={"fields": {"message_id": message_id}})
+        finally:
+            self._queue.let_go(message_id)
 
     async def _submit_missing_parts(self, item: dict, gen: int, claimed_at: dt.datetime) -> None:
         message_id = item["_id"]
@@ -266,7 +268,7 @@ class Sender:
         delay = 0.2
         while True:
             try:
-                if not await self._queue.holds(message_id, gen):
+                if not await self._queue.holds(message_id, gen, self._now()):
                     return False
                 await self._store.part_accepted(message_id, attempts, seq, smsc_id, last, self._now())
                 return True

@@ -28,7 +28,11 @@ skipped, and the next generation claimed.
 
 Every read and write of an item is by `_id` alone, the one filter FerretDB
 runs on an index (tools/ferretdb/README.md); a fenced write is therefore a
-read of the generation, then the write.
+read of the generation, then the write. The read is skipped while the
+holder's own lease has surely not run out (it took or renewed it until a
+time no other replica claims before, less a sixth of a lease for clocks):
+the fence matters to a holder that stalled past its lease, and such a
+holder, reading the clock afresh, finds the lease near its end and reads.
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ class LeaseQueue:
         self._leases = leases
         self.lease = lease
         self.owner = owner or replica_id()
+        self._held: dict[str, tuple[int, dt.datetime]] = {}  # item id -> (generation, lease end), ours
 
     async def ensure_indexes(self) -> None:
         # Used by MongoDB; FerretDB scans these small collections either way.
@@ -105,34 +110,51 @@ class LeaseQueue:
         if gen > item["lease_gen"] + 1 and not await self.holds(item["_id"], item["lease_gen"]):
             return None
         await self._items.update_one({"_id": item["_id"]}, {"$set": {"lease_gen": gen, "next_at": now + self.lease}})
+        self._held[item["_id"]] = (gen, now + self.lease)
         return gen
 
-    async def holds(self, item_id: str, gen: int) -> bool:
+    async def holds(self, item_id: str, gen: int, now: dt.datetime | None = None) -> bool:
         """Whether generation `gen` still holds the item: the fence checked
-        before each write of a round."""
+        before each write of a round. Given the time `now`, answered without
+        a read while our own lease surely lasts."""
+        held = self._held.get(item_id)
+        if now is not None and held is not None and held[0] == gen and now < held[1] - self.lease / 6:
+            return True
         item = await self._items.find_one({"_id": item_id}, {"lease_gen": 1})
-        return item is not None and item["lease_gen"] == gen
+        if item is not None and item["lease_gen"] == gen:
+            return True
+        self._held.pop(item_id, None)
+        return False
+
+    def let_go(self, item_id: str) -> None:
+        """The round is over, however it ended: its lease is no longer ours
+        to rely on (it runs out, or was released or finished already)."""
+        self._held.pop(item_id, None)
 
     async def renew(self, item_id: str, gen: int, now: dt.datetime) -> bool:
         """False if the lease is lost: the holder must stop before doing anything more."""
         if not await self.holds(item_id, gen):
             return False
         await self._items.update_one({"_id": item_id}, {"$set": {"next_at": now + self.lease}})
+        self._held[item_id] = (gen, now + self.lease)
         return True
 
-    async def release(self, item_id: str, gen: int, next_at: dt.datetime) -> None:
+    async def release(self, item_id: str, gen: int, next_at: dt.datetime, now: dt.datetime | None = None) -> None:
         """The round is over with work left: due again at `next_at`, for any replica."""
-        if await self.holds(item_id, gen):
+        if await self.holds(item_id, gen, now):
             await self._items.update_one({"_id": item_id}, {"$set": {"next_at": next_at}})
+        self._held.pop(item_id, None)
 
-    async def finish(self, item_id: str, gen: int) -> None:
+    async def finish(self, item_id: str, gen: int, now: dt.datetime | None = None) -> None:
         """Nothing left to do: the item goes."""
-        if await self.holds(item_id, gen):
+        if await self.holds(item_id, gen, now):
             await self._items.delete_one({"_id": item_id})
+        self._held.pop(item_id, None)
 
     async def drop(self, item_id: str) -> None:
         """The item's record is gone (purged): so is its work, whoever holds it."""
         await self._items.delete_one({"_id": item_id})
+        self._held.pop(item_id, None)
 
     async def forget_leases(self, before: dt.datetime) -> int:
         """Lease documents only matter while a claimer may still hold an old

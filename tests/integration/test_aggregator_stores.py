@@ -163,3 +163,16 @@ async def test_an_item_added_again_after_it_went_can_be_claimed(db):
     assert item["lease_gen"] == 0
     assert await queue.claim(dict(item), later) == 6
     assert await queue.holds("q", 6)
+
+
+async def test_a_holder_reads_its_fence_only_near_the_end_of_its_lease(db):
+    queue = WorkQueue(db, dt.timedelta(seconds=30), owner="r")
+    await queue.add("q", NOW)
+    [item] = await queue.due(NOW, 10)
+    assert await queue.claim(dict(item), NOW) == 1
+    # Moved on behind our back (as after a stall): while our lease surely
+    # lasts we need not look; near its end we look, and see it.
+    await db["work_items"].update_one({"_id": "q"}, {"$set": {"lease_gen": 2}})
+    assert await queue.holds("q", 1, NOW + 20 * S)
+    assert not await queue.holds("q", 1, NOW + 26 * S)  # within a sixth of a lease of its end
+    assert not await queue.write("q", 1, {"status": "X"}, NOW + 1 * S)  # and it is not ours any more
