@@ -75,6 +75,7 @@ async def main() -> None:
         max_in_flight=settings.max_in_flight,
         poll_interval=settings.dispatch_poll_seconds,
         round_budget=settings.round_budget_seconds,
+        flush_after=settings.flush_after_seconds,
         late_window=dt.timedelta(seconds=settings.late_answers_seconds),
         notifier_timeout=settings.call_timeout_seconds,
     )

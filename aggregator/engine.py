@@ -58,7 +58,7 @@ class Engine:
         poll_interval: float = 0.1,
         inline_wait: float = 2.0,
         round_budget: float = 10.0,
-        flush_after: float = 1.0,
+        flush_after: float = 0.3,
         late_window: dt.timedelta = dt.timedelta(hours=24),
         notifier_timeout: float = 5.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),

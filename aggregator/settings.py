@@ -47,6 +47,9 @@ class AggregatorSettings(CommonSettings):
     dispatch_poll_seconds: float = 0.1
     # Seconds a round may keep polling or retrying a company inline.
     round_budget_seconds: float = 10.0
+    # How long a round waits for every company before it records the
+    # answers so far (and GetQuery shows them), while a slow one goes on.
+    flush_after_seconds: float = 0.3
 
     @field_validator("phone_keys")
     @classmethod
