@@ -43,5 +43,5 @@ class WorkQueue(LeaseQueue):
             await self.drop(query_id)
         else:
             await self._items.update_one({"_id": query_id}, {"$set": {"next_at": next_at}})
-            self._held.pop(query_id, None)
+            self.let_go(query_id)
         return True
