@@ -16,6 +16,7 @@ from bench import processes
 from bench.echo_servers import METHOD
 from bench.profiles import Profile
 from bench.stats import summary_ms
+from devstack.stack import free_ports
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 
@@ -39,7 +40,7 @@ def _echo_result(result: dict) -> dict:
 
 
 def grpc_echo(profile: Profile, logs: Path) -> dict:
-    (port,) = processes.free_ports(1)
+    (port,) = free_ports(1)
     with processes.servers([(["bench.echo_servers", "grpc-echo", str(port)], port)], logs):
         result = processes.run_load({
             "kind": "grpc_echo", "target": f"127.0.0.1:{port}", "method": METHOD,
@@ -49,7 +50,7 @@ def grpc_echo(profile: Profile, logs: Path) -> dict:
 
 
 def grpc_fanout(profile: Profile, logs: Path) -> dict:
-    ports = processes.free_ports(9)
+    ports = free_ports(9)
     fan, leaves = ports[0], ports[1:]
     commands = [(["bench.echo_servers", "grpc-echo", str(p)], p) for p in leaves]
     targets = ",".join(f"127.0.0.1:{p}" for p in leaves)
@@ -63,7 +64,7 @@ def grpc_fanout(profile: Profile, logs: Path) -> dict:
 
 
 def http_json(profile: Profile, logs: Path) -> dict:
-    (port,) = processes.free_ports(1)
+    (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}/echo"
     with processes.servers([(["bench.echo_servers", "http-json", str(port)], port)], logs):
         wrk = processes.tool("wrk")

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,19 +16,6 @@ from pathlib import Path
 
 from devstack.stack import ROOT
 from devstack.supervisor import port_open
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the OS says are free now (bound to 0 and read back)."""
-    held = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        held.append(sock)
-    ports = [s.getsockname()[1] for s in held]
-    for sock in held:
-        sock.close()
-    return ports
 
 
 @contextmanager

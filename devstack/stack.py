@@ -40,25 +40,39 @@ class Ports:
 
     @classmethod
     def free(cls, companies: tuple[str, ...] = COMPANY_IDS) -> "Ports":
-        """Ports the OS says are free now (bound to 0 and read back)."""
-        held: list[socket.socket] = []
+        """Ports the OS says are free now."""
+        found = iter(free_ports(9 + len(companies) + len(OPERATOR_IDS)))
 
         def pick() -> int:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            held.append(sock)
-            return sock.getsockname()[1]
+            return next(found)
 
-        ports = cls(
+        return cls(
             gateway=pick(), aggregator=pick(), notifier=pick(), database=pick(),
             sim_companies=pick(), sim_operators=pick(), sim_alipay=pick(), sim_smsc=pick(),
             sim_smpp=pick(),
             companies={cid: pick() for cid in companies},
             operators={oid: pick() for oid in OPERATOR_IDS},
         )
-        for sock in held:
-            sock.close()
-        return ports
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports the OS says are free now (each bound to 0 and
+    read back, all held until the last is picked, then released)."""
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        held.append(sock)
+    ports = [sock.getsockname()[1] for sock in held]
+    for sock in held:
+        sock.close()
+    return ports
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a service to start on, or to stand
+    for one that is down)."""
+    return free_ports(1)[0]
 
 
 def _addr(port: int) -> str:

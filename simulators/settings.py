@@ -9,6 +9,14 @@ from pydantic import field_validator
 from yztc.settings import CommonSettings
 
 
+def check_host_port(value: str) -> str:
+    """A listen address as host:port, or a ValueError saying it is not."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port")
+    return value
+
+
 def split_listen(value: str) -> tuple[str, int]:
     """("127.0.0.1", 9101) from "127.0.0.1:9101" (or "[::1]:9101")."""
     host, _, port = value.rpartition(":")
@@ -30,10 +38,7 @@ class SimulatorSettings(CommonSettings):
     @field_validator("sim_companies_listen", "sim_operators_listen", "sim_alipay_listen", "sim_smsc_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"{value!r} is not host:port")
-        return value
+        return check_host_port(value)
 
     @field_validator("sim_alipay_private_key_file", "sim_alipay_app_public_key_file")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from simulators.settings import check_host_port
 from yztc.settings import CommonSettings
 
 
@@ -16,7 +17,4 @@ class SmsCentreSettings(CommonSettings):
     @field_validator("sim_smpp_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"{value!r} is not host:port")
-        return value
+        return check_host_port(value)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from devstack.pki import issue
-from devstack.secrets import rsa_pair
+from devstack.stack import free_port
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.keys import SESSIONS
 from gateway.settings import GatewaySettings
@@ -96,18 +95,6 @@ class StubAggregator(pb_grpc.AccountQueryServiceServicer):
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    return rsa_pair(folder, "app")[0], rsa_pair(folder, "alipay")[1]
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GrpcTlsSettings]:
     folder = tmp_path_factory.mktemp("pki")
@@ -144,7 +131,7 @@ async def start(mongodb_uri: str, key_files: tuple[Path, Path]) -> AsyncIterator
         settings = GatewaySettings(
             mongodb_uri=mongodb_uri,
             aggregator_target=f"127.0.0.1:{service.port}",
-            alipay_url=f"http://127.0.0.1:{_free_port()}/gateway.do",
+            alipay_url=f"http://127.0.0.1:{free_port()}/gateway.do",
             alipay_app_private_key_file=key_files[0],
             alipay_public_key_file=key_files[1],
             alipay_aes_key=AES_KEY,

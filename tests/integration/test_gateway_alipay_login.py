@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from devstack.secrets import rsa_pair
+from devstack.stack import free_port
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.keys import MONGO, SESSIONS
 from gateway.settings import GatewaySettings
@@ -26,22 +25,6 @@ AES_KEY = base64.b64encode(bytes(range(16))).decode()
 APP_ID = "2021000000000001"
 USER = "2088000000000042"
 SCENARIO = parse_scenario({"alipay": {"auth_codes": {"demo-auth-code": "2088000000000001"}}})
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Our app's pair, the simulated Alipay's, and a stranger's (PKCS#1 private, SPKI public)."""
-    folder = tmp_path_factory.mktemp("keys")
-    found: dict[str, Path] = {}
-    for name in ("app", "alipay", "rogue"):
-        found[f"{name}_private"], found[f"{name}_public"] = rsa_pair(folder, name)
-    return found
 
 
 Gateway = Callable[..., Awaitable[TestClient]]
@@ -78,7 +61,7 @@ async def start(mongodb_uri: str, keys: dict[str, Path]) -> AsyncIterator[Gatewa
             url = str(simulator.make_url("/gateway.do"))
         settings = GatewaySettings(
             mongodb_uri=mongodb_uri,
-            aggregator_target=f"127.0.0.1:{_closed_port()}",
+            aggregator_target=f"127.0.0.1:{free_port()}",
             alipay_url=url,
             alipay_app_id=APP_ID,
             alipay_app_private_key_file=keys["app_private"],
@@ -169,7 +152,7 @@ async def test_alipay_refusing_our_signature_is_unauthenticated(start):
 
 
 async def test_alipay_unreachable_is_unavailable(start):
-    gateway = await start(url=f"http://127.0.0.1:{_closed_port()}/gateway.do")
+    gateway = await start(url=f"http://127.0.0.1:{free_port()}/gateway.do")
     response = await gateway.post("/api/v1/sessions", json={"auth_code": "demo-auth-code"})
     assert response.status == 503
     assert (await response.json())["error"]["code"] == "UNAVAILABLE"

@@ -4,14 +4,12 @@ per cache period."""
 from __future__ import annotations
 
 import base64
-import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from devstack.secrets import rsa_pair
+from devstack.stack import free_port
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.settings import GatewaySettings
 from tests.integration.test_gateway_aggregator import StubAggregator
@@ -21,12 +19,6 @@ from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc as pb_grpc
 
 AES_KEY = base64.b64encode(bytes(range(16))).decode()
-
-
-@pytest.fixture(scope="module")
-def key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    return rsa_pair(folder, "app")[0], rsa_pair(folder, "alipay")[1]
 
 
 @pytest.fixture
@@ -39,9 +31,7 @@ async def gateway(mongodb_uri: str, key_files) -> AsyncIterator[tuple[TestClient
         grace_seconds=0.5,
     )
     await service.start()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
+    dead = free_port()
     settings = GatewaySettings(
         mongodb_uri=mongodb_uri,
         aggregator_target=f"127.0.0.1:{service.port}",

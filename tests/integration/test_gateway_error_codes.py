@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import grpc
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from devstack.secrets import rsa_pair
+from devstack.stack import free_port
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.keys import SESSIONS
 from gateway.settings import GatewaySettings
@@ -78,12 +76,6 @@ class RefusingAggregator(pb_grpc.AccountQueryServiceServicer):
         return query
 
 
-@pytest.fixture(scope="module")
-def key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    return rsa_pair(folder, "app")[0], rsa_pair(folder, "alipay")[1]
-
-
 @pytest.fixture
 async def client(mongodb_uri: str, key_files) -> AsyncIterator[TestClient]:
     service = GrpcService(
@@ -93,9 +85,7 @@ async def client(mongodb_uri: str, key_files) -> AsyncIterator[TestClient]:
         grace_seconds=0.5,
     )
     await service.start()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
+    dead = free_port()
     settings = GatewaySettings(
         mongodb_uri=mongodb_uri,
         aggregator_target=f"127.0.0.1:{service.port}",

@@ -9,14 +9,13 @@ import hashlib
 import json
 import logging
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from devstack.secrets import rsa_pair
+from devstack.stack import free_port
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.keys import AGGREGATOR, MONGO, SESSIONS
 from gateway.middlewares import SECURITY_HEADERS
@@ -30,24 +29,9 @@ GOOD_QUERY = {"phone": "13800138000", "id_last6": "12345X", "code": "123456", "c
 SECRETS_IN_TESTS = ("13800138000", "12345X", "123456")
 
 
-def _closed_port() -> int:
-    """A port nothing listens on (bound, read back, released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    app_private, _ = rsa_pair(folder, "app")
-    _, alipay_public = rsa_pair(folder, "alipay")
-    return app_private, alipay_public
-
-
 @pytest.fixture
 async def client(mongodb_uri: str, key_files: tuple[Path, Path]) -> AsyncIterator[TestClient]:
-    dead = _closed_port()
+    dead = free_port()
     settings = GatewaySettings(
         mongodb_uri=mongodb_uri,
         aggregator_target=f"127.0.0.1:{dead}",

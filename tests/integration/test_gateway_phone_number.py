@@ -6,14 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from devstack.secrets import rsa_pair
+from devstack.stack import free_port
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.keys import SESSIONS
 from gateway.phone_number import NO_NUMBER, NOT_ALIPAYS, NOT_MAINLAND
@@ -25,21 +24,6 @@ from yztc.settings import GrpcTlsSettings
 APP_AES_KEY = base64.b64encode(bytes(range(16))).decode()
 OTHER_AES_KEY = base64.b64encode(bytes(range(100, 116))).decode()
 USER = "2088000000000042"
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    found: dict[str, Path] = {}
-    for name in ("app", "alipay", "rogue"):
-        found[f"{name}_private"], found[f"{name}_public"] = rsa_pair(folder, name)
-    return found
 
 
 Start = Callable[..., Awaitable[TestClient]]
@@ -67,7 +51,7 @@ async def start(mongodb_uri: str, keys: dict[str, Path]) -> AsyncIterator[Start]
         clients.append(simulator)
         settings = GatewaySettings(
             mongodb_uri=mongodb_uri,
-            aggregator_target=f"127.0.0.1:{_closed_port()}",
+            aggregator_target=f"127.0.0.1:{free_port()}",
             alipay_url=str(simulator.make_url("/gateway.do")),
             alipay_app_private_key_file=keys["app_private"],
             alipay_public_key_file=keys["alipay_public"],

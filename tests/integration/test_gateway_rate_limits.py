@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from devstack.secrets import rsa_pair
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.keys import MONGO, RATE_LIMIT_SLOTS, SESSIONS
 from gateway.rate_limits import Claim, MongoSlotStore, RateLimiter
@@ -37,21 +35,6 @@ SCENARIO = parse_scenario(
     {"alipay": {"auth_codes": {"code-user": USER, "code-other": OTHER_USER}}}
 )
 PHONE = {"phone": "13800138000"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    found: dict[str, Path] = {}
-    for name in ("app", "alipay"):
-        found[f"{name}_private"], found[f"{name}_public"] = rsa_pair(folder, name)
-    return found
 
 
 Start = Callable[..., Awaitable[TestClient]]

@@ -14,22 +14,13 @@ import rsa
 from aiohttp.test_utils import TestClient, TestServer
 from alipay.aop.api.util.SignatureUtils import verify_with_rsa
 
-from devstack.secrets import pem_body, rsa_pair
+from devstack.secrets import pem_body
 from simulators import alipay_openapi
 from simulators.alipay_phone_number import decrypt_content
 from simulators.scenario import parse_scenario
 
 AES_KEY = base64.b64encode(bytes(range(16))).decode()
 SCENARIO = parse_scenario({})
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    found: dict[str, Path] = {}
-    for name in ("app", "alipay"):
-        found[f"{name}_private"], found[f"{name}_public"] = rsa_pair(folder, name)
-    return found
 
 
 Start = Callable[..., Awaitable[TestClient]]

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devstack.stack import free_port
 from yztc.v1 import sms_notifier_pb2 as pb
 from yztc.v1 import sms_notifier_pb2_grpc
 
@@ -40,12 +40,6 @@ RESULT_TEXT = (
     "百度0个、快手0个、抖音1个、京东暂未返回、美团2个。如需查看明细或解绑，请在一证通查小程序进入“解绑与明细查询”，"
     "按各企业指引办理。本短信由10699000发送，请勿回复。"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
