@@ -7,7 +7,6 @@ import logging
 
 from aggregator.catalogue import load_catalogue
 from aggregator.channel_quotas import ChannelConfig, ChannelQuotas
-from aggregator.code_store import CodeStore
 from aggregator.company_calls import CompanyCaller
 from aggregator.engine import Engine
 from aggregator.intake import Intake
@@ -15,12 +14,13 @@ from aggregator.links import Links
 from aggregator.metrics import Metrics
 from aggregator.number_routing import NumberRouting
 from aggregator.personal_data import PhoneProtector
-from aggregator.phone_locks import PhoneLocks
-from aggregator.query_store import QueryStore
+from aggregator.phone_store import PhoneStore
+from aggregator.query_store import QueryStore, Recorder
 from aggregator.retention import Retention
 from aggregator.service import AccountQueryServicer
 from aggregator.settings import AggregatorSettings
 from aggregator.work_queue import WorkQueue
+from yztc import event_loop
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
@@ -46,10 +46,10 @@ async def main() -> None:
 
     client = connect(settings.mongodb_uri, "yztc-aggregator")
     db = client.get_default_database("yztc")
-    codes, locks, queries = CodeStore(db), PhoneLocks(db), QueryStore(db)
-    retention = Retention(db, dt.timedelta(days=settings.retention_days))
     queue = WorkQueue(db, dt.timedelta(seconds=settings.lease_seconds))
-    for store in (codes, locks, queries, retention, queue):
+    phones, queries = PhoneStore(db, queue.owner), QueryStore(db)
+    retention = Retention(db, dt.timedelta(days=settings.retention_days), phones)
+    for store in (phones, queries, retention, queue):
         await store.ensure_indexes()
 
     metrics = Metrics()
@@ -67,6 +67,7 @@ async def main() -> None:
     engine = Engine(
         queue=queue,
         queries=queries,
+        recorder=Recorder(db),
         callers=callers,
         notifier=links.notifier,
         protector=protector,
@@ -80,16 +81,15 @@ async def main() -> None:
         notifier_timeout=settings.call_timeout_seconds,
     )
     intake = Intake(
-        codes=codes,
-        locks=locks,
+        phones=phones,
         queries=queries,
         queue=queue,
+        engine=engine,
         links=links,
         routing=NumberRouting.from_file(settings.number_segments_file),
         protector=protector,
         code_key=settings.decoded_hash_key(),
         catalogue=catalogue,
-        on_accepted=lambda _query_id: engine.wake(),
         call_timeout=settings.call_timeout_seconds,
         deliver_within=dt.timedelta(seconds=settings.deliver_within_seconds),
         finalize_margin=dt.timedelta(seconds=settings.finalize_margin_seconds),
@@ -110,7 +110,6 @@ async def main() -> None:
     async def purge_forever() -> None:
         while True:
             try:
-                await retention.repair(dt.datetime.now(dt.UTC), queue)
                 await retention.purge(dt.datetime.now(dt.UTC))
             except Exception as error:  # the database may be away; next pass
                 log.warning("purge failed", extra={"fields": {"error": type(error).__name__}})
@@ -127,6 +126,7 @@ async def main() -> None:
 
     async def stop() -> None:
         await service.stop()
+        await intake.drain()
         for task in purger:
             task.cancel()
         await engine.stop()
@@ -138,4 +138,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

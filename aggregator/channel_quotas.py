@@ -2,10 +2,13 @@
 second and per day, per method, held across aggregator replicas in MongoDB.
 
 Per second, exactly: a request takes one of the second's `per_second` slots
-by inserting `<channel>|<method>|<second>|<k>` (unique _id, so no slot is
-taken twice on MongoDB or FerretDB); a replica hands out the second's slot
-numbers in memory in order, so the usual cost is one insert, and more only
-when other replicas took the same numbers.
+by inserting the claim `q:<channel>|<method>|<second>|<k>` into `claims`
+(yztc/claims.py: a unique _id, so no slot is taken twice on MongoDB or
+FerretDB); a replica hands out the second's slot numbers in memory in
+order, so the usual cost is one insert, and more only when other replicas
+took the same numbers. For the two methods that claim a phone's next
+version anyway (RequestVerificationCode, SubmitQuery) the slot goes in that
+same insert (`admit` gives an `Admission`): no round trip of its own.
 
 Per day, to within a second of traffic: each replica counts its own requests
 in memory and writes the count to a document only it writes, from one
@@ -15,14 +18,15 @@ FerretDB); it reads the other replicas' counts at most once a second.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
+from yztc import claims
 from yztc.lease_queue import replica_id
 
 
@@ -53,10 +57,62 @@ class ChannelConfig:
         return quotas.get(method) or quotas["*"]
 
 
+class Admission:
+    """The quota slots a request takes with its phone claim: `slots()` gives
+    the claim documents not taken yet, `taken()` says they went in,
+    `retake(slot_id)` moves on from a slot another replica took (False: the
+    quota is used up), and `spend()` takes them alone when the request ends
+    without a claim. The base class admits without a quota (tests, tools)."""
+
+    def slots(self) -> list[dict]:
+        return []
+
+    def taken(self) -> None:
+        return None
+
+    def retake(self, slot_id: str) -> bool:
+        return False
+
+    async def spend(self) -> bool:
+        """Takes the slots alone if no claim took them; False if another
+        replica had taken every slot left (the request is not admitted)."""
+        return True
+
+
+NO_QUOTA = Admission()
+
+
+class _SlotAdmission(Admission):
+    def __init__(self, quotas: "ChannelQuotas", key: str, second: int, k: int, per_second: int) -> None:
+        self._quotas, self._key, self._second, self._k, self._per_second = quotas, key, second, k, per_second
+        self._done = False
+
+    def slots(self) -> list[dict]:
+        if self._done:
+            return []
+        return [{"_id": f"q:{self._key}|{self._k}", "at": dt.datetime.fromtimestamp(self._second, dt.UTC)}]
+
+    def taken(self) -> None:
+        self._done = True
+
+    def retake(self, slot_id: str) -> bool:
+        self._k = self._quotas._reserve(self._key, self._second)
+        return self._k <= self._per_second
+
+    async def spend(self) -> bool:
+        while not self._done:
+            outcome = await claims.take(self._quotas._slots, self.slots())
+            if outcome.all_won:
+                self._done = True
+            elif not self.retake(outcome.refused or ""):
+                return False
+        return True
+
+
 class ChannelQuotas:
     def __init__(self, db: AsyncDatabase, config: ChannelConfig, owner: str | None = None,
                  clock=time.time) -> None:
-        self._slots = db["channel_slots"]
+        self._slots = db["claims"]
         self._days = db["channel_days"]
         self._config = config
         self._owner = owner or replica_id()
@@ -69,23 +125,28 @@ class ChannelQuotas:
         self._flusher: asyncio.Task | None = None
 
     async def ensure_indexes(self) -> None:
-        await self._slots.create_index("second")
         await self._days.create_index("key")
 
     async def take(self, channel: str, method: str) -> float | None:
         """Counts one request; or returns seconds until the channel may call again."""
+        admitted = await self.admit(channel, method)
+        if isinstance(admitted, float):
+            return admitted
+        if not await admitted.spend():
+            now = self._clock()
+            return max(0.001, int(now) + 1 - now)
+        return None
+
+    async def admit(self, channel: str, method: str) -> Admission | float:
+        """The request's quota slot, to be taken with its claim (or alone,
+        `spend`); or the seconds until the channel may call again. Counts the
+        request against the day quota."""
         quota = self._config.quota(channel, method)
         assert quota is not None
         now = self._clock()
         second = int(now)
         key = f"{channel}|{method}|{second}"
         k = self._reserve(key, second)
-        while k <= quota.per_second:
-            try:
-                await self._slots.insert_one({"_id": f"{key}|{k}", "second": second})
-                break
-            except DuplicateKeyError:
-                k = self._reserve(key, second)  # another replica took it: the next one
         if k > quota.per_second:
             return max(0.001, second + 1 - now)
 
@@ -98,7 +159,7 @@ class ChannelQuotas:
         self._dirty.add(day_key)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="quota-flush")
-        return None
+        return _SlotAdmission(self, key, second, k, quota.per_second)
 
     def _reserve(self, key: str, second: int) -> int:
         """The slot this request tries next. Taken in memory before the insert
@@ -114,6 +175,8 @@ class ChannelQuotas:
         return k
 
     async def _flush(self) -> None:
+        # At most one write a second per replica, whatever the traffic.
+        await asyncio.sleep(1.0)
         while self._dirty:
             day_key = self._dirty.pop()
             try:

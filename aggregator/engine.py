@@ -1,15 +1,22 @@
-"""The fan-out engine: works off due queries in acceptance order, one round
-at a time under a lease (work_queue.py), asking each due company through its
-policy (company_calls.py), and ends each query in exactly one result SMS.
+"""The fan-out engine: runs each open query's rounds under a lease
+(work_queue.py), asking each due company through its policy
+(company_calls.py), and ends each query in exactly one result SMS.
 
-A round: claim the query, ask every company whose part is due (polling an
-async company and retrying short backoffs inline while the round lasts),
-then write everything in one fenced update. When no part is pending, or the
-48-hour deadline is near, the result SMS is handed to the notifier (which
-de-duplicates on the message id `result:<query id>`) and the query is closed
-in that same write. A crash anywhere repeats at most the round, never the
-SMS: the message id makes a repeated hand-over a no-op, and the companies
-are asked with our query id as their idempotency key.
+Push, with the database as the safety net (issue 12): the accepting replica
+hands the query it just inserted to `adopt`, and the round starts on that
+value (no scan, claim or read). When no part is pending, or the 48-hour
+deadline is near, the result SMS goes to the notifier at once (it submits
+before answering, and de-duplicates on the message id `result:<query id>`),
+then the final record is written (query_store.Recorder, batched) and the
+work item deleted. Zero database round trips lie between the last company
+answer and the notifier's submit.
+
+The scan (`_dispatch`) only finds work whose owner died, whose next company
+retry is due, or that overflowed `max_in_flight`; idle, it looks once every
+`poll_interval` seconds. A crash anywhere repeats at most a round, never the
+SMS: the message id makes a repeated hand-over answer from the notifier's
+record, and the companies are asked with our query id as their idempotency
+key.
 """
 from __future__ import annotations
 
@@ -22,14 +29,14 @@ from collections.abc import Callable
 import grpc
 from opentelemetry import propagate, trace
 
-from aggregator import sms_text
+from aggregator import round_rules, sms_text
 from aggregator.catalogue import Enterprise
 from aggregator.company_calls import Answer, CompanyCaller
 from aggregator.metrics import Metrics
 from aggregator.personal_data import PhoneProtector
 from aggregator.policy import backoff
-from aggregator.query_store import COMPLETED, DONE, FAILED, IN_PROGRESS, PARTIAL, PENDING, QueryStore
-from aggregator.work_queue import WorkQueue
+from aggregator.query_store import IN_PROGRESS, Part, Query, QueryStore, Recorder
+from aggregator.work_queue import OWNED_GEN, WorkQueue
 from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -49,13 +56,14 @@ class Engine:
         *,
         queue: WorkQueue,
         queries: QueryStore,
+        recorder: Recorder,
         callers: dict[str, CompanyCaller],
         notifier: sms_notifier_pb2_grpc.SmsNotifierStub,
         protector: PhoneProtector,
         catalogue: list[Enterprise],
         metrics: Metrics,
         max_in_flight: int = 200,
-        poll_interval: float = 0.1,
+        poll_interval: float = 1.0,
         inline_wait: float = 2.0,
         round_budget: float = 10.0,
         flush_after: float = 0.3,
@@ -66,6 +74,7 @@ class Engine:
     ) -> None:
         self._queue = queue
         self._queries = queries
+        self._recorder = recorder
         self._callers = callers
         self._notifier = notifier
         self._protector = protector
@@ -86,6 +95,9 @@ class Engine:
         # to a bound), so a hanging company does not stall everyone's rounds.
         self._parked: set[str] = set()
         self._wake = asyncio.Event()
+        # Work is waiting in the database for a free place (max_in_flight):
+        # a finished round then looks at once instead of at the next poll.
+        self._overflow = False
         self._stopping = False
         self._loops: list[asyncio.Task] = []
 
@@ -97,8 +109,18 @@ class Engine:
             asyncio.create_task(self._watch_backlog(), name="engine-backlog"),
         ]
 
+    def has_room(self) -> bool:
+        """Whether a newly accepted query can start its round here now."""
+        return not self._stopping and len(self._active) - len(self._parked) < self._max_in_flight
+
+    def adopt(self, query: Query) -> None:
+        """Starts the first round of a query this replica just inserted as
+        its owner (work_queue.WorkQueue.add_owned)."""
+        self._start(query, OWNED_GEN)
+
     def wake(self) -> None:
-        """New work was accepted here: look now rather than at the next poll."""
+        """Work was left due for any replica: look now, and again as places free up."""
+        self._overflow = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -109,7 +131,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._loops, *self._active.values(), return_exceptions=True)
 
-    # -- dispatching -------------------------------------------------------
+    # -- dispatching (the safety net) ---------------------------------------
 
     async def _dispatch(self) -> None:
         while not self._stopping:
@@ -125,8 +147,11 @@ class Engine:
                 except Exception as error:  # the database may be away; try again shortly
                     log.warning("dispatch failed", extra={"fields": {"error": type(error).__name__}})
             if found and found >= free:
+                self._overflow = True
                 await asyncio.sleep(0)  # more may be due: look again at once
                 continue
+            if free > 0:
+                self._overflow = False
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
@@ -134,18 +159,21 @@ class Engine:
                 pass
 
     async def _claim_and_start(self, item: dict) -> None:
-        qid = item["_id"]
         gen = await self._queue.claim(item, self._clock())
-        if gen is None or qid in self._active:
+        if gen is None or item["_id"] in self._active:
             return
-        task = asyncio.create_task(self._work(qid, gen), name=f"round-{qid}")
-        self._active[qid] = task
-        task.add_done_callback(lambda _t: self._finished(qid))
+        self._start(Query.from_doc(item), gen)
+
+    def _start(self, query: Query, gen: int) -> None:
+        task = asyncio.create_task(self._work(query, gen), name=f"round-{query.id}")
+        self._active[query.id] = task
+        task.add_done_callback(lambda _t: self._finished(query.id))
 
     def _finished(self, query_id: str) -> None:
         self._active.pop(query_id, None)
         self._parked.discard(query_id)
-        self._wake.set()
+        if self._overflow:
+            self._wake.set()
 
     async def _watch_backlog(self) -> None:
         while not self._stopping:
@@ -157,13 +185,15 @@ class Engine:
                 )
             except Exception:
                 pass
-            await asyncio.sleep(5.0)
+            await asyncio.sleep(15.0)
 
     # -- one round ---------------------------------------------------------
 
-    async def _work(self, qid: str, gen: int) -> None:
-        doc = await self._queries.get(qid)
-        if doc is None:  # an item whose query is gone (purged): nothing to do
+    async def _work(self, query: Query, gen: int) -> None:
+        qid = query.id
+        if gen > OWNED_GEN and await self._queries.record_exists(qid):
+            # Taken over after a crash between the final record and the
+            # work item's delete: only the delete is left to do.
             await self._queue.drop(qid)
             return
         # Our own writes to the document go one at a time: FerretDB applies an
@@ -172,9 +202,9 @@ class Engine:
         writes = asyncio.Lock()
         renewer = asyncio.create_task(self._renew(qid, gen, writes))
         try:
-            parent = propagate.extract(doc.get("trace") or {})
+            parent = propagate.extract(query.trace)
             with tracer.start_as_current_span("query.round", context=parent, attributes={"yztc.query_id": qid}):
-                await self._round(doc, gen, writes)
+                await self._round(query, gen, writes)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -190,22 +220,19 @@ class Engine:
             async with writes:
                 await self._queue.renew(qid, gen, self._clock())
 
-    async def _round(self, doc: dict, gen: int, writes: asyncio.Lock) -> None:
-        qid = doc["_id"]
-        phone = self._protector.decrypt(doc["phone"], qid)
-        parts: dict[str, dict] = doc["companies"]
+    async def _round(self, query: Query, gen: int, writes: asyncio.Lock) -> None:
+        qid = query.id
+        phone = self._protector.decrypt(query.phone_box, qid)
+        parts = query.companies
         started = self._clock()
-        due = [
-            cid for cid, part in parts.items()
-            if part["state"] == PENDING and cid in self._callers and part["next_at"] <= started
-        ]
+        due = round_rules.due_companies(parts, self._callers.keys(), started)
         changes: dict = {}
         if due:
-            tasks = {asyncio.create_task(self._ask(qid, cid, phone, dict(parts[cid]))): cid for cid in due}
+            tasks = {asyncio.create_task(self._ask(qid, cid, phone, parts[cid])): cid for cid in due}
             done, waiting = await asyncio.wait(tasks, timeout=self._flush_after)
             if waiting:
                 # Stragglers: record who has answered so far, then wait for the rest.
-                progress = {f"companies.{tasks[t]}": t.result() for t in done}
+                progress = {f"companies.{tasks[t]}": t.result().to_doc() for t in done}
                 if progress:
                     async with writes:
                         kept = await self._queue.write(qid, gen, progress, self._clock())
@@ -217,43 +244,43 @@ class Engine:
                 await asyncio.wait(waiting)
             for task, cid in tasks.items():
                 parts[cid] = task.result()
-                changes[f"companies.{cid}"] = parts[cid]
+                changes[f"companies.{cid}"] = parts[cid].to_doc()
 
         now = self._clock()
-        pending = [cid for cid, p in parts.items() if p["state"] == PENDING]
-        status = doc["status"]
-        if status == IN_PROGRESS:
-            if not pending:
-                status = COMPLETED if all(p["state"] == DONE for p in parts.values()) else PARTIAL
-            elif now >= doc["finalize_at"]:
-                status = PARTIAL
+        if query.status == IN_PROGRESS:
+            status = round_rules.decide_status(parts, now, query.finalize_at)
             if status != IN_PROGRESS:
+                query.status, query.completed_at = status, now
                 changes.update(status=status, completed_at=now)
                 self._metrics.query_finished(status)
                 log.info("query finished", extra={"fields": {"query_id": qid, "status": status}})
 
-        if status != IN_PROGRESS and not doc["sms"]["handed_over"]:
-            state = await self._hand_over(doc["sms"]["message_id"], phone, parts)
+        if query.status != IN_PROGRESS and not query.sms.handed_over:
+            query.sms.attempts += 1
+            # The first hand-over of the accepting replica's own round is
+            # surely the first: the notifier then skips its record look-up.
+            attempt = 1 if gen == OWNED_GEN and query.sms.attempts == 1 else query.sms.attempts + 1
+            state = await self._hand_over(query.sms.message_id, phone, parts, attempt)
+            changes["sms.attempts"] = query.sms.attempts
             if state is None:  # the notifier is away: keep the results, try again soon
-                retry = now + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng))
+                retry = now + dt.timedelta(seconds=backoff(query.sms.attempts, 1.0, 30.0, self._rng))
                 async with writes:
                     await self._queue.end_round(qid, gen, changes, retry, self._clock())
                 return
+            query.sms.handed_over, query.sms.state = True, state
             changes.update({"sms.handed_over": True, "sms.state": state})
 
-        # Companies still pending that we can ask (one taken out of the
-        # configuration is not waited for: it ends as 暂未返回).
-        live = [cid for cid in pending if cid in self._callers]
-        late_until = doc["deliver_by"] + self._late_window
-        more = status == IN_PROGRESS or (live and now < late_until)
-        if not more:
-            changes["open"] = False
-        next_at = None
-        if more:
-            # At the earliest company retry, never past the deadline (and,
-            # once the SMS is out, late answers are still recorded).
-            horizon = doc["finalize_at"] if status == IN_PROGRESS else late_until
-            next_at = min([parts[cid]["next_at"] for cid in live] + [horizon])
+        next_at = round_rules.next_round_at(
+            parts, self._callers.keys(), query.status, now, query.finalize_at, query.deliver_by + self._late_window
+        )
+        if next_at is None:
+            query.open = False
+            async with writes:
+                if not await self._queue.holds(qid, gen, self._clock()):
+                    return self._lost(qid, {})
+                record = query.to_doc()
+                await self._recorder.finish(record)
+            return
         async with writes:
             if not await self._queue.end_round(qid, gen, changes, next_at, self._clock()):
                 return self._lost(qid, {})
@@ -263,44 +290,26 @@ class Engine:
         for task in tasks:
             task.cancel()
 
-    async def _ask(self, qid: str, cid: str, phone: str, part: dict) -> dict:
+    async def _ask(self, qid: str, cid: str, phone: str, part: Part) -> Part:
         """Ask one company until it answers, or its next try is not soon."""
         caller = self._callers[cid]
         round_end = self._clock() + dt.timedelta(seconds=self._round_budget)
         while True:
-            answer: Answer = await caller.ask(qid, phone, part["ticket"], part["attempts"])
+            answer: Answer = await caller.ask(qid, phone, part.ticket, part.attempts)
             now = self._clock()
-            if answer.kind == "done":
-                part.update(state=DONE, count=answer.count, apps=answer.apps, ticket="", next_at=now, error="")
+            wait = round_rules.apply_answer(part, answer, caller.policy, now, self._rng)
+            if wait is None:
                 return part
-            if answer.kind == "accepted":
-                part["polls"] += 1
-                part["ticket"] = answer.ticket
-                wait = min(caller.policy.poll_max_seconds, caller.policy.poll_base_seconds * 1.5 ** (part["polls"] - 1))
-            elif answer.kind == "retry":
-                if answer.error != "CIRCUIT_OPEN":
-                    part["attempts"] += 1
-                part["error"] = answer.error
-                wait = answer.retry_in
-            elif part["ticket"]:
-                # The company lost our ticket (e.g. restarted): ask afresh.
-                part["ticket"] = ""
-                part["attempts"] += 1
-                wait = backoff(part["attempts"], caller.policy.backoff_base_seconds, caller.policy.backoff_max_seconds, self._rng)
-            else:
-                part.update(state=FAILED, error=answer.error, next_at=now)
-                return part
-            part["next_at"] = now + dt.timedelta(seconds=wait)
-            if wait > self._inline_wait or part["next_at"] > round_end:
+            if wait > self._inline_wait or part.next_at > round_end:
                 return part
             await asyncio.sleep(wait)
 
-    async def _hand_over(self, message_id: str, phone: str, parts: dict[str, dict]) -> str | None:
-        counts = {cid: (p["count"] if p["state"] == DONE else None) for cid, p in parts.items()}
+    async def _hand_over(self, message_id: str, phone: str, parts: dict[str, Part], attempt: int) -> str | None:
+        counts = {cid: (p.count if p.state == "DONE" else None) for cid, p in parts.items()}
         text = sms_text.result_text(phone, self._catalogue, counts)
         try:
             status = await self._notifier.Send(
-                sms_notifier_pb2.SendRequest(message_id=message_id, dest=phone, text=text),
+                sms_notifier_pb2.SendRequest(message_id=message_id, dest=phone, text=text, attempt=attempt),
                 timeout=self._notifier_timeout,
             )
         except grpc.aio.AioRpcError as error:

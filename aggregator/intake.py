@@ -1,31 +1,48 @@
 """What a channel asks of the aggregator: a verification code, a query, a
-query's state. Rules live here; the gRPC servicer only translates.
+query's state. The rules are phone_rules.py's; this module runs them against
+the stores and the operator; the gRPC servicer only translates.
 
-Order of checks on submit, cheapest and least revealing first: formats and
-consent; a lock from a failed identity check; a running or recent query of
-the phone (before the code is spent); the code; the operator; then the
-insert that makes the query the phone's one running query.
+Submit, happy path: one read of the phone (R1), one claim of its next
+version carrying the attempt (C1, with the channel's quota slot in the same
+insert), the operator check, the open query inserted as this replica's own
+work item (W1), the answer; the phone document is rewritten (W2) while the
+round starts in process on the query in hand.
+
+Order, least revealing first: formats and consent; the code (nothing about
+the number's state, lock, running or recent query, is told to a caller who
+has not presented its valid code: issue 12, "state before proof"); then the
+lock and the last query; then the operator. A wrong code is counted (its
+claim won) before the answer says so; the claim also decides the race, so
+of any number of concurrent guesses at most five are ever judged wrong
+before the code is dead.
+
+Once the attempt is claimed, the rest (operator, insert, phone write) runs
+in its own task, shielded from the caller's deadline or cancellation, so
+that a cancelled call never leaves a spent code without its query: the
+caller who tries again gets QUERY_IN_PROGRESS with the query id.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 from opentelemetry import propagate
 
-from aggregator import sms_text
+from aggregator import phone_rules, sms_text
 from aggregator.catalogue import Enterprise
-from aggregator.code_store import RESEND_AFTER, CodeStore
-from aggregator.engine import SMS_STATES
+from aggregator.channel_quotas import NO_QUOTA, Admission
+from aggregator.engine import SMS_STATES, Engine
 from aggregator.links import Links
 from aggregator.number_routing import NumberRouting
 from aggregator.personal_data import PhoneProtector, code_hash
-from aggregator.phone_locks import PhoneLocks
-from aggregator.query_store import IN_PROGRESS, QueryStore
+from aggregator.phone_rules import Code, Event, Phone, seconds_until
+from aggregator.phone_store import Committed, Lost, PhoneStore, SlotTaken
+from aggregator.query_store import IN_PROGRESS, Part, Query, QueryStore, ResultSms
 from aggregator.work_queue import WorkQueue
 from yztc.errors import ServiceError
 from yztc.identifiers import mask_phone, normalise_id_last6, normalise_phone, valid_code
@@ -34,10 +51,13 @@ from yztc.v1 import sms_notifier_pb2
 
 log = logging.getLogger(__name__)
 
-QUERY_COOLDOWN = dt.timedelta(hours=24)
-ORPHAN_AFTER = dt.timedelta(seconds=30)
 TERMS_VERSION = "2026-11"
+# Claims a request may lose in a row to other writers of the same phone
+# before it gives up (each loss folds the winner's change: progress).
+MAX_CLAIM_ROUNDS = 64
 Verdict = op_pb2.VerifySubscriberResponse.Verdict
+
+
 
 
 def _phone_or_error(raw: str) -> str:
@@ -53,66 +73,126 @@ def _trace_carrier() -> dict[str, str]:
     return carrier
 
 
-def _seconds_until(moment: dt.datetime, now: dt.datetime) -> int:
-    return max(1, int((moment - now).total_seconds() + 0.999))
-
-
 class Intake:
     def __init__(
         self,
         *,
-        codes: CodeStore,
-        locks: PhoneLocks,
+        phones: PhoneStore,
         queries: QueryStore,
         queue: WorkQueue,
+        engine: Engine,
         links: Links,
         routing: NumberRouting,
         protector: PhoneProtector,
         code_key: bytes,
         catalogue: list[Enterprise],
-        on_accepted: Callable[[str], None],
         call_timeout: float,
         deliver_within: dt.timedelta,
         finalize_margin: dt.timedelta,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        self._codes = codes
-        self._locks = locks
+        self._phones = phones
         self._queries = queries
         self._queue = queue
+        self._engine = engine
         self._links = links
         self._routing = routing
         self._protector = protector
         self._code_key = code_key
         self._catalogue = catalogue
-        self._on_accepted = on_accepted
         self._timeout = call_timeout
         self._deliver_within = deliver_within
         self._finalize_margin = finalize_margin
         self._clock = clock
+        self._background: set[asyncio.Task] = set()
 
-    async def _refuse_if_locked(self, phone_hash: str, now: dt.datetime) -> None:
-        until = await self._locks.locked_until(phone_hash, now)
-        if until is not None:
-            raise ServiceError("VERIFICATION_FAILED", retry_after=_seconds_until(until, now))
+    # -- claims -----------------------------------------------------------------
 
-    async def request_code(self, raw_phone: str) -> int:
-        """Sends a fresh code; returns seconds before the next may be asked."""
-        phone = _phone_or_error(raw_phone)
-        phone_hash = self._protector.lookup_hash(phone)
+    async def _commit(self, phone: Phone, event: Event, admission: Admission) -> Committed | Lost:
+        """Claims `event` on `phone` with the admission's quota slots; the
+        slots are taken once whatever happens to the claim after them."""
+        while True:
+            outcome = await self._phones.claim(phone, event, admission.slots())
+            if not isinstance(outcome, SlotTaken):
+                admission.taken()
+                return outcome
+            if not admission.retake(outcome.slot_id):
+                raise ServiceError("RATE_LIMITED", retry_after=1)
+
+    async def _append(self, phone: Phone, make: Callable[[Phone], Event | None]) -> Phone:
+        """Commits `make(state)` on the phone's next free version, folding the
+        changes of whoever came first; returns the state after it (or the
+        state as it is, if `make` says there is nothing left to do)."""
+        for _ in range(MAX_CLAIM_ROUNDS):
+            event = make(phone)
+            if event is None:
+                return phone
+            outcome = await self._commit(phone, event, NO_QUOTA)
+            phone = outcome.phone
+            if isinstance(outcome, Committed):
+                return phone
+        raise ServiceError("UNAVAILABLE")
+
+    def _write_soon(self, phone: Phone) -> None:
+        """The phone document at the committed version, off the answer's path
+        (if it is lost, the claim holds the same facts: phone_store.py)."""
+        self._in_background(self._phones.write(phone, self._clock()), "phone-write")
+
+    def _in_background(self, work: Awaitable, name: str) -> asyncio.Task:
+        async def run() -> None:
+            try:
+                await work
+            except Exception as error:
+                log.warning("background write failed", extra={"fields": {"what": name, "error": type(error).__name__}})
+
+        task = asyncio.create_task(run(), name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- verification codes -------------------------------------------------------
+
+    async def request_code(self, raw_phone: str, admission: Admission = NO_QUOTA) -> int:
+        """Sends a fresh code; returns seconds before the next may be asked.
+        Whether the number is locked is not told here (state before proof).
+        The admission's quota slot goes with the claim; a request that ends
+        before it leaves the slot to the caller to `spend`."""
+        phone_number = _phone_or_error(raw_phone)
+        phone_hash = self._protector.lookup_hash(phone_number)
         now = self._clock()
-        await self._refuse_if_locked(phone_hash, now)
+        phone = await self._phones.read(phone_hash)
         code = f"{secrets.randbelow(1_000_000):06d}"
-        next_allowed = await self._codes.issue(phone_hash, code_hash(self._code_key, phone_hash, code), now)
-        if next_allowed is not None:
-            raise ServiceError("RATE_LIMITED", retry_after=_seconds_until(next_allowed, now))
-        await self._send_sms(f"code:{uuid.uuid4().hex}", phone, sms_text.verification_text(code))
-        return int(RESEND_AFTER.total_seconds())
+        event = None
+        for _ in range(MAX_CLAIM_ROUNDS):
+            wait_until = phone_rules.next_send_allowed(phone, now)
+            if wait_until is not None:
+                raise ServiceError("RATE_LIMITED", retry_after=seconds_until(wait_until, now))
+            event = Event("code", now, code=Code(uuid.uuid4().hex, code_hash(self._code_key, phone_hash, code),
+                                                  now + phone_rules.CODE_TTL))
+            outcome = await self._commit(phone, event, admission)
+            phone = outcome.phone
+            if isinstance(outcome, Committed):
+                break
+        else:
+            raise ServiceError("UNAVAILABLE")
+        assert event is not None and event.code is not None
+        # The document before the SMS: the person may type the code at once.
+        try:
+            await self._phones.write(phone, self._clock())
+        except Exception as error:  # the claim holds it (phone_store.catch_up)
+            log.warning("phone not written", extra={"fields": {"error": type(error).__name__}})
+        await self._send_sms(f"code:{event.code.id}", phone_number, sms_text.verification_text(code), attempt=1)
+        return int(phone_rules.RESEND_AFTER.total_seconds())
+
+    # -- queries -----------------------------------------------------------------
 
     async def submit(
-        self, raw_phone: str, raw_id6: str, code: str, consent: bool, channel: str, requester: str
+        self, raw_phone: str, raw_id6: str, code: str, consent: bool, channel: str, requester: str,
+        admission: Admission = NO_QUOTA,
     ) -> dict:
-        phone = _phone_or_error(raw_phone)
+        """Accepts a query: {"query_id", "status", "deliver_by"}; or raises a
+        ServiceError with the CONTRACT code."""
+        phone_number = _phone_or_error(raw_phone)
         id6 = normalise_id_last6(raw_id6)
         if id6 is None:
             raise ServiceError("INVALID_ARGUMENT", detail="身份证号码后六位格式有误。")
@@ -120,73 +200,146 @@ class Intake:
             raise ServiceError("INVALID_ARGUMENT", detail="验证码应为6位数字。")
         if not consent:
             raise ServiceError("CONSENT_REQUIRED")
-        phone_hash = self._protector.lookup_hash(phone)
+        phone_hash = self._protector.lookup_hash(phone_number)
+        presented = code_hash(self._code_key, phone_hash, code)
         now = self._clock()
-
-        await self._refuse_if_locked(phone_hash, now)
-        latest = await self._queries.latest_for_phone(phone_hash)
-        self._refuse_if_busy(latest, now)
-
-        outcome, code_id = await self._codes.use(phone_hash, code_hash(self._code_key, phone_hash, code), now)
-        if outcome == "invalid":
-            raise ServiceError("CODE_INVALID")
-        if outcome == "expired":
-            raise ServiceError("CODE_EXPIRED")
-
-        try:
-            await self._verify_with_operator(phone, phone_hash, id6, now)
-        except ServiceError as error:
-            if error.code == "UNAVAILABLE" and code_id:
-                await self._codes.give_back(code_id)
-            raise
-
-        query_id = uuid.uuid4().hex
-        deliver_by = now + self._deliver_within
-        seq = (latest["seq"] + 1) if latest else 1
-        for _ in range(2):
-            inserted = await self._queries.insert(
-                query_id=query_id,
-                seq=seq,
-                phone_hash=phone_hash,
-                phone_box=self._protector.encrypt(phone, query_id),
-                phone_masked=mask_phone(phone),
-                channel=channel,
-                requester_id=requester,
-                companies=[e.id for e in self._catalogue],
-                now=now,
-                deliver_by=deliver_by,
-                finalize_at=deliver_by - self._finalize_margin,
-                terms_version=TERMS_VERSION,
-                trace_carrier=_trace_carrier(),
-            )
-            if inserted:
+        phone = await self._phones.read(phone_hash)
+        raced = caught_up = False
+        for _ in range(MAX_CLAIM_ROUNDS):
+            verdict = phone_rules.judge_code(phone, presented, now)
+            if raced and verdict == "right":
+                verdict = "wrong"  # it raced another guess: counted as one
+            if verdict in ("dead", "expired", "used") and not caught_up:
+                # Refused without a claim of its own: first make sure no
+                # newer change (a new code) is missing from the document.
+                caught_up = True
+                fresh = await self._phones.catch_up(phone)
+                if fresh.v != phone.v:
+                    phone = fresh
+                    continue
+            if verdict == "dead":
+                raise ServiceError("CODE_INVALID")
+            if verdict == "expired":
+                raise ServiceError("CODE_EXPIRED")
+            if verdict == "used":
+                await self._refuse_repeat(phone, now)
+            if verdict == "wrong":
+                outcome = await self._commit(phone, Event("wrong", now), admission)
+                phone = outcome.phone
+                if isinstance(outcome, Committed):
+                    self._write_soon(phone)
+                    raise ServiceError("CODE_INVALID")
+                raced = raced or outcome.rival.kind == "wrong"
+                continue
+            # The right code: now, and only now, the number's state.
+            until = phone_rules.locked_until(phone, now)
+            if until is not None:
+                raise ServiceError("VERIFICATION_FAILED", retry_after=seconds_until(until, now))
+            await self._refuse_if_busy(phone, now)
+            query_id = uuid.uuid4().hex
+            outcome = await self._commit(phone, Event("accept", now, query_id=query_id), admission)
+            phone = outcome.phone
+            if isinstance(outcome, Committed):
                 break
-            # Someone holds this number of the phone: a concurrent submission
-            # (then it is the running query), or, if its query never came to
-            # be (a crash between the two inserts), an orphan to step over.
-            slot = await self._queries.slot(phone_hash, seq)
-            other = await self._queries.get(slot["query_id"]) if slot else None
-            if other is not None or slot is None or now - slot["at"] < ORPHAN_AFTER:
-                raise ServiceError("QUERY_IN_PROGRESS", query_id=slot["query_id"] if slot else None)
-            seq += 1
+            raced = raced or outcome.rival.kind == "wrong"
         else:
             raise ServiceError("UNAVAILABLE")
-        await self._queue.add(query_id, now)
+        # The code is spent under our claim: see the rest through whatever
+        # happens to the caller.
+        task = asyncio.create_task(
+            self._make_query(phone, phone_number, id6, query_id, channel, requester, now),
+            name=f"accept-{query_id}",
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return await asyncio.shield(task)
+
+    async def _refuse_repeat(self, phone: Phone, now: dt.datetime) -> None:
+        """The code presented is the one a query was accepted with: the
+        caller proved the number, so it is told of that query (running, or
+        limiting the number for 24 h); otherwise the code is simply used."""
+        assert phone.code is not None and phone.code.used_by is not None
+        query_id = phone.code.used_by
+        query = await self._queries.get(query_id)
+        if query is None:
+            if phone.last is not None and phone.last.query_id == query_id \
+                    and phone_rules.unmade_query_blocks(phone.last, now):
+                raise ServiceError("QUERY_IN_PROGRESS", query_id=query_id)
+        elif query.status == IN_PROGRESS:
+            raise ServiceError("QUERY_IN_PROGRESS", query_id=query_id)
+        elif (until := phone_rules.cooldown_until(query.completed_at, now)) is not None:
+            raise ServiceError("QUERY_LIMITED", retry_after=seconds_until(until, now))
+        raise ServiceError("CODE_INVALID")
+
+    async def _refuse_if_busy(self, phone: Phone, now: dt.datetime) -> None:
+        """QUERY_IN_PROGRESS or QUERY_LIMITED from the phone's last query (a
+        look-up only when it is recent enough to matter)."""
+        if phone_rules.last_query_state(phone, now) == "none":
+            return
+        assert phone.last is not None
+        query = await self._queries.get(phone.last.query_id)
+        if query is None:
+            if phone_rules.unmade_query_blocks(phone.last, now):
+                raise ServiceError("QUERY_IN_PROGRESS", query_id=phone.last.query_id)
+            return  # its claimer died before making it
+        if query.status == IN_PROGRESS:
+            raise ServiceError("QUERY_IN_PROGRESS", query_id=query.id)
+        until = phone_rules.cooldown_until(query.completed_at, now)
+        if until is not None:
+            raise ServiceError("QUERY_LIMITED", retry_after=seconds_until(until, now))
+
+    async def _make_query(
+        self, phone: Phone, phone_number: str, id6: str, query_id: str, channel: str, requester: str,
+        now: dt.datetime,
+    ) -> dict:
+        try:
+            await self._verify_with_operator(phone_number, id6)
+        except _OperatorSaid as said:
+            if said.verdict == "mismatch":
+                until = now + phone_rules.LOCK
+                phone = await self._append(phone, lambda p: Event("lock", now, query_id=query_id, until=until))
+                self._write_soon(phone)
+                raise ServiceError("VERIFICATION_FAILED", retry_after=seconds_until(until, now)) from None
+            kind = "void" if said.verdict == "cancelled" else "give_back"
+            phone = await self._append(phone, lambda p: Event(kind, now, query_id=query_id))
+            self._write_soon(phone)
+            raise ServiceError("NUMBER_CANCELLED" if kind == "void" else "UNAVAILABLE") from None
+        deliver_by = now + self._deliver_within
+        query = Query(
+            id=query_id,
+            phone_hash=phone.hash,
+            phone_box=self._protector.encrypt(phone_number, query_id),
+            phone_masked=mask_phone(phone_number),
+            channel=channel,
+            requester_id=requester,
+            consent={"at": now, "terms_version": TERMS_VERSION},
+            # W3C trace context of the accepting request: every round of
+            # the query continues that one trace.
+            trace=_trace_carrier(),
+            created_at=now,
+            deliver_by=deliver_by,
+            finalize_at=deliver_by - self._finalize_margin,
+            companies={e.id: Part(next_at=now) for e in self._catalogue},
+            sms=ResultSms(message_id=f"result:{query_id}"),
+        )
+        try:
+            if self._engine.has_room():
+                await self._queue.add_owned(query.to_doc(), self._clock())
+                self._engine.adopt(query)
+            else:  # no room for another round here: due now, for any replica
+                await self._queue.add_due(query.to_doc(), self._clock())
+                self._engine.wake()
+        except Exception:
+            log.warning("query not stored", extra={"fields": {"query_id": query_id}})
+            phone = await self._append(phone, lambda p: Event("give_back", now, query_id=query_id))
+            self._write_soon(phone)
+            raise ServiceError("UNAVAILABLE") from None
+        self._write_soon(phone)
         log.info("query accepted", extra={"fields": {"query_id": query_id, "channel": channel}})
-        self._on_accepted(query_id)
         return {"query_id": query_id, "status": IN_PROGRESS, "deliver_by": deliver_by}
 
-    @staticmethod
-    def _refuse_if_busy(latest: dict | None, now: dt.datetime) -> None:
-        if latest is None:
-            return
-        if latest["status"] == IN_PROGRESS:
-            raise ServiceError("QUERY_IN_PROGRESS", query_id=latest["_id"])
-        done_at = latest.get("completed_at")
-        if done_at is not None and now < done_at + QUERY_COOLDOWN:
-            raise ServiceError("QUERY_LIMITED", retry_after=_seconds_until(done_at + QUERY_COOLDOWN, now))
-
-    async def _verify_with_operator(self, phone: str, phone_hash: str, id6: str, now: dt.datetime) -> None:
+    async def _verify_with_operator(self, phone: str, id6: str) -> None:
+        """Returns on a match; raises _OperatorSaid otherwise."""
         operator = self._routing.operator_for(phone)
         tried: set[str] = set()
         # At most one re-route: a ported number (携号转网) is answered for by its new operator.
@@ -199,41 +352,52 @@ class Intake:
                 )
             except grpc.aio.AioRpcError as error:
                 log.warning("operator check failed", extra={"fields": {"operator": operator, "grpc": error.code().name}})
-                raise ServiceError("UNAVAILABLE") from None
+                raise _OperatorSaid("unavailable") from None
             if answer.verdict == Verdict.VERDICT_MATCH:
                 return
             if answer.verdict == Verdict.VERDICT_CANCELLED:
-                raise ServiceError("NUMBER_CANCELLED")
+                raise _OperatorSaid("cancelled")
             if answer.verdict == Verdict.VERDICT_PORTED and len(tried) == 1:
                 operator = answer.ported_to
                 continue
             break
-        until = await self._locks.lock(phone_hash, now)
-        raise ServiceError("VERIFICATION_FAILED", retry_after=_seconds_until(until, now))
+        raise _OperatorSaid("mismatch")
 
-    async def get(self, query_id: str, channel: str, requester: str) -> dict:
-        doc = await self._queries.get(query_id) if query_id else None
-        if doc is None or doc["channel"] != channel or doc["requester_id"] != requester:
+    async def get(self, query_id: str, channel: str, requester: str) -> Query:
+        """The query, if this channel's requester made it; else NOT_FOUND."""
+        query = await self._queries.get(query_id) if query_id else None
+        if query is None or query.channel != channel or query.requester_id != requester:
             raise ServiceError("NOT_FOUND")
-        sms = doc["sms"]
-        if sms["handed_over"] and sms["state"] in ("PENDING", "SENT"):
+        sms = query.sms
+        if sms.handed_over and sms.state in ("PENDING", "SENT"):
             # The notifier owns the message's state; read it, never write it
             # here (the query document has one writer: its lease holder).
             try:
                 status = await self._links.notifier.GetStatus(
-                    sms_notifier_pb2.GetStatusRequest(message_id=sms["message_id"]), timeout=1.0
+                    sms_notifier_pb2.GetStatusRequest(message_id=sms.message_id), timeout=1.0
                 )
-                sms["state"] = SMS_STATES.get(status.state, sms["state"])
+                sms.state = SMS_STATES.get(status.state, sms.state)
             except grpc.aio.AioRpcError:
                 pass  # show what we last knew
-        return doc
+        return query
 
-    async def _send_sms(self, message_id: str, dest: str, text: str) -> None:
+    async def _send_sms(self, message_id: str, dest: str, text: str, attempt: int) -> None:
         try:
             await self._links.notifier.Send(
-                sms_notifier_pb2.SendRequest(message_id=message_id, dest=dest, text=text),
+                sms_notifier_pb2.SendRequest(message_id=message_id, dest=dest, text=text, attempt=attempt),
                 timeout=self._timeout,
             )
         except grpc.aio.AioRpcError as error:
             log.warning("notifier unavailable", extra={"fields": {"grpc": error.code().name}})
             raise ServiceError("UNAVAILABLE") from None
+
+    async def drain(self) -> None:
+        """At shutdown: let accepted queries finish being made."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5.0)
+
+
+class _OperatorSaid(Exception):
+    def __init__(self, verdict: str) -> None:
+        super().__init__(verdict)
+        self.verdict = verdict

@@ -1,118 +1,201 @@
-"""Queries in MongoDB (collection `queries`): one document per query with the
-state of every company's part embedded, so a query's progress is written in
-one update.
+"""Queries in MongoDB, as typed values (`Query`, `Part`) converted here and
+nowhere else.
 
-Who writes a query document: the intake inserts it; after that only the
-replica holding its lease (see work_queue.py). FerretDB v1 applies an update
-as a read, then a write of the whole document, without a transaction, so two
-concurrent writers to one document could lose each other's changes; one
-writer per document at a time avoids that on both servers.
+- `work`: one document per open query, `_id` the query id: the whole query
+  (encrypted phone, channel, requester, consent, trace context, deadline,
+  every company's part, the result SMS's hand-over) plus its lease fields
+  (`lease_gen`, `next_at`, `created_at`; yztc/lease_queue.py). It is the work
+  item itself: the accepting replica inserts it owned (generation 1, due
+  only when that lease runs out), starts the round on the value it holds,
+  and writes it only as its lease holder. No other copy exists while it is
+  open.
+- `queries`: the final record, inserted once when nothing more is to be
+  done (`Recorder` batches these inserts and the `work` deletes that follow
+  them, across queries); `GetQuery` after completion and the retention purge
+  read it.
 
-One running query per phone (`phones`, keyed by phone hash, points at the
-phone's latest query): a submission takes the phone's next number by
-inserting `phone_slots` `<phone hash>:<n>`, so of two concurrent submissions
-only one gets on, atomically on MongoDB and FerretDB alike. Every read here
-is by `_id`, the one lookup FerretDB does not answer by scanning.
+Every hot read and write is by `_id` (FerretDB v1 pushes only `{_id: x}`
+down to SQLite); on a MongoDB cluster both collections shard on hashed
+`_id`. The final record is written with `w: "majority"`.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Iterable
+import logging
+from dataclasses import dataclass, field
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DeleteOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
+
+from yztc import claims
+
+log = logging.getLogger(__name__)
 
 PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
 IN_PROGRESS, COMPLETED, PARTIAL = "IN_PROGRESS", "COMPLETED", "PARTIAL"
 
 
+@dataclass
+class Part:
+    """One company's part of a query; changed only by the round holding the lease."""
+
+    state: str = PENDING
+    count: int | None = None
+    apps: list[dict] = field(default_factory=list)  # [{"name", "count"}]
+    attempts: int = 0
+    polls: int = 0
+    next_at: dt.datetime | None = None
+    ticket: str = ""  # an async company's handle for a later poll
+    error: str = ""
+
+    def to_doc(self) -> dict:
+        return {"state": self.state, "count": self.count, "apps": self.apps, "attempts": self.attempts,
+                "polls": self.polls, "next_at": self.next_at, "ticket": self.ticket, "error": self.error}
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "Part":
+        return cls(doc["state"], doc.get("count"), list(doc.get("apps", [])), doc.get("attempts", 0),
+                   doc.get("polls", 0), doc.get("next_at"), doc.get("ticket", ""), doc.get("error", ""))
+
+
+@dataclass
+class ResultSms:
+    message_id: str
+    state: str = "PENDING"  # PENDING SENT DELIVERED FAILED (CONTRACT sms.state)
+    handed_over: bool = False
+    attempts: int = 0  # hand-overs tried; the notifier de-duplicates on message_id
+
+
+@dataclass
+class Query:
+    id: str
+    phone_hash: str
+    phone_box: dict  # the phone, encrypted (personal_data.PhoneProtector)
+    phone_masked: str
+    channel: str
+    requester_id: str
+    consent: dict  # {"at", "terms_version"}
+    trace: dict[str, str]  # W3C trace context of the accepting request
+    created_at: dt.datetime
+    deliver_by: dt.datetime
+    finalize_at: dt.datetime
+    companies: dict[str, Part]
+    sms: ResultSms
+    status: str = IN_PROGRESS
+    completed_at: dt.datetime | None = None
+    open: bool = True
+
+    def to_doc(self) -> dict:
+        return {
+            "_id": self.id,
+            "phone_hash": self.phone_hash,
+            "phone": self.phone_box,
+            "phone_masked": self.phone_masked,
+            "channel": self.channel,
+            "requester_id": self.requester_id,
+            "consent": self.consent,
+            "trace": self.trace,
+            "status": self.status,
+            "open": self.open,
+            "created_at": self.created_at,
+            "deliver_by": self.deliver_by,
+            "finalize_at": self.finalize_at,
+            "completed_at": self.completed_at,
+            "companies": {cid: part.to_doc() for cid, part in self.companies.items()},
+            "sms": {"message_id": self.sms.message_id, "state": self.sms.state,
+                    "handed_over": self.sms.handed_over, "attempts": self.sms.attempts},
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "Query":
+        sms = doc["sms"]
+        return cls(
+            id=doc["_id"],
+            phone_hash=doc.get("phone_hash", ""),
+            phone_box=doc.get("phone", {}),
+            phone_masked=doc.get("phone_masked", ""),
+            channel=doc["channel"],
+            requester_id=doc.get("requester_id", ""),
+            consent=doc.get("consent", {}),
+            trace=doc.get("trace") or {},
+            created_at=doc["created_at"],
+            deliver_by=doc["deliver_by"],
+            finalize_at=doc["finalize_at"],
+            companies={cid: Part.from_doc(p) for cid, p in doc["companies"].items()},
+            sms=ResultSms(sms["message_id"], sms.get("state", "PENDING"), sms.get("handed_over", False),
+                          sms.get("attempts", 0)),
+            status=doc["status"],
+            completed_at=doc.get("completed_at"),
+            open=doc.get("open", True),
+        )
+
+
 class QueryStore:
+    """Reads of a query wherever it is (open in `work`, or final in `queries`)."""
+
     def __init__(self, db: AsyncDatabase) -> None:
-        self.collection = db["queries"]
-        self._phones = db["phones"]
-        self._slots = db["phone_slots"]
+        self.work = db["work"]
+        self.records = claims.majority(db["queries"])
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("status", ASCENDING), ("completed_at", ASCENDING)])
+        await self.records.create_index([("completed_at", ASCENDING)])
 
-    async def latest_for_phone(self, phone_hash: str) -> dict | None:
-        """The phone's latest query (`_id`, `seq`, `status`, `completed_at`), if any."""
-        phone = await self._phones.find_one({"_id": phone_hash})
-        if phone is None:
-            return None
-        doc = await self.collection.find_one({"_id": phone["query_id"]}, {"status": 1, "completed_at": 1})
-        if doc is None:  # purged after the retention period: long completed
-            return {"_id": phone["query_id"], "seq": phone["seq"], "status": "COMPLETED", "completed_at": None}
-        return {**doc, "seq": phone["seq"]}
+    async def get(self, query_id: str) -> Query | None:
+        doc = await self.work.find_one({"_id": query_id})
+        if doc is None:
+            doc = await self.records.find_one({"_id": query_id})
+        return Query.from_doc(doc) if doc is not None else None
 
-    async def take_slot(self, phone_hash: str, seq: int, query_id: str) -> bool:
-        """The phone's query number `seq`, for `query_id`; False if taken."""
+    async def record_exists(self, query_id: str) -> bool:
+        return await self.records.find_one({"_id": query_id}, {"_id": 1}) is not None
+
+
+class Recorder:
+    """Final records in batches: a finished query's record is inserted into
+    `queries`, then its `work` document deleted, each as one command for all
+    the queries finished within `delay` seconds (FerretDB runs the statements
+    of one delete command one by one, each by `_id`). `finish` returns once
+    both are written; it raises if they could not be (the round's lease then
+    runs out and the query is finished again: the insert is idempotent)."""
+
+    def __init__(self, db: AsyncDatabase, delay: float = 0.02, batch: int = 200) -> None:
+        self._records = claims.majority(db["queries"])
+        self._work = db["work"]
+        self._delay = delay
+        self._batch = batch
+        self._pending: list[tuple[dict, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def finish(self, record: dict) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon(), name="query-records")
+        await future
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._delay)
+        while self._pending:
+            batch, self._pending = self._pending[: self._batch], self._pending[self._batch:]
+            try:
+                await self._write([record for record, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _write(self, records: list[dict]) -> None:
         try:
-            await self._slots.insert_one({"_id": f"{phone_hash}:{seq}", "query_id": query_id, "at": dt.datetime.now(dt.UTC)})
-        except DuplicateKeyError:
-            return False
-        return True
-
-    async def slot(self, phone_hash: str, seq: int) -> dict | None:
-        return await self._slots.find_one({"_id": f"{phone_hash}:{seq}"})
-
-    async def point_phone(self, phone_hash: str, seq: int, query_id: str) -> None:
-        # Only the slot's winner writes, one submission at a time per phone.
-        await self._phones.replace_one(
-            {"_id": phone_hash}, {"_id": phone_hash, "seq": seq, "query_id": query_id}, upsert=True
-        )
-
-    async def insert(
-        self,
-        *,
-        query_id: str,
-        seq: int,
-        phone_hash: str,
-        phone_box: dict,
-        phone_masked: str,
-        channel: str,
-        requester_id: str,
-        companies: Iterable[str],
-        now: dt.datetime,
-        deliver_by: dt.datetime,
-        finalize_at: dt.datetime,
-        terms_version: str,
-        trace_carrier: dict[str, str],
-    ) -> bool:
-        """False if another query of the phone took this seq first."""
-        if not await self.take_slot(phone_hash, seq, query_id):
-            return False
-        await self.collection.insert_one(
-            {
-                "_id": query_id,
-                "phone_hash": phone_hash,
-                "seq": seq,
-                "phone": phone_box,
-                "phone_masked": phone_masked,
-                "channel": channel,
-                "requester_id": requester_id,
-                "consent": {"at": now, "terms_version": terms_version},
-                # W3C trace context of the accepting request: every round
-                # of the query continues that one trace.
-                "trace": trace_carrier,
-                "status": IN_PROGRESS,
-                "open": True,
-                "created_at": now,
-                "deliver_by": deliver_by,
-                "finalize_at": finalize_at,
-                "completed_at": None,
-                "lease_gen": 0,
-                "companies": {
-                    cid: {"state": PENDING, "count": None, "apps": [], "attempts": 0,
-                          "polls": 0, "next_at": now, "ticket": ""}
-                    for cid in companies
-                },
-                "sms": {"message_id": f"result:{query_id}", "state": "PENDING", "handed_over": False},
-            }
-        )
-        await self.point_phone(phone_hash, seq, query_id)
-        return True
-
-    async def get(self, query_id: str) -> dict | None:
-        return await self.collection.find_one({"_id": query_id})
+            await self._records.insert_many(records, ordered=False)
+        except BulkWriteError as error:
+            # A record already there: an earlier round wrote it and died
+            # before deleting the work item. Anything else is a real failure.
+            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+                raise
+        await self._work.bulk_write([DeleteOne({"_id": r["_id"]}) for r in records], ordered=False)

@@ -44,7 +44,9 @@ class AggregatorSettings(CommonSettings):
     # Work sharing between replicas.
     lease_seconds: float = 30.0
     max_in_flight: int = 200
-    dispatch_poll_seconds: float = 0.1
+    # The safety-net scan for work whose owner died or whose retry is due
+    # (new work starts in process; issue 12).
+    dispatch_poll_seconds: float = 1.0
     # Seconds a round may keep polling or retrying a company inline.
     round_budget_seconds: float = 10.0
     # How long a round waits for every company before it records the

@@ -53,10 +53,25 @@ async def test_mismatch_locks_the_number_for_24_hours(stack):
     answer = await _attempt(stack, "13300133000", "000000")
     assert isinstance(answer, ServiceError) and answer.code == "VERIFICATION_FAILED"
     assert 86390 <= answer.retry_after <= 86400
-    # Locked: not even a new code is sent, and the right ID six does not help.
-    again = await _attempt(stack, "13300133000", "456789")
-    assert isinstance(again, ServiceError) and again.code == "VERIFICATION_FAILED"
-    assert again.retry_after <= answer.retry_after
+    # Locked: the right ID six does not help (the code is not spent by the
+    # mismatch, so the person who corrects the ID six is told of the lock).
+    code = await latest_code(stack, "13300133000")
+    async with channel(stack) as ch:
+        api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await api.SubmitQuery(
+                pb.SubmitQueryRequest(phone="13300133000", id_last6="456789", code=code, consent=True), timeout=10
+            )
+        again = ServiceError.from_grpc_error(caught.value)
+        assert again.code == "VERIFICATION_FAILED"
+        assert again.retry_after <= answer.retry_after
+        # Without the valid code nothing of the lock is told (issue 12, state before proof).
+        wrong = "000000" if code != "000000" else "111111"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await api.SubmitQuery(
+                pb.SubmitQueryRequest(phone="13300133000", id_last6="456789", code=wrong, consent=True), timeout=10
+            )
+        assert ServiceError.from_grpc_error(caught.value).code == "CODE_INVALID"
 
 
 async def test_unknown_number_fails_verification(stack):
@@ -69,15 +84,24 @@ async def test_second_query_while_one_runs_gets_409_with_its_id(make_stack, tmp_
     slow = {"jd": {"latency_ms": 4000, "mode": "async"}}
     stack = make_stack(write_scenario(tmp_path / "scenario.json", [phone], slow))
     first = (await submit_many(stack, [phone]))[phone]
+    code = await latest_code(stack, phone)
+    wrong = "000000" if code != "000000" else "111111"
     async with channel(stack) as ch:
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code="000000", consent=True), timeout=10
+                pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=code, consent=True), timeout=10
             )
-    error = ServiceError.from_grpc_error(caught.value)
-    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert error.code == "QUERY_IN_PROGRESS" and error.query_id == first
+        error = ServiceError.from_grpc_error(caught.value)
+        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert error.code == "QUERY_IN_PROGRESS" and error.query_id == first
+        # A caller without the phone's valid code learns nothing of the running
+        # query (issue 12, state before proof).
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await api.SubmitQuery(
+                pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=wrong, consent=True), timeout=10
+            )
+        assert ServiceError.from_grpc_error(caught.value).code == "CODE_INVALID"
 
 
 async def test_nothing_personal_is_kept_or_logged(stack, scenario):
@@ -100,7 +124,7 @@ async def test_nothing_personal_is_kept_or_logged(stack, scenario):
         }
     finally:
         client.close()
-    assert "queries" in " ".join(dumps) and "verification_codes" in " ".join(dumps)
+    assert "queries" in " ".join(dumps) and "phones" in " ".join(dumps) and "claims" in " ".join(dumps)
     for path in [*(stack.var / "logs").glob("*.log"), *(stack.var / "traces").glob("*.jsonl")]:
         dumps[str(path.name)] = path.read_text(encoding="utf-8", errors="replace")
     # Whole tokens only: a 6-digit code may occur inside a hex trace id or a

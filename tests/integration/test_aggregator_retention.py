@@ -1,15 +1,20 @@
-"""Retention against a real FerretDB: personal fields go after the retention
-period, anonymous per-company counters stay, open queries are untouched."""
+"""Retention against a real FerretDB: personal fields of final records go
+after the retention period while anonymous counters stay; phones and claims
+go once they can no longer limit anything; old lease documents go."""
 import datetime as dt
 
 import pytest
 
-from aggregator.query_store import QueryStore
+from aggregator.phone_rules import CODE_TTL, Code, Event, Phone, judge_code
+from aggregator.phone_store import KEEP_CLAIMS, Committed, PhoneStore
+from aggregator.query_store import COMPLETED, DONE, FAILED, PARTIAL, Part, Query, ResultSms
 from aggregator.retention import PERSONAL_FIELDS, Retention
 from yztc.mongo import connect
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
 DAYS = dt.timedelta(days=1)
+KEEP = dt.timedelta(days=30)
+MS = dt.timedelta(milliseconds=1)
 
 
 @pytest.fixture
@@ -19,52 +24,115 @@ async def db(mongodb_uri):
     await client.close()
 
 
-async def _query(db, qid, seq, open_, counts):
-    store = QueryStore(db)
-    await store.insert(
-        query_id=qid, seq=seq, phone_hash="hash", phone_box={"kid": "k1", "ct": "x"}, phone_masked="138****8000",
-        channel="wechat-demo", requester_id="user", companies=list(counts), now=NOW,
-        deliver_by=NOW + 2 * DAYS, finalize_at=NOW + DAYS, terms_version="t", trace_carrier={"traceparent": "x"},
-    )
-    parts = {f"companies.{c}": {"state": "DONE" if n is not None else "PENDING", "count": n, "apps": []}
-             for c, n in counts.items()}
-    await db["queries"].update_one(
-        {"_id": qid}, {"$set": {**parts, "open": open_, "status": "PARTIAL", "completed_at": NOW}}
+def _query(qid: str, created_at: dt.datetime, status: str, parts: dict[str, Part]) -> Query:
+    return Query(
+        id=qid, phone_hash="hash", phone_box={"kid": "k1", "ct": "x"}, phone_masked="138****8000",
+        channel="wechat-demo", requester_id="user", consent={"at": created_at, "terms_version": "t"},
+        trace={"traceparent": "x"}, created_at=created_at, deliver_by=created_at + 2 * DAYS,
+        finalize_at=created_at + DAYS, companies=parts, sms=ResultSms(f"result:{qid}"), status=status,
+        completed_at=created_at + dt.timedelta(minutes=1), open=False,
     )
 
 
 async def test_personal_fields_go_after_retention_and_counters_stay(db):
-    retention = Retention(db, dt.timedelta(days=30))
+    retention = Retention(db, KEEP, PhoneStore(db, "r"))
     await retention.ensure_indexes()
-    await _query(db, "closed", 1, False, {"tencent": 3, "douyin": None})
-    await _query(db, "open", 2, True, {"tencent": 1, "douyin": None})
-    await db["phones"].replace_one({"_id": "hash"}, {"_id": "hash", "seq": 1, "query_id": "closed"})
+    closed = _query("closed", NOW, PARTIAL, {"tencent": Part(DONE, 3), "douyin": Part(FAILED)})
+    other = _query("other", NOW + dt.timedelta(minutes=5), COMPLETED,
+                   {"tencent": Part(DONE, 2), "douyin": Part(DONE, 0)})
+    recent = _query("recent", NOW + 2 * DAYS, COMPLETED, {"tencent": Part(DONE, 1), "douyin": Part(DONE, 4)})
+    await db["queries"].insert_many([q.to_doc() for q in (closed, other, recent)])
+    open_ = _query("open", NOW, "IN_PROGRESS", {"tencent": Part()})
+    await db["work"].insert_one(open_.to_doc())
 
-    assert await retention.purge(NOW + 29 * DAYS) == 0
-    assert await retention.purge(NOW + 30 * DAYS) == 1
-    closed = await db["queries"].find_one({"_id": "closed"})
-    assert not set(PERSONAL_FIELDS) & set(closed)
-    assert closed["companies"]["tencent"]["count"] == 3  # anonymous results stay
-    assert (await db["queries"].find_one({"_id": "open"}))["phone_hash"] == "hash"
-    assert await db["phones"].count_documents({}) == 0
-    assert await db["phone_slots"].find_one({"_id": "hash:1"}) is None
-    assert await db["phone_slots"].find_one({"_id": "hash:2"}) is not None
+    done_at = NOW + dt.timedelta(minutes=1)
+    assert await retention.purge(done_at + KEEP - MS) == 0
+    assert await retention.purge(done_at + KEEP + dt.timedelta(minutes=5)) == 2
+    for qid in ("closed", "other"):
+        record = await db["queries"].find_one({"_id": qid})
+        assert not set(PERSONAL_FIELDS) & set(record), qid
+        assert record["purged_at"] == done_at + KEEP + dt.timedelta(minutes=5)
+        assert record["channel"] == "wechat-demo"
+    assert (await db["queries"].find_one({"_id": "closed"}))["companies"]["tencent"]["count"] == 3
+    kept = await db["queries"].find_one({"_id": "recent"})
+    assert all(kept[name] for name in PERSONAL_FIELDS)  # within its retention period
+    assert (await db["work"].find_one({"_id": "open"}))["phone_hash"] == "hash"  # open work is not a record
 
-    assert await retention.daily_counts(NOW.strftime("%Y-%m-%d")) == {
-        "tencent": {"answered": 1, "accounts": 3},
-        "douyin": {"answered": 0, "accounts": 0},
+    assert await db["query_stats"].find_one({"_id": "closed"}) == {
+        "_id": "closed", "day": "2026-11-29", "channel": "wechat-demo", "status": PARTIAL,
+        "companies": {"tencent": 3, "douyin": None},
     }
-    assert await retention.purge(NOW + 31 * DAYS) == 0  # once only
+    assert await retention.daily_counts("2026-11-29") == {
+        "tencent": {"answered": 2, "accounts": 5},
+        "douyin": {"answered": 1, "accounts": 0},
+    }
+    assert await retention.daily_counts("2026-12-01") == {}  # "recent" not purged yet
+    assert await retention.purge(NOW + 40 * DAYS) == 1  # "recent"; the others once only
+    assert await retention.daily_counts("2026-12-01") == {
+        "tencent": {"answered": 1, "accounts": 1},
+        "douyin": {"answered": 1, "accounts": 4},
+    }
+    assert await db["query_stats"].count_documents({}) == 3
 
 
-async def test_old_code_events_locks_and_leases_are_forgotten(db):
-    await db["code_sends"].insert_one({"_id": "a:1", "phone_hash": "a", "n": 1, "at": NOW})
-    await db["phone_locks"].insert_one({"_id": "a", "until": NOW + DAYS})
-    await db["leases"].insert_one({"_id": "q#1", "at": NOW})
-    await db["channel_slots"].insert_one({"_id": "c|m|1|1", "second": int(NOW.timestamp())})
-    retention = Retention(db, dt.timedelta(days=30))
-    await retention.purge(NOW + dt.timedelta(hours=23))
-    assert await db["code_sends"].count_documents({}) == 1
-    await retention.purge(NOW + DAYS)
-    for name in ("code_sends", "phone_locks", "leases", "channel_slots"):
-        assert await db[name].count_documents({}) == 0, name
+async def test_phones_and_claims_go_once_they_can_no_longer_limit_anything(db):
+    phones = PhoneStore(db, "r")
+    retention = Retention(db, KEEP, phones)
+    later = NOW + dt.timedelta(hours=2)
+    for phone_hash, at in (("old", NOW), ("new", later)):
+        outcome = await phones.claim(Phone(phone_hash), Event("wrong", at))
+        assert isinstance(outcome, Committed)
+        await phones.write(outcome.phone, at)
+    await db["claims"].insert_one({"_id": "q:ch|SubmitQuery|1795000000|1", "at": NOW})
+
+    await retention.purge(NOW + KEEP_CLAIMS)  # exactly KEEP_CLAIMS old: kept
+    assert await db["phones"].count_documents({}) == 2
+    assert await db["claims"].count_documents({}) == 3
+
+    await retention.purge(NOW + KEEP_CLAIMS + MS)
+    assert [d["_id"] for d in await db["phones"].find({}).to_list(None)] == ["new"]
+    assert [d["_id"] for d in await db["claims"].find({}).to_list(None)] == ["v:new:1"]
+    assert await phones.read("old") == Phone("old")
+
+    await retention.purge(later + KEEP_CLAIMS + MS)
+    assert await db["phones"].count_documents({}) == 0
+    assert await db["claims"].count_documents({}) == 0
+
+
+async def test_lease_documents_go_after_a_day(db):
+    retention = Retention(db, KEEP, PhoneStore(db, "r"))
+    await db["leases"].insert_many([{"_id": "q#1", "item": "q", "at": NOW},
+                                    {"_id": "q#2", "item": "q", "at": NOW + dt.timedelta(hours=1)}])
+    await retention.purge(NOW + dt.timedelta(hours=24) - MS)
+    assert await db["leases"].count_documents({}) == 2
+    await retention.purge(NOW + dt.timedelta(hours=24))
+    assert [d["_id"] for d in await db["leases"].find({}).to_list(None)] == ["q#2"]
+
+
+async def test_a_phone_whose_last_write_was_lost_is_not_forgotten_before_its_claims(db):
+    # A replica claimed version 2 (a new code) and died before writing the
+    # document, which stays at version 1, touched at NOW. Once the document
+    # and claim 1 are forgotten, a new chain starts at version 1 and meets the
+    # old claim 2 at its next change: the 72-hour-old code is folded over the
+    # code just sent, and the person's right code is refused.
+    phones = PhoneStore(db, "r")
+    retention = Retention(db, KEEP, phones)
+    old_code = Event("code", NOW, code=Code("c1", "old-1", NOW + CODE_TTL))
+    v1 = await phones.claim(Phone("h"), old_code)
+    await phones.write(v1.phone, NOW)
+    later = NOW + dt.timedelta(hours=2)
+    assert isinstance(await phones.claim(v1.phone, Event("code", later, code=Code("c2", "old-2", later + CODE_TTL))),
+                      Committed)  # ...and its document write is lost
+
+    now = NOW + KEEP_CLAIMS + dt.timedelta(hours=1)
+    await retention.purge(now)
+    phone = await phones.read("h")
+    fresh = Event("code", now, code=Code("c3", "fresh", now + CODE_TTL))
+    while not isinstance(outcome := await phones.claim(phone, fresh), Committed):
+        phone = outcome.phone
+    phone = outcome.phone
+    assert judge_code(phone, "fresh", now) == "right"
+    # The person presents the code just sent; the next change is claimed.
+    # Whoever wins that version, the state after it still holds that code.
+    outcome = await phones.claim(phone, Event("accept", now, query_id="q"))
+    assert outcome.phone.code.id == "c3"

@@ -1,178 +1,479 @@
-"""The aggregator's stores against a real FerretDB: every limit at its
-boundary, and exactness under concurrency (FerretDB applies updates as a read
-then a write, so these rules rest on unique inserts; the races prove it)."""
+"""The aggregator's stores against a real FerretDB: the claim primitive
+(yztc/claims.py), the phone store's claim chain, the work queue of open
+queries and the final records. FerretDB applies updates as a read then a
+write, so exactness rests on unique inserts; the races here prove it."""
+from __future__ import annotations
+
 import asyncio
 import datetime as dt
+import struct
 
+import bson
 import pytest
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import AutoReconnect
 
-from aggregator.code_store import MAX_WRONG_ATTEMPTS, CodeStore
-from aggregator.phone_locks import PhoneLocks
-from aggregator.query_store import QueryStore
+from aggregator.phone_rules import CODE_TTL, Code, Event, LastQuery, Phone, judge_code
+from aggregator.phone_store import Committed, Lost, PhoneStore, SlotTaken
+from aggregator.query_store import DONE, PARTIAL, Part, Query, QueryStore, Recorder, ResultSms
 from aggregator.work_queue import WorkQueue
-from yztc.mongo import connect
+from yztc import claims
 
+# Milliseconds only: BSON keeps datetimes to the millisecond.
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
+MS = dt.timedelta(milliseconds=1)
+LEASE = dt.timedelta(seconds=30)
+
+
+class CommandLog(monitoring.CommandListener):
+    """Every command this client sends, as "<name> <collection>"."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event) -> None:
+        target = event.command.get(event.command_name)
+        self.commands.append(f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+    def count(self, label: str) -> int:
+        return self.commands.count(label)
 
 
 @pytest.fixture
-async def db(mongodb_uri):
-    client = connect(mongodb_uri, "test")
+async def client_and_log(mongodb_uri):
+    log = CommandLog()
+    client = AsyncMongoClient(mongodb_uri, tz_aware=True, event_listeners=[log])
     db = client.get_default_database()
-    for store in (CodeStore(db), QueryStore(db), PhoneLocks(db)):
-        await store.ensure_indexes()
-    yield db
+    await PhoneStore(db, "setup").ensure_indexes()
+    await QueryStore(db).ensure_indexes()
+    await WorkQueue(db, LEASE).ensure_indexes()
+    yield client, log
     await client.close()
 
 
-async def test_code_is_single_use_even_when_raced(db):
-    codes = CodeStore(db)
-    await codes.issue("p", "h", NOW)
-    outcomes = await asyncio.gather(*(codes.consume("p", "h", NOW) for _ in range(8)))
-    assert sorted(outcomes) == ["invalid"] * 7 + ["ok"]
+@pytest.fixture
+def db(client_and_log):
+    return client_and_log[0].get_default_database()
 
 
-async def test_code_expires_after_five_minutes(db):
-    codes = CodeStore(db)
-    await codes.issue("p", "h", NOW)
-    assert await codes.consume("p", "h", NOW + 300 * S) == "expired"
-    await codes.issue("p", "h2", NOW + 300 * S)
-    assert await codes.consume("p", "h2", NOW + 599 * S) == "ok"
+@pytest.fixture
+def commands(client_and_log) -> CommandLog:
+    return client_and_log[1]
 
 
-async def test_sixth_attempt_refused_even_with_the_right_code(db):
-    codes = CodeStore(db)
-    await codes.issue("p", "h", NOW)
-    for _ in range(MAX_WRONG_ATTEMPTS - 1):
-        assert await codes.consume("p", "wrong", NOW) == "invalid"
-    await codes.issue("q", "h", NOW)  # another phone's code is not affected
-    assert await codes.consume("p", "wrong", NOW) == "invalid"  # the 5th wrong one
-    assert await codes.consume("p", "h", NOW) == "invalid"
-    assert await codes.consume("q", "h", NOW) == "ok"
+# -- yztc/claims.take --------------------------------------------------------------
 
 
-async def test_wrong_attempts_counted_exactly_when_raced(db):
-    codes = CodeStore(db)
-    await codes.issue("p", "h", NOW)
-    await asyncio.gather(*(codes.consume("p", "wrong", NOW) for _ in range(3)))
-    await asyncio.gather(*(codes.consume("p", "wrong", NOW) for _ in range(2)))
-    assert await codes.consume("p", "h", NOW) == "invalid"
+async def test_take_wins_an_ordered_prefix(db):
+    coll = db["claims"]
+    assert await claims.take(coll, [{"_id": "x1"}, {"_id": "x2", "nonce": "mine"}]) == claims.Outcome(2, None)
+    assert (await coll.find_one({"_id": "x2"}))["nonce"] == "mine"  # a given nonce is kept
+    assert (await coll.find_one({"_id": "x1"}))["nonce"]  # else one is made
+
+    outcome = await claims.take(coll, [{"_id": "x3"}, {"_id": "x2"}, {"_id": "x4"}])
+    assert outcome == claims.Outcome(1, "x2") and not outcome.all_won
+    assert await coll.find_one({"_id": "x3"}) is not None
+    assert await coll.find_one({"_id": "x4"}) is None  # the first refused stops the rest
+    assert (await coll.find_one({"_id": "x2"}))["nonce"] == "mine"  # the holder's claim untouched
+
+    assert await claims.take(coll, [{"_id": "x1"}]) == claims.Outcome(0, "x1")
+    assert await claims.take(coll, [{"_id": "x2"}, {"_id": "x5"}]) == claims.Outcome(0, "x2")
+    assert await coll.find_one({"_id": "x5"}) is None
 
 
-async def test_send_limits_at_their_boundaries(db):
-    codes = CodeStore(db)
-    assert await codes.issue("p", "h", NOW) is None
-    assert await codes.issue("p", "h", NOW + 59 * S) == NOW + 60 * S  # 2nd within 60 s
-    for i in range(1, 5):
-        assert await codes.issue("p", "h", NOW + i * 60 * S) is None  # sends 2..5
-    sixth = await codes.issue("p", "h", NOW + 300 * S)
-    assert sixth == NOW + dt.timedelta(hours=24)  # the 6th in 24 h
-    assert await codes.issue("p", "h", NOW + dt.timedelta(hours=24)) is None
+class ReplyDropper:
+    """A TCP proxy in front of FerretDB that, when armed, lets one insert into
+    `collection` through and then breaks the connection instead of passing
+    its reply on: the write happened, the client cannot know (the case a
+    nonce exists for: FerretDB has no retryable writes)."""
+
+    def __init__(self, upstream_port: int, collection: str) -> None:
+        self._upstream_port = upstream_port
+        self._collection = collection
+        self.armed = False
+        self.inserts = 0
+        self.dropped = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        s_reader, s_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
+        watched: set[int] = set()
+
+        async def frames(reader: asyncio.StreamReader):
+            while True:
+                header = await reader.readexactly(16)
+                length, request_id, response_to, op = struct.unpack("<iiii", header)
+                yield header + await reader.readexactly(length - 16), request_id, response_to, op
+
+        async def upward() -> None:
+            async for frame, request_id, _, op in frames(c_reader):
+                if op == 2013 and frame[20] == 0:  # OP_MSG, body section first
+                    body = bson.decode(frame[21:21 + struct.unpack_from("<i", frame, 21)[0]])
+                    if body.get("insert") == self._collection:
+                        self.inserts += 1
+                        if self.armed:
+                            self.armed = False
+                            watched.add(request_id)
+                s_writer.write(frame)
+                await s_writer.drain()
+
+        async def downward() -> None:
+            async for frame, _, response_to, _ in frames(s_reader):
+                if response_to in watched:
+                    self.dropped += 1
+                    c_writer.close()
+                    s_writer.close()
+                    return
+                c_writer.write(frame)
+                await c_writer.drain()
+
+        tasks = [asyncio.create_task(upward()), asyncio.create_task(downward())]
+        self._tasks.update(tasks)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.difference_update(tasks)
+        c_writer.close()
+        s_writer.close()
 
 
-async def test_concurrent_sends_issue_exactly_one(db):
-    codes = CodeStore(db)
-    results = await asyncio.gather(*(codes.issue("p", f"h{i}", NOW) for i in range(10)))
-    assert sum(r is None for r in results) == 1
+@pytest.fixture
+async def dropper_db(mongodb_uri, db):
+    """(the database through a ReplyDropper on `claims`, the dropper)."""
+    host, _, rest = mongodb_uri.removeprefix("mongodb://").partition("/")
+    dropper = ReplyDropper(int(host.rsplit(":", 1)[1]), "claims")
+    port = await dropper.start()
+    client = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/{rest}", tz_aware=True, directConnection=True,
+                              serverSelectionTimeoutMS=5000)
+    yield client.get_default_database(), dropper
+    await client.close()
+    await dropper.stop()
 
 
-async def test_a_given_back_code_can_be_used_again(db):
-    codes = CodeStore(db)
-    await codes.issue("p", "h", NOW)
-    outcome, code_id = await codes.use("p", "h", NOW)
-    assert outcome == "ok"
-    await codes.give_back(code_id)
-    assert await codes.consume("p", "h", NOW) == "ok"
+async def test_a_retried_claim_whose_first_insert_landed_is_recognised_as_ours(dropper_db, db):
+    via_proxy, dropper = dropper_db
+    dropper.armed = True
+    outcome = await claims.take(via_proxy["claims"], [{"_id": "a"}, {"_id": "b"}])
+    # The retry met `a` as its own, then `b` (sent on its own) as its own too.
+    assert dropper.dropped == 1 and dropper.inserts == 3
+    assert outcome == claims.Outcome(2, None)
+    assert await db["claims"].count_documents({}) == 2
+
+    # Retried, the claims it had won are its own; the one another writer
+    # held stays refused.
+    await db["claims"].insert_one({"_id": "d", "nonce": "theirs"})
+    dropper.armed = True
+    outcome = await claims.take(via_proxy["claims"], [{"_id": "c"}, {"_id": "d"}, {"_id": "e"}])
+    assert dropper.dropped == 2
+    assert outcome == claims.Outcome(1, "d")
+    assert await db["claims"].find_one({"_id": "e"}) is None
+
+    # Without retries, the broken connection is the caller's to handle.
+    dropper.armed = True
+    with pytest.raises(AutoReconnect):
+        await claims.take(via_proxy["claims"], [{"_id": "f"}], retries=0)
 
 
-async def test_lock_lasts_24_hours(db):
-    locks = PhoneLocks(db)
-    until = await locks.lock("p", NOW)
-    assert await locks.locked_until("p", NOW + dt.timedelta(hours=24) - S) == until
-    assert await locks.locked_until("p", NOW + dt.timedelta(hours=24)) is None
+# -- phone_store -----------------------------------------------------------------
 
 
-def _query(seq, qid):
-    return dict(
-        query_id=qid, seq=seq, phone_hash="p", phone_box={}, phone_masked="x", channel="c",
-        requester_id="r", companies=["tencent"], now=NOW, deliver_by=NOW + 100 * S,
-        finalize_at=NOW + 90 * S, terms_version="t", trace_carrier={},
+def _code(code_id: str = "c1", hmac: str = "right", at: dt.datetime = NOW) -> Code:
+    return Code(code_id, hmac, at + CODE_TTL)
+
+
+async def _commit(store: PhoneStore, phone: Phone, make) -> tuple[Phone, int]:
+    """As intake does: claim, fold the winner's change on a loss, try again."""
+    losses = 0
+    while True:
+        outcome = await store.claim(phone, make(phone))
+        if isinstance(outcome, Committed):
+            return outcome.phone, losses
+        assert isinstance(outcome, Lost), outcome
+        losses += 1
+        phone = outcome.phone
+
+
+async def test_one_claim_wins_a_version_and_the_losers_fold_its_event(db):
+    stores = [PhoneStore(db, f"r{i}") for i in range(10)]
+    phone = await stores[0].read("h")
+    assert phone == Phone("h")
+    events = [Event("code", NOW + i * MS, code=_code(f"c{i}", f"hmac{i}", NOW + i * MS)) for i in range(10)]
+    outcomes = await asyncio.gather(*(s.claim(phone, e) for s, e in zip(stores, events)))
+
+    won = [i for i, o in enumerate(outcomes) if isinstance(o, Committed)]
+    assert len(won) == 1
+    winner = won[0]
+    assert all(isinstance(o, Lost) for i, o in enumerate(outcomes) if i != winner)
+    committed = outcomes[winner].phone
+    assert committed.v == 1 and committed.code == events[winner].code
+    for i, outcome in enumerate(outcomes):
+        if i != winner:
+            assert outcome.rival == events[winner]
+            assert outcome.phone == committed
+    stored = await db["claims"].find_one({"_id": "v:h:1"})
+    assert stored["owner"] == f"r{winner}" and stored["kind"] == "code"
+    assert await db["claims"].count_documents({}) == 1
+
+
+async def test_a_stale_document_still_leads_to_the_right_state(db):
+    a, b, c = PhoneStore(db, "a"), PhoneStore(db, "b"), PhoneStore(db, "c")
+    v1, _ = await _commit(a, await a.read("h"), lambda p: Event("code", NOW, code=_code()))
+    await a.write(v1, NOW)
+    # b accepts a query with the code and counts a wrong guess, then dies
+    # before writing the document: it stays at version 1.
+    v2, _ = await _commit(b, v1, lambda p: Event("accept", NOW + S, query_id="q1"))
+    v3, _ = await _commit(b, v2, lambda p: Event("wrong", NOW + 2 * S))
+
+    stale = await c.read("h")
+    assert stale == v1
+    assert judge_code(stale, "right", NOW + 3 * S) == "right"  # on the stale state...
+    outcome = await c.claim(stale, Event("accept", NOW + 3 * S, query_id="q2"))
+    assert isinstance(outcome, Lost) and outcome.rival.query_id == "q1"
+    assert judge_code(outcome.phone, "right", NOW + 3 * S) == "used"  # ...and after the fold
+    assert outcome.phone == v2
+
+    # A wrong guess from the stale document is counted on top of b's.
+    v4, losses = await _commit(c, stale, lambda p: Event("wrong", NOW + 4 * S))
+    assert losses == 2
+    assert v4.v == 4 and v4.code.failures == 2 and v4.code.used_by == "q1" and v4.last.query_id == "q1"
+    await c.write(v4, NOW + 4 * S)
+
+    # Writes landing out of order: b's late write of version 3 replaces 4.
+    await b.write(v3, NOW + 2 * S)
+    assert (await c.read("h")).v == 3
+    v5, losses = await _commit(c, await c.read("h"), lambda p: Event("wrong", NOW + 5 * S))
+    assert losses == 1 and v5.v == 5 and v5.code.failures == 3
+
+
+async def test_a_lock_claim_read_back_by_a_loser_carries_its_until(db):
+    a, b = PhoneStore(db, "a"), PhoneStore(db, "b")
+    phone = Phone("h", v=4, code=_code(), last=LastQuery("q1", NOW), before_last=LastQuery("q0", NOW - S))
+    lock = Event("lock", NOW + S, query_id="q1", until=NOW + S + dt.timedelta(hours=24))
+    assert isinstance(await a.claim(phone, lock), Committed)
+    lost = await b.claim(phone, Event("wrong", NOW + S))
+    assert isinstance(lost, Lost) and lost.rival == lock
+    assert lost.phone.lock_until == lock.until and lost.phone.last == LastQuery("q0", NOW - S)
+
+
+def _slot(k: int) -> dict:
+    return {"_id": f"q:ch|SubmitQuery|{int(NOW.timestamp())}|{k}", "at": NOW}
+
+
+async def test_a_quota_slot_sent_first_is_spent_even_when_the_claim_loses(db):
+    a, b = PhoneStore(db, "a"), PhoneStore(db, "b")
+    phone = Phone("h")
+    assert isinstance(await a.claim(phone, Event("wrong", NOW)), Committed)
+    outcome = await b.claim(phone, Event("wrong", NOW), [_slot(1)])
+    assert isinstance(outcome, Lost)
+    assert await db["claims"].find_one({"_id": _slot(1)["_id"]}) is not None
+
+    # Both won: slot and version.
+    outcome = await b.claim(outcome.phone, Event("wrong", NOW), [_slot(2)])
+    assert isinstance(outcome, Committed) and outcome.phone.v == 2
+    assert await db["claims"].find_one({"_id": _slot(2)["_id"]}) is not None
+
+
+async def test_a_slot_taken_by_another_replica_stops_the_claim(db):
+    store = PhoneStore(db, "a")
+    await db["claims"].insert_one({**_slot(1), "nonce": "other replica"})
+    outcome = await store.claim(Phone("h"), Event("wrong", NOW), [_slot(1)])
+    assert outcome == SlotTaken(_slot(1)["_id"])
+    assert await db["claims"].find_one({"_id": "v:h:1"}) is None  # the version is still free
+    assert isinstance(await store.claim(Phone("h"), Event("wrong", NOW), [_slot(2)]), Committed)
+
+
+async def test_a_phone_document_round_trips_every_field(db):
+    store = PhoneStore(db, "a")
+    full = Phone(
+        hash="h",
+        v=9,
+        code=Code("c9", "mac", NOW + CODE_TTL, failures=2, used_by="q7"),
+        sends=(NOW - 120 * S, NOW - 60 * S, NOW + 123 * MS),
+        lock_until=NOW + dt.timedelta(hours=24),
+        last=LastQuery("q7", NOW + 5 * MS),
+        before_last=LastQuery("q6", NOW - dt.timedelta(hours=30)),
+    )
+    await store.write(full, NOW)
+    assert await store.read("h") == full
+    assert (await db["phones"].find_one({"_id": "h"}))["touched_at"] == NOW
+
+    bare = Phone("h2", v=1, sends=(NOW,))
+    await store.write(bare, NOW)
+    assert await store.read("h2") == bare
+    unused = Phone("h3", v=2, code=Code("c", "mac", NOW + CODE_TTL))
+    await store.write(unused, NOW)
+    assert await store.read("h3") == unused
+    assert await store.read("nobody") == Phone("nobody")
+
+
+# -- work queue ------------------------------------------------------------------
+
+
+def _query(qid: str, now: dt.datetime = NOW) -> Query:
+    return Query(
+        id=qid,
+        phone_hash="h",
+        phone_box={"kid": "k1", "ct": "x"},
+        phone_masked="138****8000",
+        channel="wechat-demo",
+        requester_id="user",
+        consent={"at": now, "terms_version": "2026-11"},
+        trace={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        created_at=now,
+        deliver_by=now + dt.timedelta(hours=48),
+        finalize_at=now + dt.timedelta(hours=47),
+        companies={
+            "tencent": Part(next_at=now),
+            "douyin": Part(state=DONE, count=2, apps=[{"name": "抖音", "count": 2}], attempts=1, polls=2,
+                           next_at=now + S, ticket="", error=""),
+            "weibo": Part(attempts=3, next_at=now + 7 * S, ticket="t-1", error="UNAVAILABLE"),
+        },
+        sms=ResultSms(f"result:{qid}"),
     )
 
 
-async def test_one_query_per_phone_and_seq_under_race(db):
-    queries = QueryStore(db)
-    results = await asyncio.gather(*(queries.insert(**_query(1, f"q{i}")) for i in range(10)))
-    assert sum(results) == 1
-    latest = await queries.latest_for_phone("p")
-    assert latest["seq"] == 1 and latest["status"] == "IN_PROGRESS"
-    assert await queries.get(latest["_id"]) is not None
-
-
 async def test_only_one_replica_claims_a_query_and_the_loser_is_fenced(db):
-    queries = QueryStore(db)
-    await queries.insert(**_query(1, "q"))
-    await WorkQueue(db, dt.timedelta(seconds=30)).add("q", NOW)
-    item = (await WorkQueue(db, dt.timedelta(seconds=30)).due(NOW, 10))[0]
-    replicas = [WorkQueue(db, dt.timedelta(seconds=30), owner=f"r{i}") for i in range(10)]
+    await WorkQueue(db, LEASE, owner="intake").add_due(_query("q").to_doc(), NOW)
+    [item] = await WorkQueue(db, LEASE).due(NOW, 10)
+    assert Query.from_doc(item) == _query("q")
+    replicas = [WorkQueue(db, LEASE, owner=f"r{i}") for i in range(10)]
     gens = await asyncio.gather(*(r.claim(dict(item), NOW) for r in replicas))
     assert sorted(g for g in gens if g is not None) == [1]
-    assert await replicas[0].due(NOW + 29 * S, 10) == []  # leased: not due elsewhere
+    holder = replicas[gens.index(1)]
+    other = replicas[(gens.index(1) + 1) % 10]
+    assert await other.due(NOW + 29 * S, 10) == []  # leased: not due elsewhere
 
-    # The lease runs out (the owner died): another replica takes generation 2,
-    # and the old owner's writes are refused from then on.
-    expired = (await replicas[0].due(NOW + 31 * S, 10))[0]
-    assert await replicas[1].claim(expired, NOW + 31 * S) == 2
-    assert await replicas[1].write("q", 2, {"status": "COMPLETED"})
-    assert not await replicas[0].write("q", 1, {"status": "IN_PROGRESS"})
-    await replicas[0].finish("q", 1)  # the stale owner cannot end the work either
-    assert len(await replicas[1].due(NOW + 62 * S, 10)) == 1  # still there, leased until +61 s
-    await replicas[1].finish("q", 2)
-    assert await replicas[1].due(NOW + 62 * S, 10) == []
+    # The lease runs out (the holder died): another replica takes generation
+    # 2, and the old holder's writes are refused from then on.
+    [expired] = await other.due(NOW + 31 * S, 10)
+    assert await other.claim(expired, NOW + 31 * S) == 2
+    assert await other.write("q", 2, {"status": PARTIAL}, NOW + 32 * S)
+    assert not await holder.write("q", 1, {"status": "IN_PROGRESS"})
+    assert not await holder.end_round("q", 1, {"status": "IN_PROGRESS"}, NOW)
+    doc = await db["work"].find_one({"_id": "q"})
+    assert doc["status"] == PARTIAL and doc["next_at"] == NOW + 31 * S + LEASE
 
 
 async def test_a_claimer_that_died_between_its_two_writes_does_not_strand_the_query(db):
-    # An aggregator killed after inserting lease document #1 and before moving
-    # the item on left the query unclaimable for ever (seen as queries stuck
-    # after `kill -9` of the aggregator under load).
-    queue = WorkQueue(db, dt.timedelta(seconds=30), owner="alive")
-    await queue.add("q", NOW)
+    queue = WorkQueue(db, LEASE, owner="alive")
+    await queue.add_due(_query("q").to_doc(), NOW)
     [item] = await queue.due(NOW, 10)
     await db["leases"].insert_one({"_id": "q#1", "item": "q", "owner": "dead", "at": NOW})
     assert await queue.claim(dict(item), NOW + 10 * S) is None  # it might still be alive
     assert await queue.claim(dict(item), NOW + 30 * S) == 2  # a lease later: generation 1 is skipped
-    assert await queue.write("q", 2, {"status": "COMPLETED"})
+    assert await queue.write("q", 2, {"status": PARTIAL})
     assert not await queue.write("q", 1, {"status": "IN_PROGRESS"})
+    assert (await db["work"].find_one({"_id": "q"}))["status"] == PARTIAL
 
 
-async def test_an_item_added_again_after_it_went_can_be_claimed(db):
-    # The repair pass gives an open query without an item a new one, starting
-    # again at generation 0, while the lease documents of its earlier claims
-    # are still kept: they are skipped.
-    queue = WorkQueue(db, dt.timedelta(seconds=30), owner="r")
-    await queue.add("q", NOW)
-    for round_ in range(5):
-        [item] = await queue.due(NOW + round_ * 31 * S, 10)
-        gen = await queue.claim(dict(item), NOW + round_ * 31 * S)
-        assert gen == round_ + 1
-    await queue.finish("q", 5)
-    later = NOW + 200 * S
-    await queue.add("q", later)
-    [item] = await queue.due(later, 10)
-    assert item["lease_gen"] == 0
-    assert await queue.claim(dict(item), later) == 6
-    assert await queue.holds("q", 6)
-
-
-async def test_a_holder_reads_its_fence_only_near_the_end_of_its_lease(db):
-    queue = WorkQueue(db, dt.timedelta(seconds=30), owner="r")
-    await queue.add("q", NOW)
+async def test_a_holder_reads_its_fence_only_near_the_end_of_its_lease(db, commands):
+    queue = WorkQueue(db, LEASE, owner="r")
+    await queue.add_due(_query("q").to_doc(), NOW)
     [item] = await queue.due(NOW, 10)
     assert await queue.claim(dict(item), NOW) == 1
     # Moved on behind our back (as after a stall): while our lease surely
     # lasts we need not look; near its end we look, and see it.
-    await db["work_items"].update_one({"_id": "q"}, {"$set": {"lease_gen": 2}})
+    await db["work"].update_one({"_id": "q"}, {"$set": {"lease_gen": 2}})
+    commands.commands.clear()
     assert await queue.holds("q", 1, NOW + 20 * S)
+    assert commands.count("find work") == 0
     assert not await queue.holds("q", 1, NOW + 26 * S)  # within a sixth of a lease of its end
+    assert commands.count("find work") == 1
     assert not await queue.write("q", 1, {"status": "X"}, NOW + 1 * S)  # and it is not ours any more
+    assert (await db["work"].find_one({"_id": "q"}))["status"] == "IN_PROGRESS"
+
+
+async def test_an_owned_query_is_not_due_for_others_until_its_lease_runs_out(db, commands):
+    owner, other = WorkQueue(db, LEASE, owner="owner"), WorkQueue(db, LEASE, owner="other")
+    assert await owner.add_owned(_query("q").to_doc(), NOW)
+    assert not await owner.add_owned(_query("q").to_doc(), NOW)  # the id exists
+    stored = await db["work"].find_one({"_id": "q"})
+    assert (stored["lease_gen"], stored["next_at"], stored["owner"]) == (1, NOW + LEASE, "owner")
+    assert await QueryStore(db).get("q") == _query("q")
+    assert await other.due(NOW + LEASE - MS, 10) == []
+
+    # Its holder writes without reading its fence while the lease surely lasts.
+    commands.commands.clear()
+    assert await owner.write("q", 1, {"companies.tencent.attempts": 1}, NOW + S)
+    assert commands.count("find work") == 0 and commands.count("update work") == 1
+
+    # It stalls past its lease: another replica takes the query over.
+    [item] = await other.due(NOW + LEASE, 10)
+    assert item["lease_gen"] == 1
+    assert await other.claim(item, NOW + LEASE) == 2
+    late = NOW + LEASE + S
+    assert not await owner.write("q", 1, {"status": "IN_PROGRESS", "companies.tencent.attempts": 9}, late)
+    assert not await owner.end_round("q", 1, {"companies.tencent.attempts": 9}, NOW, late)
+    doc = await db["work"].find_one({"_id": "q"})
+    assert doc["companies"]["tencent"]["attempts"] == 1 and doc["next_at"] == NOW + 2 * LEASE
+    assert await other.end_round("q", 2, {"companies.tencent.attempts": 2}, NOW + 3 * LEASE, late)
+    doc = await db["work"].find_one({"_id": "q"})
+    assert doc["companies"]["tencent"]["attempts"] == 2 and doc["next_at"] == NOW + 3 * LEASE
+
+
+async def test_a_query_added_due_is_due_at_once(db):
+    queue = WorkQueue(db, LEASE, owner="r")
+    assert await queue.add_due(_query("q").to_doc(), NOW)
+    assert not await queue.add_due(_query("q").to_doc(), NOW)
+    [item] = await queue.due(NOW, 10)
+    assert item["lease_gen"] == 0
+    assert await queue.claim(item, NOW) == 1
+
+
+def _final(qid: str) -> dict:
+    query = _query(qid)
+    query.status, query.completed_at, query.open = PARTIAL, NOW + 60 * S, False
+    return query.to_doc()
+
+
+async def test_finishing_records_the_query_and_removes_its_work_in_batches(db, commands):
+    queue = WorkQueue(db, LEASE, owner="r")
+    for i in range(5):
+        assert await queue.add_owned(_query(f"q{i}").to_doc(), NOW)
+    recorder = Recorder(db, delay=0.02)
+    commands.commands.clear()
+    await asyncio.gather(*(recorder.finish(_final(f"q{i}")) for i in range(5)))
+    assert commands.count("insert queries") == 1 and commands.count("delete work") == 1
+    assert await db["work"].count_documents({}) == 0
+    assert await db["queries"].count_documents({}) == 5
+    got = await QueryStore(db).get("q3")
+    assert got == Query.from_doc(_final("q3")) and got.status == PARTIAL and not got.open
+    assert await QueryStore(db).record_exists("q3")
+    assert not await QueryStore(db).record_exists("q9")
+
+
+async def test_finishing_a_query_already_recorded_succeeds(db):
+    # A round wrote the record and died before deleting the work item; the
+    # query is finished again (with a fresh one in the same batch).
+    queue = WorkQueue(db, LEASE, owner="r")
+    await queue.add_owned(_query("old").to_doc(), NOW)
+    await queue.add_owned(_query("new").to_doc(), NOW)
+    recorder = Recorder(db, delay=0.02)
+    await recorder.finish(_final("old"))
+    await queue.add_owned(_query("old").to_doc(), NOW)
+    await asyncio.gather(recorder.finish(_final("old")), recorder.finish(_final("new")))
+    assert await db["work"].count_documents({}) == 0
+    assert sorted(d["_id"] for d in await db["queries"].find({}).to_list(None)) == ["new", "old"]
+    await recorder.finish(_final("old"))  # and again, alone
+    assert await db["queries"].count_documents({}) == 2

@@ -4,11 +4,14 @@ the per-day quota holds across replicas to within a second of traffic."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from aggregator.channel_quotas import ChannelConfig, ChannelQuotas, Quota
+from aggregator.channel_quotas import NO_QUOTA, ChannelConfig, ChannelQuotas, Quota
+from aggregator.phone_rules import Event, Phone
+from aggregator.phone_store import Committed, Lost, PhoneStore, SlotTaken
 
 T0 = 1_795_000_000.25  # a fixed instant, a quarter into its second
 
@@ -16,10 +19,12 @@ T0 = 1_795_000_000.25  # a fixed instant, a quarter into its second
 class InsertCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.inserts = 0
+        self.slots = 0  # quota slot documents sent
 
     def started(self, event) -> None:
-        if event.command_name == "insert" and event.command.get("insert") == "channel_slots":
+        if event.command_name == "insert" and event.command.get("insert") == "claims":
             self.inserts += 1
+            self.slots += sum(d["_id"].startswith("q:") for d in event.command.get("documents", ()))
 
     def succeeded(self, event) -> None:
         pass
@@ -103,3 +108,69 @@ async def test_requests_straddling_a_second_keep_their_numbers(db_and_counter):
     assert [t.result() for t in old] == [None] * 5
     # The five climb past busy's 50 slots together: about 50 collisions.
     assert counter.inserts <= 5 + 50 + newer + 5, (counter.inserts, newer)
+
+
+async def test_slots_are_claims_named_for_channel_method_second_and_number(db_and_counter):
+    db, _ = db_and_counter
+    quotas = ChannelQuotas(db, _config(3, 10_000), owner="r", clock=lambda: T0)
+    for _ in range(2):
+        assert await quotas.take("ch", "GetQuery") is None
+    second = int(T0)
+    ids = sorted(d["_id"] for d in await db["claims"].find({}).to_list(None))
+    assert ids == [f"q:ch|GetQuery|{second}|1", f"q:ch|GetQuery|{second}|2"]
+    # Dated by their second, so retention forgets them with the phones' claims.
+    assert all(d["at"].timestamp() == second for d in await db["claims"].find({}).to_list(None))
+
+
+async def test_a_slot_goes_in_the_phone_claim_and_moves_on_when_another_replica_took_it(db_and_counter):
+    db, counter = db_and_counter
+    mine = ChannelQuotas(db, _config(2, 10_000), owner="mine", clock=lambda: T0)
+    theirs = ChannelQuotas(db, _config(2, 10_000), owner="theirs", clock=lambda: T0)
+    admission = await mine.admit("ch", "SubmitQuery")
+    assert await theirs.take("ch", "SubmitQuery") is None  # takes slot 1 first
+    phones = PhoneStore(db, "mine")
+    second = int(T0)
+
+    counter.inserts = 0
+    outcome = await phones.claim(Phone("h"), Event("wrong", dt.datetime.fromtimestamp(T0, dt.UTC)), admission.slots())
+    assert outcome == SlotTaken(f"q:ch|SubmitQuery|{second}|1")
+    assert admission.retake(outcome.slot_id)  # slot 2 is still within the quota
+    outcome = await phones.claim(Phone("h"), Event("wrong", dt.datetime.fromtimestamp(T0, dt.UTC)), admission.slots())
+    assert isinstance(outcome, Committed)
+    admission.taken()
+    assert admission.slots() == []
+    await admission.spend()  # nothing left to take alone
+    assert counter.inserts == 2  # the slot cost no insert of its own
+    assert await db["claims"].find_one({"_id": f"q:ch|SubmitQuery|{second}|2"}) is not None
+
+    # The quota is used up: a third request's slot cannot be moved on.
+    late = await theirs.admit("ch", "SubmitQuery")
+    outcome = await phones.claim(Phone("h"), Event("wrong", dt.datetime.fromtimestamp(T0, dt.UTC)), late.slots())
+    assert isinstance(outcome, SlotTaken)
+    assert not late.retake(outcome.slot_id)
+    assert await mine.admit("ch", "SubmitQuery") == pytest.approx(0.75)
+
+
+async def test_a_slot_is_spent_even_when_the_phone_claim_loses(db_and_counter):
+    db, _ = db_and_counter
+    quotas = ChannelQuotas(db, _config(1, 10_000), owner="r", clock=lambda: T0)
+    phones = PhoneStore(db, "r")
+    at = dt.datetime.fromtimestamp(T0, dt.UTC)
+    assert isinstance(await phones.claim(Phone("h"), Event("wrong", at), NO_QUOTA.slots()), Committed)
+    admission = await quotas.admit("ch", "SubmitQuery")
+    outcome = await phones.claim(Phone("h"), Event("wrong", at), admission.slots())
+    assert isinstance(outcome, Lost)
+    admission.taken()
+    # The one slot of the second is gone: the next request waits for the next second.
+    assert await quotas.admit("ch", "SubmitQuery") == pytest.approx(0.75)
+    assert await db["claims"].count_documents({"_id": {"$regex": "^q:"}}) == 1
+
+
+async def test_a_request_refused_by_other_replicas_slots_is_not_admitted(db_and_counter):
+    # `take` (GetQuery, ...) tries the next slot when another replica took
+    # its number; once the second's slots are all gone it must refuse.
+    db, _ = db_and_counter
+    theirs = ChannelQuotas(db, _config(1, 10_000), owner="theirs", clock=lambda: T0)
+    mine = ChannelQuotas(db, _config(1, 10_000), owner="mine", clock=lambda: T0)
+    assert await theirs.take("ch", "GetQuery") is None
+    assert await mine.take("ch", "GetQuery") == pytest.approx(0.75)

@@ -1,0 +1,176 @@
+"""Phones in MongoDB: one document per phone (collection `phones`, `_id` the
+phone's keyed hash) holding its whole state (phone_rules.Phone), and the
+claim chain that orders its changes (collection `claims`, `_id`
+`v:<phone hash>:<n>`, insert-only).
+
+A change is committed by winning claim n = v + 1 (yztc/claims.py), the
+claim carrying the event; then the document is rewritten at version n. The
+claim is the commit, the document a cache: a writer whose claim is refused
+reads the winner's claim, folds it onto its state and tries n + 1, so a
+document left behind (its writer died between claim and write, or two
+writes landed out of order) costs a reader a round trip, never a wrong
+answer. Every read and write is by `_id`, the one filter FerretDB v1 answers
+from an index; on a MongoDB cluster both collections shard on hashed `_id`.
+
+Happy path per operation: one read (the document), one claims insert
+(with the channel's quota slots in the same ordered batch), one write.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from aggregator.phone_rules import Code, Event, LastQuery, Phone, apply
+from yztc import claims
+
+# Claims older than this are deleted: by then every effect an event can
+# have (a 24 h lock, 24 h of sends, a query's 48 h + 24 h) has lapsed.
+KEEP_CLAIMS = dt.timedelta(hours=73)
+
+
+@dataclass(frozen=True)
+class Committed:
+    phone: Phone
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Another writer took this version first: `phone` is the state after
+    its change (`rival`), ready for the next try."""
+
+    phone: Phone
+    rival: Event
+
+
+@dataclass(frozen=True)
+class SlotTaken:
+    """One of the quota slots sent with the claim was taken (by another replica)."""
+
+    slot_id: str
+
+
+def _code_doc(code: Code | None) -> dict | None:
+    if code is None:
+        return None
+    return {"id": code.id, "hmac": code.hmac, "expires_at": code.expires_at,
+            "failures": code.failures, "used_by": code.used_by}
+
+
+def _code(doc: dict | None) -> Code | None:
+    if not doc:
+        return None
+    return Code(doc["id"], doc["hmac"], doc["expires_at"], doc.get("failures", 0), doc.get("used_by"))
+
+
+def _last_doc(last: LastQuery | None) -> dict | None:
+    return None if last is None else {"query_id": last.query_id, "accepted_at": last.accepted_at}
+
+
+def _last(doc: dict | None) -> LastQuery | None:
+    return None if not doc else LastQuery(doc["query_id"], doc["accepted_at"])
+
+
+def phone_to_doc(phone: Phone, now: dt.datetime) -> dict:
+    return {
+        "_id": phone.hash,
+        "v": phone.v,
+        "code": _code_doc(phone.code),
+        "sends": list(phone.sends),
+        "lock_until": phone.lock_until,
+        "last": _last_doc(phone.last),
+        "before_last": _last_doc(phone.before_last),
+        "touched_at": now,
+    }
+
+
+def phone_from_doc(phone_hash: str, doc: dict | None) -> Phone:
+    if doc is None:
+        return Phone(phone_hash)
+    return Phone(
+        hash=phone_hash,
+        v=doc["v"],
+        code=_code(doc.get("code")),
+        sends=tuple(doc.get("sends", ())),
+        lock_until=doc.get("lock_until"),
+        last=_last(doc.get("last")),
+        before_last=_last(doc.get("before_last")),
+    )
+
+
+def event_to_claim(phone_hash: str, n: int, event: Event, owner: str) -> dict:
+    return {
+        "_id": f"v:{phone_hash}:{n}",
+        "kind": event.kind,
+        "at": event.at,
+        "code": _code_doc(event.code),
+        "query_id": event.query_id,
+        "until": event.until,
+        "owner": owner,
+    }
+
+
+def event_from_claim(doc: dict) -> Event:
+    return Event(doc["kind"], doc["at"], _code(doc.get("code")), doc.get("query_id"), doc.get("until"))
+
+
+class PhoneStore:
+    def __init__(self, db: AsyncDatabase, owner: str) -> None:
+        self._phones = claims.majority(db["phones"])
+        self._claims = claims.majority(db["claims"])
+        self._owner = owner
+
+    async def ensure_indexes(self) -> None:
+        # For the clean-up passes on MongoDB (FerretDB scans either way, hourly).
+        await self._claims.create_index([("at", ASCENDING)])
+        await self._phones.create_index([("touched_at", ASCENDING)])
+
+    async def read(self, phone_hash: str) -> Phone:
+        return phone_from_doc(phone_hash, await self._phones.find_one({"_id": phone_hash}))
+
+    async def claim(self, phone: Phone, event: Event, slots: list[dict] = ()) -> Committed | Lost | SlotTaken:
+        """Commits `event` as version `phone.v + 1`, with `slots` (quota
+        claims) first in the same insert. The document is not written: call
+        `write` with the committed state (off the answer's path if you like).
+        Raises PyMongoError if the database is away."""
+        claim = event_to_claim(phone.hash, phone.v + 1, event, self._owner)
+        outcome = await claims.take(self._claims, [*slots, claim])
+        if outcome.all_won:
+            return Committed(apply(phone, event))
+        if outcome.refused != claim["_id"]:
+            return SlotTaken(outcome.refused)
+        rival_doc = await self._claims.find_one({"_id": claim["_id"]})
+        if rival_doc is None:  # deleted meanwhile (only past KEEP_CLAIMS): retry on this version
+            return Lost(phone, Event("void", event.at))
+        rival = event_from_claim(rival_doc)
+        return Lost(apply(phone, rival), rival)
+
+    async def catch_up(self, phone: Phone) -> Phone:
+        """The state with every claim past `phone.v` folded in: for an answer
+        that refuses without claiming (a dead, expired or used code), so that
+        a document not yet rewritten by its last writer cannot mislead it.
+        One read when the document is current."""
+        for _ in range(1000):
+            doc = await self._claims.find_one({"_id": f"v:{phone.hash}:{phone.v + 1}"})
+            if doc is None:
+                return phone
+            phone = apply(phone, event_from_claim(doc))
+        return phone
+
+    async def write(self, phone: Phone, now: dt.datetime) -> None:
+        """The document at the committed version. Writes racing for one phone
+        may land out of order; a reader then finds the newer claims (Lost)."""
+        await self._phones.replace_one({"_id": phone.hash}, phone_to_doc(phone, now), upsert=True)
+
+    async def forget(self, now: dt.datetime) -> None:
+        """Retention: claims past KEEP_CLAIMS and phones untouched as long
+        (their state can no longer limit anything)."""
+        await self._claims.delete_many({"at": {"$lt": now - KEEP_CLAIMS}})
+        # A document whose last writer died before rewriting it still has a
+        # newer claim: it goes on a later pass, once that claim has gone, or
+        # the next chain would fold that old claim onto a new state.
+        async for doc in self._phones.find({"touched_at": {"$lt": now - KEEP_CLAIMS}}, {"v": 1}):
+            if await self._claims.find_one({"_id": f"v:{doc['_id']}:{doc['v'] + 1}"}, {"_id": 1}) is None:
+                await self._phones.delete_one({"_id": doc["_id"]})
