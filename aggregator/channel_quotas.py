@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,19 +37,39 @@ class Quota:
     per_day: int
 
 
-class ChannelConfig:
-    """Which channels exist, and each one's quota per method ('*' = default)."""
+@dataclass(frozen=True)
+class RequesterLimit:
+    """At most `count` calls of one method per requester per `seconds` window."""
 
-    def __init__(self, channels: dict[str, dict[str, Quota]]) -> None:
+    count: int
+    seconds: int
+
+
+class ChannelConfig:
+    """Which channels exist, each one's quota per method ('*' = default),
+    and its per-requester limits per method (account_query.proto: the
+    requester_id is the channel's own id of the person; limits apply to
+    calls that carry one)."""
+
+    def __init__(self, channels: dict[str, dict[str, Quota]],
+                 requester_limits: dict[str, dict[str, RequesterLimit]] | None = None) -> None:
         self.channels = channels
+        self.requester_limits = requester_limits or {}
 
     @classmethod
     def from_file(cls, path: Path) -> "ChannelConfig":
         data = json.loads(path.read_text(encoding="utf-8"))["channels"]
-        return cls({
-            name: {method: Quota(int(q["per_second"]), int(q["per_day"])) for method, q in spec["quotas"].items()}
-            for name, spec in data.items()
-        })
+        return cls(
+            {
+                name: {method: Quota(int(q["per_second"]), int(q["per_day"])) for method, q in spec["quotas"].items()}
+                for name, spec in data.items()
+            },
+            {
+                name: {method: RequesterLimit(int(r["count"]), int(r["seconds"]))
+                       for method, r in spec.get("requester_limits", {}).items()}
+                for name, spec in data.items()
+            },
+        )
 
     def quota(self, channel: str, method: str) -> Quota | None:
         quotas = self.channels.get(channel)
@@ -56,13 +77,22 @@ class ChannelConfig:
             return None
         return quotas.get(method) or quotas["*"]
 
+    def requester_limit(self, channel: str, method: str) -> RequesterLimit | None:
+        return self.requester_limits.get(channel, {}).get(method)
+
+
+_MAX_HINTS = 100_000
+
 
 class Admission:
     """The quota slots a request takes with its phone claim: `slots()` gives
     the claim documents not taken yet, `taken()` says they went in,
     `retake(slot_id)` moves on from a slot another replica took (False: the
-    quota is used up), and `spend()` takes them alone when the request ends
-    without a claim. The base class admits without a quota (tests, tools)."""
+    quota is used up, for `retry_after` seconds), and `spend()` takes them
+    alone when the request ends without a claim. The base class admits
+    without a quota (tests, tools)."""
+
+    retry_after: float = 1.0
 
     def slots(self) -> list[dict]:
         return []
@@ -82,28 +112,46 @@ class Admission:
 NO_QUOTA = Admission()
 
 
+@dataclass
+class _Slot:
+    """One limit's slot: claim `<prefix>|<k>`, k up to `limit` in its window."""
+
+    prefix: str
+    k: int
+    limit: int
+    at: dt.datetime
+    refused_for: float  # seconds until the window ends, for RATE_LIMITED
+
+
 class _SlotAdmission(Admission):
-    def __init__(self, quotas: "ChannelQuotas", key: str, second: int, k: int, per_second: int) -> None:
-        self._quotas, self._key, self._second, self._k, self._per_second = quotas, key, second, k, per_second
-        self._done = False
+    def __init__(self, quotas: "ChannelQuotas", slots: list[_Slot]) -> None:
+        self._quotas = quotas
+        self._slots = slots
+        self.retry_after = 1.0
 
     def slots(self) -> list[dict]:
-        if self._done:
-            return []
-        return [{"_id": f"q:{self._key}|{self._k}", "at": dt.datetime.fromtimestamp(self._second, dt.UTC)}]
+        return [{"_id": f"{s.prefix}|{s.k}", "at": s.at} for s in self._slots]
 
     def taken(self) -> None:
-        self._done = True
+        self._slots = []
 
     def retake(self, slot_id: str) -> bool:
-        self._k = self._quotas._reserve(self._key, self._second)
-        return self._k <= self._per_second
+        # Ordered insert: the slots before the refused one are ours now.
+        for i, slot in enumerate(self._slots):
+            if f"{slot.prefix}|{slot.k}" == slot_id:
+                self._slots = self._slots[i:]
+                slot.k = self._quotas._reserve(slot.prefix)
+                if slot.k > slot.limit:
+                    self.retry_after = slot.refused_for
+                    return False
+                return True
+        return False
 
     async def spend(self) -> bool:
-        while not self._done:
+        while self._slots:
             outcome = await claims.take(self._quotas._slots, self.slots())
             if outcome.all_won:
-                self._done = True
+                self._slots = []
             elif not self.retake(outcome.refused or ""):
                 return False
         return True
@@ -117,8 +165,7 @@ class ChannelQuotas:
         self._config = config
         self._owner = owner or replica_id()
         self._clock = clock
-        self._next_slot: dict[tuple[str, int], int] = {}  # (slot key, second) -> next slot to try
-        self._slot_second = 0
+        self._next_slot: dict[str, int] = {}  # slot prefix (limit and window) -> next slot to try
         self._others: dict[str, tuple[float, int]] = {}  # day key -> (read at, other replicas' count)
         self._mine: dict[str, int] = {}  # day key -> this replica's count (it is the only writer)
         self._dirty: set[str] = set()
@@ -127,28 +174,41 @@ class ChannelQuotas:
     async def ensure_indexes(self) -> None:
         await self._days.create_index("key")
 
-    async def take(self, channel: str, method: str) -> float | None:
+    async def take(self, channel: str, method: str, requester: str = "") -> float | None:
         """Counts one request; or returns seconds until the channel may call again."""
-        admitted = await self.admit(channel, method)
+        admitted = await self.admit(channel, method, requester)
         if isinstance(admitted, float):
             return admitted
         if not await admitted.spend():
-            now = self._clock()
-            return max(0.001, int(now) + 1 - now)
+            return admitted.retry_after
         return None
 
-    async def admit(self, channel: str, method: str) -> Admission | float:
-        """The request's quota slot, to be taken with its claim (or alone,
-        `spend`); or the seconds until the channel may call again. Counts the
-        request against the day quota."""
+    async def admit(self, channel: str, method: str, requester: str = "") -> Admission | float:
+        """The request's quota slots (the channel's second, and the
+        requester's window where the channel sets a requester limit), to be
+        taken with its claim (or alone, `spend`); or the seconds until the
+        caller may call again. Counts the request against the day quota."""
         quota = self._config.quota(channel, method)
         assert quota is not None
         now = self._clock()
         second = int(now)
-        key = f"{channel}|{method}|{second}"
-        k = self._reserve(key, second)
+        slots = []
+        prefix = f"q:{channel}|{method}|{second}"
+        k = self._reserve(prefix)
         if k > quota.per_second:
             return max(0.001, second + 1 - now)
+        slots.append(_Slot(prefix, k, quota.per_second, dt.datetime.fromtimestamp(second, dt.UTC),
+                           max(0.001, second + 1 - now)))
+        limit = self._config.requester_limit(channel, method)
+        if limit is not None and requester:
+            window = int(now // limit.seconds)
+            who = hashlib.sha256(f"{channel}\0{requester}".encode()).hexdigest()[:24]
+            prefix = f"r:{who}|{method}|{window}"
+            k = self._reserve(prefix)
+            ends = (window + 1) * limit.seconds
+            if k > limit.count:
+                return max(1.0, ends - now)
+            slots.append(_Slot(prefix, k, limit.count, dt.datetime.fromtimestamp(now, dt.UTC), max(1.0, ends - now)))
 
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
         day_key = f"{channel}|{method}|{day}"
@@ -159,19 +219,18 @@ class ChannelQuotas:
         self._dirty.add(day_key)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="quota-flush")
-        return _SlotAdmission(self, key, second, k, quota.per_second)
+        return _SlotAdmission(self, slots)
 
-    def _reserve(self, key: str, second: int) -> int:
-        """The slot this request tries next. Taken in memory before the insert
-        (no await in between), so concurrent requests of this replica try
-        different slots and only other replicas' requests collide."""
-        if second > self._slot_second:
-            # Past seconds are no longer worth remembering; a request still
-            # working in the one before keeps its numbers.
-            self._next_slot = {k: n for k, n in self._next_slot.items() if k[1] >= second - 1}
-            self._slot_second = second
-        k = self._next_slot.get((key, second), 1)
-        self._next_slot[(key, second)] = k + 1
+    def _reserve(self, prefix: str) -> int:
+        """The slot this request tries next under `prefix` (a limit and its
+        window). Taken in memory before the insert (no await in between), so
+        concurrent requests of this replica try different slots and only
+        other replicas' requests collide. Windows past are forgotten as the
+        map grows."""
+        if len(self._next_slot) > _MAX_HINTS:
+            self._next_slot.clear()
+        k = self._next_slot.get(prefix, 1)
+        self._next_slot[prefix] = k + 1
         return k
 
     async def _flush(self) -> None:

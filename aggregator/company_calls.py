@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from aggregator.metrics import Metrics
-from aggregator.policy import CircuitBreaker, CompanyPolicy, RateLimiter, backoff
+from aggregator.policy import CircuitBreaker, CompanyPolicy, RateLimiter, RefusalSpacing, backoff
+from yztc import telemetry
 from yztc.v1 import company_connector_pb2 as cc_pb2
 from yztc.v1 import company_connector_pb2_grpc
 
@@ -54,6 +55,7 @@ class CompanyCaller:
         self._slots = asyncio.Semaphore(policy.max_concurrency)
         self._rate = RateLimiter(policy.rate_per_second, monotonic())
         self.breaker = CircuitBreaker(policy.breaker_failures, policy.breaker_open_seconds)
+        self._refused = RefusalSpacing(policy.open_retries_per_second)
 
     def circuit_state(self) -> str:
         return self.breaker.state(self._now())
@@ -66,7 +68,8 @@ class CompanyCaller:
             # all go out after the circuit opened.
             now = self._now()
             if not self.breaker.allow(now):
-                return Answer("retry", retry_in=self.breaker.retry_at(now) - now, error="CIRCUIT_OPEN")
+                wait = self._refused.retry_in(now, self.breaker.retry_at(now) - now)
+                return Answer("retry", retry_in=wait, error="CIRCUIT_OPEN")
             while (wait := self._rate.wait_time(self._now())) > 0:
                 await asyncio.sleep(wait)
             started = self._now()
@@ -75,11 +78,13 @@ class CompanyCaller:
                     reply = await self._stub.PollCount(
                         cc_pb2.PollCountRequest(query_id=query_id, ticket=ticket),
                         timeout=self.policy.call_timeout_seconds,
+                        metadata=telemetry.outgoing_metadata(),
                     )
                 else:
                     reply = await self._stub.CountAccounts(
                         cc_pb2.CountAccountsRequest(query_id=query_id, phone=phone),
                         timeout=self.policy.call_timeout_seconds,
+                        metadata=telemetry.outgoing_metadata(),
                     )
             except grpc.aio.AioRpcError as error:
                 code = error.code()
@@ -94,6 +99,7 @@ class CompanyCaller:
                 return Answer("failed", error=code.name)
         self._metrics.company_call(self.company, self._now() - started, "OK")
         self.breaker.success()
+        self._refused.reset()
         if reply.outcome == Outcome.OUTCOME_DONE:
             return Answer("done", count=reply.count, apps=[{"name": a.name, "count": a.count} for a in reply.apps])
         return Answer("accepted", ticket=reply.ticket or ticket)

@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable
 
 import grpc
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from aggregator import round_rules, sms_text
 from aggregator.catalogue import Enterprise
@@ -37,6 +37,7 @@ from aggregator.personal_data import PhoneProtector
 from aggregator.policy import backoff
 from aggregator.query_store import IN_PROGRESS, Part, Query, QueryStore, Recorder
 from aggregator.work_queue import OWNED_GEN, WorkQueue
+from yztc import telemetry
 from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -202,9 +203,14 @@ class Engine:
         writes = asyncio.Lock()
         renewer = asyncio.create_task(self._renew(qid, gen, writes))
         try:
-            parent = propagate.extract(query.trace)
-            with tracer.start_as_current_span("query.round", context=parent, attributes={"yztc.query_id": qid}):
+            # Rounds continue the accepting request's trace when it was
+            # sampled, and record nothing otherwise (one decision per query).
+            parent = telemetry.context_from_carrier(query.trace)
+            if parent is None:
                 await self._round(query, gen, writes)
+            else:
+                with tracer.start_as_current_span("query.round", context=parent, attributes={"yztc.query_id": qid}):
+                    await self._round(query, gen, writes)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -311,6 +317,7 @@ class Engine:
             status = await self._notifier.Send(
                 sms_notifier_pb2.SendRequest(message_id=message_id, dest=phone, text=text, attempt=attempt),
                 timeout=self._notifier_timeout,
+                metadata=telemetry.outgoing_metadata(),
             )
         except grpc.aio.AioRpcError as error:
             log.warning("result SMS not handed over", extra={"fields": {"grpc": error.code().name}})

@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import grpc
-from opentelemetry import propagate
 
 from aggregator import phone_rules, sms_text
 from aggregator.catalogue import Enterprise
@@ -44,6 +43,7 @@ from aggregator.phone_rules import Code, Event, Phone, seconds_until
 from aggregator.phone_store import Committed, Lost, PhoneStore, SlotTaken
 from aggregator.query_store import IN_PROGRESS, Part, Query, QueryStore, ResultSms
 from aggregator.work_queue import WorkQueue
+from yztc import telemetry
 from yztc.errors import ServiceError
 from yztc.identifiers import mask_phone, normalise_id_last6, normalise_phone, valid_code
 from yztc.v1 import operator_connector_pb2 as op_pb2
@@ -65,12 +65,6 @@ def _phone_or_error(raw: str) -> str:
     if phone is None:
         raise ServiceError("INVALID_ARGUMENT", detail="手机号码格式有误，请输入11位中国大陆手机号码。")
     return phone
-
-
-def _trace_carrier() -> dict[str, str]:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
 
 
 class Intake:
@@ -117,7 +111,7 @@ class Intake:
                 admission.taken()
                 return outcome
             if not admission.retake(outcome.slot_id):
-                raise ServiceError("RATE_LIMITED", retry_after=1)
+                raise ServiceError("RATE_LIMITED", retry_after=max(1, int(admission.retry_after + 0.999)))
 
     async def _append(self, phone: Phone, make: Callable[[Phone], Event | None]) -> Phone:
         """Commits `make(state)` on the phone's next free version, folding the
@@ -315,7 +309,7 @@ class Intake:
             consent={"at": now, "terms_version": TERMS_VERSION},
             # W3C trace context of the accepting request: every round of
             # the query continues that one trace.
-            trace=_trace_carrier(),
+            trace=telemetry.trace_carrier(),
             created_at=now,
             deliver_by=deliver_by,
             finalize_at=deliver_by - self._finalize_margin,
@@ -349,6 +343,7 @@ class Intake:
                 answer = await self._links.operators[operator].VerifySubscriber(
                     op_pb2.VerifySubscriberRequest(phone=phone, id_last6=id6),
                     timeout=self._timeout,
+                    metadata=telemetry.outgoing_metadata(),
                 )
             except grpc.aio.AioRpcError as error:
                 log.warning("operator check failed", extra={"fields": {"operator": operator, "grpc": error.code().name}})
@@ -386,6 +381,7 @@ class Intake:
             await self._links.notifier.Send(
                 sms_notifier_pb2.SendRequest(message_id=message_id, dest=dest, text=text, attempt=attempt),
                 timeout=self._timeout,
+                metadata=telemetry.outgoing_metadata(),
             )
         except grpc.aio.AioRpcError as error:
             log.warning("notifier unavailable", extra={"fields": {"grpc": error.code().name}})

@@ -19,6 +19,9 @@ class CompanyPolicy:
     poll_max_seconds: float = 60.0
     breaker_failures: int = 5
     breaker_open_seconds: float = 30.0
+    # Queries refused by the open circuit come back at most this many a
+    # second (per replica), spread out, not all at the instant it half-opens.
+    open_retries_per_second: float = 5.0
 
     @classmethod
     def from_config(cls, default: dict[str, Any], override: dict[str, Any] | None) -> "CompanyPolicy":
@@ -28,7 +31,8 @@ class CompanyPolicy:
         if unknown:
             raise ValueError(f"unknown policy settings: {sorted(unknown)}")
         policy = replace(cls(), **merged)
-        if policy.max_concurrency < 1 or policy.rate_per_second <= 0 or policy.call_timeout_seconds <= 0:
+        if (policy.max_concurrency < 1 or policy.rate_per_second <= 0 or policy.call_timeout_seconds <= 0
+                or policy.open_retries_per_second <= 0):
             raise ValueError("policy limits must be positive")
         return policy
 
@@ -108,3 +112,25 @@ class CircuitBreaker:
         if self._probing or self._consecutive >= self._threshold:
             self._opened_at = now
         self._probing = False
+
+
+class RefusalSpacing:
+    """When to try again a call the open circuit refused: not before the
+    circuit would let one through, and one refused call per 1/`rate` seconds
+    after the one before. A down company with 20,000 open queries then costs
+    `rate` rounds a second, not 20,000 rounds at each probe; once it is back,
+    the waiting queries return at that rate (bounded, well inside 48 hours)."""
+
+    def __init__(self, rate: float) -> None:
+        self._gap = 1.0 / rate
+        self._next = 0.0
+
+    def retry_in(self, now: float, earliest: float) -> float:
+        """Seconds from `now`, at least `earliest` seconds."""
+        slot = max(self._next, now + earliest)
+        self._next = slot + self._gap
+        return slot - now
+
+    def reset(self) -> None:
+        """The circuit closed: no queue of refused calls any more."""
+        self._next = 0.0

@@ -16,6 +16,7 @@ from aggregator.channel_quotas import NO_QUOTA, Admission, ChannelConfig, Channe
 from aggregator.intake import Intake
 from aggregator.query_store import Query
 from yztc.errors import ServiceError
+from yztc.telemetry import rpc_span
 from yztc.tls import peer_common_name
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc
@@ -23,6 +24,7 @@ from yztc.v1 import account_query_pb2_grpc
 log = logging.getLogger(__name__)
 
 LOCAL_CHANNEL = "local-dev"
+SERVICE = pb.DESCRIPTOR.services_by_name["AccountQueryService"].full_name
 
 
 def _maps_errors(method):
@@ -51,7 +53,7 @@ async def _charged(admission: Admission):
         yield
     except ServiceError:
         if not await admission.spend():
-            raise ServiceError("RATE_LIMITED", retry_after=1) from None
+            raise ServiceError("RATE_LIMITED", retry_after=max(1, int(admission.retry_after + 0.999))) from None
         raise
 
 
@@ -90,27 +92,31 @@ class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
                 raise ServiceError("RATE_LIMITED", retry_after=max(1, int(wait + 0.999)))
         return channel
 
-    async def _admission(self, context: grpc.aio.ServicerContext, method: str) -> tuple[str, Admission]:
+    async def _admission(
+        self, context: grpc.aio.ServicerContext, method: str, requester: str
+    ) -> tuple[str, Admission]:
         """The calling channel and its quota slot for `method`, to be taken
         with the phone's claim (or spent by `_spend` if the call ends first)."""
         channel = self._identify(context, method)
         if not self._mtls:
             return channel, NO_QUOTA
-        admitted = await self._quotas.admit(channel, method)
+        admitted = await self._quotas.admit(channel, method, requester)
         if isinstance(admitted, float):
             raise ServiceError("RATE_LIMITED", retry_after=max(1, int(admitted + 0.999)))
         return channel, admitted
 
+    @rpc_span(SERVICE)
     @_maps_errors
     async def RequestVerificationCode(self, request, context):
-        _, admission = await self._admission(context, "RequestVerificationCode")
+        _, admission = await self._admission(context, "RequestVerificationCode", request.requester_id)
         async with _charged(admission):
             resend_after = await self._intake.request_code(request.phone, admission)
         return pb.RequestVerificationCodeResponse(resend_after=resend_after)
 
+    @rpc_span(SERVICE)
     @_maps_errors
     async def SubmitQuery(self, request, context):
-        channel, admission = await self._admission(context, "SubmitQuery")
+        channel, admission = await self._admission(context, "SubmitQuery", request.requester_id)
         async with _charged(admission):
             accepted = await self._intake.submit(
                 request.phone, request.id_last6, request.code, request.consent, channel, request.requester_id,
@@ -123,12 +129,14 @@ class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
             deliver_by=_timestamp(accepted["deliver_by"]),
         )
 
+    @rpc_span(SERVICE)
     @_maps_errors
     async def GetQuery(self, request, context):
         channel = await self._channel(context, "GetQuery")
         query = await self._intake.get(request.query_id, channel, request.requester_id)
         return self._query_message(query)
 
+    @rpc_span(SERVICE)
     @_maps_errors
     async def ListEnterprises(self, request, context):
         await self._channel(context, "ListEnterprises")

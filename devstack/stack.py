@@ -129,6 +129,8 @@ class Stack:
             YZTC_LOG_LEVEL=os.environ.get("YZTC_LOG_LEVEL", "INFO"),
             YZTC_TRACES_EXPORTER=os.environ.get("YZTC_TRACES_EXPORTER", "none"),
             YZTC_TRACES_FILE=os.environ.get("YZTC_TRACES_FILE", ""),
+            YZTC_TRACES_SAMPLE_RATIO=os.environ.get("YZTC_TRACES_SAMPLE_RATIO", "0.01"),
+            YZTC_TRACE_DB=os.environ.get("YZTC_TRACE_DB", "false"),
         )
         if self.scenario:
             env["YZTC_SCENARIO"] = self.scenario

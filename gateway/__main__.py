@@ -2,7 +2,6 @@
 on SIGTERM/SIGINT (in-flight requests finish within the shutdown timeout)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.settings import GatewaySettings
+from yztc import event_loop
 from yztc.grpc_server import run_until_signalled
 from yztc.logs import setup_logging
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
@@ -47,7 +47,7 @@ def main() -> None:
     setup_logging("gateway", settings.log_level)
     setup_telemetry("gateway", settings)
     try:
-        asyncio.run(serve(settings))
+        event_loop.run(serve(settings))
     except ValueError as error:
         # A key file that is not the key it should be (create_app loads them).
         print(f"gateway: cannot start: {error}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """The aggregator's channel API as the gateway uses it: one deadline per
-call, errors as CONTRACT ServiceErrors, answers as CONTRACT JSON."""
+call, errors as CONTRACT ServiceErrors, answers as CONTRACT JSON, and the
+trace context of sampled requests carried along as gRPC metadata."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,8 +9,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from yztc.errors import ServiceError
+from yztc.telemetry import client_span, outgoing_metadata
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1.account_query_pb2_grpc import AccountQueryServiceStub
+
+SERVICE = pb.DESCRIPTOR.services_by_name["AccountQueryService"].full_name
 
 
 def _iso(ts: Timestamp) -> str:
@@ -70,17 +74,29 @@ class AggregatorClient:
         self._stub = AccountQueryServiceStub(channel)
         self._timeout = timeout_seconds
 
-    async def _call(self, method, request):
-        try:
-            return await method(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            # The aggregator's ErrorInfo reason is the CONTRACT code; a
-            # transport failure or deadline has none and becomes UNAVAILABLE.
-            raise ServiceError.from_grpc_error(error) from None
+    async def _call(self, name: str, request, query_id: str = ""):
+        """Calls the method `name` ("SubmitQuery"); inside a sampled trace a
+        CLIENT span covers the call and its context goes along as metadata."""
+        attributes = {"rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": name}
+        with client_span(f"{SERVICE}/{name}", attributes) as span:
+            try:
+                answer = await getattr(self._stub, name)(
+                    request, timeout=self._timeout, metadata=outgoing_metadata()
+                )
+            except grpc.aio.AioRpcError as error:
+                if span is not None:
+                    span.set_attribute("rpc.grpc.status_code", error.code().value[0])
+                # The aggregator's ErrorInfo reason is the CONTRACT code; a
+                # transport failure or deadline has none and becomes UNAVAILABLE.
+                raise ServiceError.from_grpc_error(error) from None
+            if span is not None and (query_id or getattr(answer, "query_id", "")):
+                # The id that ties a query's trace together (never the phone).
+                span.set_attribute("yztc.query_id", query_id or answer.query_id)
+            return answer
 
     async def request_code(self, phone: str, requester_id: str) -> dict:
         answer = await self._call(
-            self._stub.RequestVerificationCode,
+            "RequestVerificationCode",
             pb.RequestVerificationCodeRequest(phone=phone, requester_id=requester_id),
         )
         return {"resend_after": answer.resend_after}
@@ -89,7 +105,7 @@ class AggregatorClient:
         self, phone: str, id_last6: str, code: str, requester_id: str
     ) -> dict:
         answer = await self._call(
-            self._stub.SubmitQuery,
+            "SubmitQuery",
             pb.SubmitQueryRequest(
                 phone=phone,
                 id_last6=id_last6,
@@ -102,10 +118,10 @@ class AggregatorClient:
 
     async def get_query(self, query_id: str, requester_id: str) -> dict:
         answer = await self._call(
-            self._stub.GetQuery, pb.GetQueryRequest(query_id=query_id, requester_id=requester_id)
+            "GetQuery", pb.GetQueryRequest(query_id=query_id, requester_id=requester_id), query_id
         )
         return query_json(answer)
 
     async def list_enterprises(self) -> dict:
-        answer = await self._call(self._stub.ListEnterprises, pb.ListEnterprisesRequest())
+        answer = await self._call("ListEnterprises", pb.ListEnterprisesRequest())
         return enterprises_json(answer)

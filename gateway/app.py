@@ -28,13 +28,14 @@ from gateway.keys import (
     SETTINGS,
     TRUSTED_PROXIES,
 )
-from gateway.middlewares import MIDDLEWARES, add_security_headers
+from gateway.middlewares import MIDDLEWARES, add_security_headers, trace_request
 from gateway.phone_number import PhoneAuthorisation
 from gateway.rate_limits import MongoSlotStore, RateLimiter
 from gateway.readiness import Readiness
 from gateway.sessions import SessionStore
 from gateway.settings import GatewaySettings
 from yztc.mongo import connect
+from yztc.telemetry import tracing
 from yztc.tls import channel_credentials, open_channel
 
 log = logging.getLogger("gateway")
@@ -108,8 +109,10 @@ async def alipay(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    # A fresh list: the OpenTelemetry instrumentation inserts its own middleware.
-    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.max_body_bytes)
+    # The request span is outermost, so the access log line carries its trace
+    # id; with tracing off there is no span, not even a no-op one.
+    middlewares = [trace_request, *MIDDLEWARES] if tracing() else list(MIDDLEWARES)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = networks(settings.trusted_proxies)
     # Read at start, so a wrong key file stops the gateway before it serves.

@@ -17,12 +17,15 @@ import traceback
 import uuid
 
 from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from gateway.client_address import client_subject
 from gateway.json_answers import json_answer
 from gateway.keys import CLIENT, RATE_LIMITER, REQUEST_ID, SETTINGS, TRUSTED_PROXIES
 from gateway.rate_limits import Claim
 from yztc.errors import ServiceError
+from yztc.telemetry import tracer
 
 log = logging.getLogger("gateway")
 access_log = logging.getLogger("gateway.access")
@@ -187,6 +190,28 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     """on_response_prepare: reaches every answer, including aiohttp's own."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+
+
+@web.middleware
+async def trace_request(request: web.Request, handler) -> web.StreamResponse:
+    """A root SERVER span per request: the head of the query's trace, sampled
+    at YZTC_TRACES_SAMPLE_RATIO. Installed only when tracing is on
+    (`create_app`); probes are not traced. A caller's `traceparent` is
+    ignored: the gateway faces the internet, and a client must not choose
+    which requests we record."""
+    if request.path in _UNLIMITED_PATHS:
+        return await handler(request)
+    route = _route_pattern(request)
+    with tracer().start_as_current_span(
+        f"{request.method} {route}",
+        context=otel_context.Context(),  # always a root
+        kind=trace.SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "http.route": route},
+    ) as span:
+        response = await handler(request)
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", response.status)
+        return response
 
 
 MIDDLEWARES = (request_context, error_shape, limit_per_client, body_guard)

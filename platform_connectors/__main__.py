@@ -3,7 +3,6 @@ one connector process for one enterprise."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import re
 
@@ -11,6 +10,7 @@ from platform_connectors.company import CompanyConnectorServicer
 from platform_connectors.operator import OperatorConnectorServicer
 from platform_connectors.settings import ConnectorSettings
 from platform_connectors.upstream import Upstream
+from yztc import event_loop
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.identifiers import OPERATOR_IDS
 from yztc.logs import setup_logging
@@ -67,4 +67,4 @@ if __name__ == "__main__":
         parser.error(f"unknown operator id {args.enterprise!r}; one of {' '.join(OPERATOR_IDS)}")
     if args.kind == "company" and not re.fullmatch(r"[a-z][a-z0-9_]{1,31}", args.enterprise):
         parser.error(f"{args.enterprise!r} is not a company id (lower-case letters, digits, _)")
-    asyncio.run(main(args.kind, args.enterprise))
+    event_loop.run(main(args.kind, args.enterprise))

@@ -4,9 +4,12 @@ from __future__ import annotations
 import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.telemetry import rpc_span
 from yztc.tls import require_caller
 from yztc.v1 import company_connector_pb2 as pb
 from yztc.v1 import company_connector_pb2_grpc
+
+SERVICE = pb.DESCRIPTOR.services_by_name["CompanyConnector"].full_name
 
 
 def _answer(body: dict) -> pb.CountAccountsResponse:
@@ -26,6 +29,7 @@ class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServic
         self._upstream = upstream
         self._allowed = allowed_callers
 
+    @rpc_span(SERVICE)
     async def CountAccounts(self, request, context: grpc.aio.ServicerContext):
         await require_caller(context, self._allowed)
         try:
@@ -36,6 +40,7 @@ class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServic
             await abort(context, error)
         return _answer(body)
 
+    @rpc_span(SERVICE)
     async def PollCount(self, request, context: grpc.aio.ServicerContext):
         await require_caller(context, self._allowed)
         if not request.ticket:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.telemetry import rpc_span
 from yztc.tls import require_caller
 from yztc.v1 import operator_connector_pb2 as pb
 from yztc.v1 import operator_connector_pb2_grpc
+
+SERVICE = pb.DESCRIPTOR.services_by_name["OperatorConnector"].full_name
 
 Verdict = pb.VerifySubscriberResponse.Verdict
 VERDICTS = {
@@ -26,6 +29,7 @@ class OperatorConnectorServicer(operator_connector_pb2_grpc.OperatorConnectorSer
         self._upstream = upstream
         self._allowed = allowed_callers
 
+    @rpc_span(SERVICE)
     async def VerifySubscriber(self, request, context: grpc.aio.ServicerContext):
         await require_caller(context, self._allowed)
         try:

@@ -7,6 +7,8 @@ import asyncio
 import aiohttp
 import grpc
 
+from yztc.telemetry import client_span, outgoing_headers
+
 
 class UpstreamError(Exception):
     def __init__(self, code: grpc.StatusCode, why: str) -> None:
@@ -29,9 +31,21 @@ class Upstream:
             await self._session.close()
 
     async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        """`method` `path` with `body` as JSON; the answer's (status, JSON
+        body). Inside a sampled trace, a CLIENT span covers the request and
+        its `traceparent` header goes along."""
+        with client_span(method, {"http.request.method": method, "url.path": path}) as span:
+            status, answer = await self._call(method, path, body)
+            if span is not None:
+                span.set_attribute("http.response.status_code", status)
+            return status, answer
+
+    async def _call(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
         assert self._session is not None
         try:
-            async with self._session.request(method, self._base + path, json=body) as response:
+            async with self._session.request(
+                method, self._base + path, json=body, headers=outgoing_headers()
+            ) as response:
                 if response.status >= 500 or response.status == 429:
                     raise UpstreamError(
                         grpc.StatusCode.RESOURCE_EXHAUSTED if response.status == 429 else grpc.StatusCode.UNAVAILABLE,

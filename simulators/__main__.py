@@ -15,6 +15,7 @@ from simulators.scenario import load_scenario
 from simulators.settings import SimulatorSettings, split_listen
 from simulators.smpp_server import SmppServer
 from simulators.sms_centre_settings import SmsCentreSettings
+from yztc import event_loop
 from yztc.logs import setup_logging
 
 log = logging.getLogger("simulators")
@@ -82,7 +83,7 @@ def run() -> int:
         return 2
     setup_logging("simulators", settings.log_level)
     try:
-        asyncio.run(main(settings, smsc_settings))
+        event_loop.run(main(settings, smsc_settings))
     except (ValueError, OSError) as e:
         # A bad scenario or a busy port: say which, without a stack trace.
         print(f"simulators: {e}", file=sys.stderr)

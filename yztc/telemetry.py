@@ -1,37 +1,79 @@
-"""OpenTelemetry set-up: one tracer provider per process, exporter chosen by
-settings, and the ecosystem's instrumentations for gRPC, aiohttp and PyMongo
-so trace context crosses every hop.
+"""OpenTelemetry set-up, and trace context carried by hand across our hops.
 
-Call `setup_telemetry` before building servers, channels, aiohttp apps or the
-Mongo client: the instrumentations wrap constructors.
+Off (`YZTC_TRACES_EXPORTER=none`, the default) installs nothing: no SDK
+tracer provider, no instrumentor, so the OpenTelemetry API stays a no-op and
+every helper below returns at its first line. On (`console` or `otlp`), an SDK
+provider samples at the head, `ParentBased(TraceIdRatioBased(ratio))`: the
+root span (the gateway's request span, or a service's own root such as the
+aggregator's round) decides, and every hop below follows the parent.
+
+No gRPC or aiohttp instrumentor is installed even then: the grpc.aio
+interceptors cost 20-35 % per RPC even for unsampled calls
+(../shared/notes/throughput-design.md §2.1). Instead W3C trace context
+(`traceparent`, `tracestate`) travels only with sampled work:
+
+- a client adds `metadata=outgoing_metadata()` to a gRPC call, or
+  `headers=outgoing_headers()` to an HTTP request;
+- a servicer method is wrapped in `@rpc_span(SERVICE)` (or uses
+  `with server_span(context, name):`), which starts a SERVER span only when
+  the call brought a `traceparent`.
+
+PyMongo command spans are for debugging only (`YZTC_TRACE_DB=1`).
+
+Call `setup_telemetry` before building the Mongo client (the PyMongo
+instrumentation registers a global command listener).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
-from typing import TextIO
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, TextIO, TypeVar
 
-from opentelemetry import trace
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
-from opentelemetry.instrumentation.grpc import (
-    GrpcAioInstrumentorClient,
-    GrpcAioInstrumentorServer,
-    filters,
-)
-from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 
 from yztc.settings import CommonSettings
 
-_provider: TracerProvider | None = None
+# Set by setup_telemetry when an exporter is configured; None means off. Every
+# helper tests it first, so "off" costs one global read per call.
+_tracer: trace.Tracer | None = None
+_provider: Any = None  # opentelemetry.sdk.trace.TracerProvider, imported only when on
 _out: TextIO | None = None
+
+# The carrier keys of W3C Trace Context; gRPC metadata keys are lower case.
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+
+_NO_OP_TRACER = trace.NoOpTracer()
+
+Metadata = tuple[tuple[str, str], ...]
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 def setup_telemetry(service: str, settings: CommonSettings) -> None:
-    global _provider, _out
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    """Installs tracing as `settings` say (see the module docstring) and, when
+    `metrics_port` is set, the Prometheus metrics endpoint. `service` becomes
+    the `service.name` resource attribute and fills "{service}" in
+    `traces_file`."""
+    global _tracer, _provider, _out
+    if settings.metrics_port:
+        _setup_metrics(service, settings)
+    if settings.traces_exporter == "none":
+        return
+
+    # Imported only when used: the SDK and exporters are not loaded when off.
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(settings.traces_sample_ratio)),
+    )
     if settings.traces_exporter == "console":
         # One file per service ("{service}" in the path), so processes never interleave lines.
         path = settings.traces_file.format(service=service)
@@ -40,39 +82,174 @@ def setup_telemetry(service: str, settings: CommonSettings) -> None:
             out=_out, formatter=lambda span: span.to_json(indent=None) + "\n"
         )
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
-    elif settings.traces_exporter == "otlp":
-        # Imported only when used: it pulls in requests, which other set-ups need not load.
+    else:  # otlp
+        # It pulls in requests, which other set-ups need not load.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
+    _tracer = provider.get_tracer("yztc")
 
-    if settings.metrics_port:
-        # Prometheus scrape endpoint (opentelemetry-exporter-prometheus).
-        from opentelemetry import metrics
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from opentelemetry.sdk.metrics import MeterProvider
-        from prometheus_client import start_http_server
+    if settings.trace_db:
+        # A span per database command (+0.07 ms CPU each): for debugging only.
+        from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        metrics.set_meter_provider(
-            MeterProvider(resource=provider.resource, metric_readers=[PrometheusMetricReader()])
+        PymongoInstrumentor().instrument()
+
+
+def _setup_metrics(service: str, settings: CommonSettings) -> None:
+    # Prometheus scrape endpoint (opentelemetry-exporter-prometheus).
+    from opentelemetry import metrics
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    metrics.set_meter_provider(
+        MeterProvider(
+            resource=Resource.create({"service.name": service}),
+            metric_readers=[PrometheusMetricReader()],
         )
-
-    # Health probes and reflection would flood traces; they are not work.
-    not_plumbing = filters.negate(
-        filters.any_of(filters.health_check(), filters.service_prefix("grpc.reflection"))
     )
-    GrpcAioInstrumentorServer().instrument(filter_=not_plumbing)
-    GrpcAioInstrumentorClient().instrument(filter_=not_plumbing)
-    AioHttpServerInstrumentor().instrument()
-    AioHttpClientInstrumentor().instrument()
-    PymongoInstrumentor().instrument()
 
 
 def shutdown_telemetry() -> None:
+    """Flushes and stops the exporter (batched spans are written here)."""
+    global _tracer, _provider, _out
+    _tracer = None
     if _provider is not None:
         _provider.shutdown()
+        _provider = None
     if _out is not None and _out is not sys.stderr:
         _out.close()
+    _out = None
+
+
+def tracing() -> bool:
+    """True when an exporter is configured (spans may be recorded)."""
+    return _tracer is not None
+
+
+def tracer() -> trace.Tracer:
+    """The process's tracer: the SDK's when tracing, else the API's no-op one."""
+    return _tracer if _tracer is not None else _NO_OP_TRACER
+
+
+# -- the client side ------------------------------------------------------
+
+
+def trace_carrier() -> dict[str, str]:
+    """The current span's W3C context as `{"traceparent": "00-<32 hex trace
+    id>-<16 hex span id>-01"[, "tracestate": ...]}`, or `{}` when tracing is
+    off or the current span is not sampled. Store it with work handed over
+    later (e.g. a query document) and resume with `context_from_carrier`."""
+    if _tracer is None:
+        return {}
+    if not trace.get_current_span().get_span_context().trace_flags.sampled:
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def outgoing_metadata() -> Metadata:
+    """gRPC metadata for a client call: `(("traceparent", ...),
+    ("tracestate", ...)?)` when the current span is sampled, else `()`.
+    Use as `await stub.Method(request, timeout=..., metadata=outgoing_metadata())`."""
+    if _tracer is None:
+        return ()
+    return tuple(trace_carrier().items())
+
+
+def outgoing_headers() -> dict[str, str] | None:
+    """HTTP headers for a client request (`traceparent`, `tracestate`) when
+    the current span is sampled, else None (aiohttp's "no extra headers")."""
+    if _tracer is None:
+        return None
+    return trace_carrier() or None
+
+
+@contextlib.contextmanager
+def client_span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[trace.Span | None]:
+    """A CLIENT span around a remote call, started only inside a sampled
+    trace; yields the span, or None when nothing is recorded (then the call
+    is not traced and `outgoing_*` inside the block return nothing)."""
+    if _tracer is None or not trace.get_current_span().get_span_context().trace_flags.sampled:
+        yield None
+        return
+    with _tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+        yield span
+
+
+# -- the server side ------------------------------------------------------
+
+
+def context_from_carrier(carrier: Mapping[str, str] | None) -> Context | None:
+    """The parent context in a W3C carrier (a dict stored by `trace_carrier`,
+    or incoming headers), or None when it holds no `traceparent`."""
+    if not carrier or TRACEPARENT not in carrier:
+        return None
+    return propagate.extract(carrier)
+
+
+def _incoming_carrier(context: grpc.aio.ServicerContext) -> dict[str, str] | None:
+    metadata = context.invocation_metadata()
+    if not metadata:
+        return None
+    carrier = None
+    for key, value in metadata:
+        if key == TRACEPARENT or key == TRACESTATE:
+            if carrier is None:
+                carrier = {}
+            carrier[key] = value
+    return carrier if carrier and TRACEPARENT in carrier else None
+
+
+@contextlib.contextmanager
+def server_span(context: grpc.aio.ServicerContext, name: str) -> Iterator[trace.Span | None]:
+    """A SERVER span named `name` ("yztc.v1.CompanyConnector/CountAccounts")
+    around a gRPC method, started only when tracing is on and the call's
+    metadata holds a `traceparent` (the caller's span was sampled): then it
+    continues the caller's trace. Yields the span, or None."""
+    carrier = _incoming_carrier(context) if _tracer is not None else None
+    if carrier is None:
+        yield None
+        return
+    service, _, method = name.rpartition("/")
+    with _tracer.start_as_current_span(
+        name,
+        context=propagate.extract(carrier),
+        kind=trace.SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+    ) as span:
+        try:
+            yield span
+        except BaseException:
+            # context.abort() set the status code before raising.
+            code = context.code()
+            if isinstance(code, grpc.StatusCode):
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+            raise
+
+
+def rpc_span(service: str) -> Callable[[Handler], Handler]:
+    """Decorates a grpc.aio servicer method `async def Method(self, request,
+    context)` with `server_span(context, f"{service}/Method")`. `service` is
+    the full proto name, e.g.
+    `company_connector_pb2.DESCRIPTOR.services_by_name["CompanyConnector"].full_name`."""
+
+    def decorate(method: Handler) -> Handler:
+        name = f"{service}/{method.__name__}"
+
+        @functools.wraps(method)
+        async def wrapper(self, request, context: grpc.aio.ServicerContext):
+            if _tracer is None:
+                return await method(self, request, context)
+            with server_span(context, name):
+                return await method(self, request, context)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -29,6 +29,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         extra_env={
             "YZTC_TRACES_EXPORTER": "console",
             "YZTC_TRACES_FILE": str(traces / "{service}.jsonl"),
+            # Every query traced: the trace tests look for theirs.
+            "YZTC_TRACES_SAMPLE_RATIO": "1.0",
         },
     )
     stack.start()

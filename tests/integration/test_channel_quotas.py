@@ -174,3 +174,24 @@ async def test_a_request_refused_by_other_replicas_slots_is_not_admitted(db_and_
     mine = ChannelQuotas(db, _config(1, 10_000), owner="mine", clock=lambda: T0)
     assert await theirs.take("ch", "GetQuery") is None
     assert await mine.take("ch", "GetQuery") == pytest.approx(0.75)
+
+
+async def test_a_requester_limit_holds_across_replicas_and_only_for_calls_that_name_one(db_and_counter):
+    db, _ = db_and_counter
+    from aggregator.channel_quotas import RequesterLimit
+
+    config = ChannelConfig({"ch": {"*": Quota(1000, 10_000)}},
+                           {"ch": {"SubmitQuery": RequesterLimit(count=3, seconds=3600)}})
+    replicas = [ChannelQuotas(db, config, owner=f"r{i}", clock=lambda: T0) for i in range(2)]
+    answers = await asyncio.gather(*(replicas[i % 2].take("ch", "SubmitQuery", "user-1") for i in range(10)))
+    allowed = [a for a in answers if a is None]
+    assert len(allowed) == 3
+    window_end = (int(T0 // 3600) + 1) * 3600
+    assert all(a is not None and abs(a - (window_end - T0)) < 1 for a in answers if a is not None)
+    # Another requester, another method, or a call without a requester id: not limited by it.
+    assert await replicas[0].take("ch", "SubmitQuery", "user-2") is None
+    assert await replicas[0].take("ch", "GetQuery", "user-1") is None
+    assert await replicas[1].take("ch", "SubmitQuery", "") is None
+    # The requester is kept only as a hash inside the claim's id.
+    ids = [d["_id"] async for d in db["claims"].find({"_id": {"$regex": "^r:"}})]
+    assert len(ids) == 4 and not any("user-" in i for i in ids)

@@ -64,7 +64,7 @@ class DownCompany:
         self.calls = 0
         self._latency = latency
 
-    async def CountAccounts(self, request, timeout):  # noqa: N802 (the stub's name)
+    async def CountAccounts(self, request, timeout, metadata=()):  # noqa: N802 (the stub's name)
         self.calls += 1
         await asyncio.sleep(self._latency)
         raise _Unavailable()
@@ -86,7 +86,7 @@ async def test_a_refused_request_is_not_retried_and_does_not_open_the_circuit():
     class Refusing:
         calls = 0
 
-        async def CountAccounts(self, request, timeout):  # noqa: N802
+        async def CountAccounts(self, request, timeout, metadata=()):  # noqa: N802
             Refusing.calls += 1
             raise grpc.aio.AioRpcError(grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "bad")
 
@@ -96,3 +96,18 @@ async def test_a_refused_request_is_not_retried_and_does_not_open_the_circuit():
         assert answer.kind == "failed" and answer.error == "INVALID_ARGUMENT"
     assert Refusing.calls == 3 and caller.circuit_state() == CLOSED
 
+
+
+def test_calls_refused_by_an_open_circuit_come_back_spread_out_not_all_at_once():
+    from aggregator.policy import RefusalSpacing
+
+    spacing = RefusalSpacing(rate=5.0)
+    # 1,000 queries refused at t=100 while the circuit reopens at t=130.
+    waits = [spacing.retry_in(100.0, 30.0) for _ in range(1000)]
+    assert waits[0] == 30.0
+    assert all(abs((b - a) - 0.2) < 1e-9 for a, b in zip(waits, waits[1:]))  # one every 0.2 s
+    assert abs(waits[-1] - (30.0 + 999 * 0.2)) < 1e-6
+    # A later refusal never comes before the queue of earlier ones, nor before the circuit allows.
+    assert spacing.retry_in(150.0, 1.0) > waits[-1] - 50.0
+    spacing.reset()  # the circuit closed
+    assert spacing.retry_in(200.0, 0.0) == 0.0
