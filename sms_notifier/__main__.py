@@ -17,6 +17,7 @@ from sms_notifier.sender import Sender
 from sms_notifier.service import SmsNotifierServicer
 from sms_notifier.settings import NotifierSettings
 from sms_notifier.smsc_link import Addressing, SmscLink
+from yztc import event_loop
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
@@ -65,15 +66,18 @@ async def main(settings: NotifierSettings) -> None:
         metrics,
         window=settings.window,
         poll_seconds=settings.poll_seconds,
+        push_seconds=settings.push_seconds,
+        record_wait=settings.record_wait_seconds,
         retry_min=settings.retry_min_seconds,
         retry_max=settings.retry_max_seconds,
         give_up_after=dt.timedelta(seconds=settings.give_up_after_seconds),
         throttle_pause=settings.throttle_pause_seconds,
         retention=dt.timedelta(days=settings.retention_days),
+        finals_batch_seconds=settings.finals_batch_seconds,
     )
     link.on_bound = sender.wake
-    link.on_receipt = sender.on_receipt
-    servicer = SmsNotifierServicer(store, queue, sealer, sender.wake, settings.max_parts, settings.allowed_callers)
+    link.on_receipt = sender.settler.on_receipt
+    servicer = SmsNotifierServicer(sender, settings.max_parts, settings.allowed_callers)
     service = GrpcService(
         settings.listen,
         lambda server: sms_notifier_pb2_grpc.add_SmsNotifierServicer_to_server(servicer, server),
@@ -87,6 +91,12 @@ async def main(settings: NotifierSettings) -> None:
         await store.ensure_indexes()
         await queue.ensure_indexes()
         await link.start()
+        # Serve once bound (or after T_max without): a Send in the first
+        # instant would otherwise find no session and go to the queue.
+        try:
+            await asyncio.wait_for(link.bound.wait(), timeout=settings.push_seconds)
+        except TimeoutError:
+            pass
         await sender.start()
         await service.start()
         service.watch(lambda: client.admin.command("ping"))
@@ -95,8 +105,8 @@ async def main(settings: NotifierSettings) -> None:
     async def stop() -> None:
         await service.stop()
         await sender.stop()
-        await link.close()
-        await sender.spill_held()
+        await link.close()  # hands over the receipts it acknowledged
+        await sender.settler.close()  # held receipts aside, final records written
         await client.close()
         shutdown_telemetry()
 
@@ -112,7 +122,7 @@ def run() -> int:
             env = f"YZTC_NOTIFIER_{where}" if where else "YZTC_NOTIFIER_*"
             print(f"sms_notifier: {env}: {error['msg']}", file=sys.stderr)
         return 2
-    asyncio.run(main(settings))
+    event_loop.run(main(settings))
     return 0
 
 

@@ -39,9 +39,21 @@ class NotifierSettings(CommonSettings):
     bind_timeout_seconds: float = Field(5.0, gt=0)
     max_parts: int = Field(10, ge=1, le=255)
 
-    # The queue: leases shared by replicas, retries with backoff, giving up.
+    # Send submits at once: no new submit_sm after this many seconds (T_max);
+    # what is not accepted by then goes to the fallback queue. A caller's next
+    # attempt must start later than this (plus a margin) after the previous.
+    push_seconds: float = Field(2.0, gt=0, le=10)
+    # How long Send waits for its SENT record before answering from memory
+    # (the record is retried in the background: the database is away).
+    record_wait_seconds: float = Field(1.0, gt=0)
+    # Final states from receipts are written in one insert per this interval.
+    finals_batch_seconds: float = Field(0.05, ge=0, le=5)
+
+    # The fallback queue: leases shared by replicas, retries with backoff,
+    # giving up. It is scanned every poll_seconds (a safety net: Send wakes
+    # the worker at once when it queues a message).
     lease_seconds: float = Field(30.0, gt=0)
-    poll_seconds: float = Field(0.5, gt=0)
+    poll_seconds: float = Field(1.0, gt=0)
     retry_min_seconds: float = Field(0.5, gt=0)
     retry_max_seconds: float = Field(300.0, gt=0)
     # Transient failures are retried for this long, then the message FAILS

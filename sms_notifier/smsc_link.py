@@ -19,9 +19,9 @@ Library choice. Three maintained SMPP libraries on PyPI were compared:
   come from `await smsc.next()`, and the core runs enquire_link (every
   30 s), the response timer and the PDU framing.
 
-We use smpp34: its await-per-PDU API maps straight onto our durable queue
-(each part's outcome is recorded as it comes), and its codec also serves
-the simulator. What it leaves to us, done here: the window (its Python
+We use smpp34: its await-per-PDU API lets Send pipeline a message's parts
+(each awaited on its own, so we know which parts the centre took and resend
+only the others), and its codec also serves the simulator. What it leaves to us, done here: the window (its Python
 binding does not enforce `window_size`, so a semaphore does), reconnecting
 (a `Client` binds once; we make a new one per session), and concatenation
 (ucs2_parts.py) and receipt parsing (receipts.py), both small and
@@ -124,6 +124,7 @@ class SmscLink:
         self._client: smpp34.Client | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
+        self._unanswered_next: asyncio.Future | None = None
         self.bound = asyncio.Event()
         # Set by the owner: called on each bind, and with each delivery receipt.
         self.on_bound: Callable[[], None] = lambda: None
@@ -137,7 +138,7 @@ class SmscLink:
 
     async def close(self) -> None:
         """Unbind and stop; in-flight submits get no answer (their messages
-        are retried from the queue, by this or another replica)."""
+        go to the fallback queue, or their caller tries again)."""
         self._closing = True
         if self._task is not None:
             self._task.cancel()
@@ -149,7 +150,7 @@ class SmscLink:
                 await asyncio.wait_for(smsc.unbind(), timeout=2.0)
             except (smpp34.SmppError, TimeoutError):
                 pass
-            await self._drain(smsc)
+            await self._drain(smsc, self._unanswered_next)
         # Receipts already acknowledged to the centre are recorded before we go.
         try:
             await asyncio.wait_for(self._receipts.join(), timeout=5.0)
@@ -162,38 +163,55 @@ class SmscLink:
             await client.stop()
             await asyncio.sleep(_TEARDOWN_SETTLE_SECONDS)
 
-    async def submit(self, dest: str, part: Part) -> SubmitResult:
-        async with self._window:
-            smsc, broken = self._smsc, self._broken
-            if smsc is None:
-                return SubmitResult(None, error="not_bound")
-            a = self._addressing
+    async def submit(self, dest: str, part: Part, deadline: float | None = None) -> SubmitResult:
+        """Submits one part and returns the centre's answer. Several may be
+        awaited at once (pipelined): they go out in the order called, at most
+        `window` unanswered. With a `deadline` (time.monotonic()), a part
+        still waiting for room in the window then is not sent (error
+        "deadline")."""
+        if deadline is not None and self._window.locked():
             try:
-                resp = await smsc.submit_sm(
-                    dest,
-                    part.short_message,
-                    source_addr=a.source_addr,
-                    source_addr_ton=a.source_addr_ton,
-                    source_addr_npi=a.source_addr_npi,
-                    dest_addr_ton=a.dest_addr_ton,
-                    dest_addr_npi=a.dest_addr_npi,
-                    esm_class=part.esm_class,
-                    registered_delivery=_RECEIPT_ON_FINAL,
-                    data_coding=DATA_CODING_UCS2,
-                )
-            except smpp34.SmppError as error:
-                # Raised, not answered: the session failed (or the response
-                # timer ran out) before a submit_sm_resp came. Whether the
-                # centre took the PDU is unknown; the part will be sent again.
-                log.warning("submit_sm unanswered", extra={"fields": {"why": str(error)}})
-                # smpp34 1.5.0 reports a peer's close to `next()` only some
-                # seconds later; the failed submit says it now, so the
-                # session is given up and a new one bound at once.
-                broken.set()
-                return SubmitResult(None, error="connection_lost")
-            if resp.is_success and not resp.message_id:
-                return SubmitResult(smpp_status.ESME_RSYSERR, error="no message id")
-            return SubmitResult(resp.command_status, resp.message_id or None)
+                await asyncio.wait_for(self._window.acquire(), max(0.001, deadline - time.monotonic()))
+            except TimeoutError:
+                return SubmitResult(None, error="deadline")
+        else:
+            await self._window.acquire()
+        try:
+            return await self._submit(dest, part)
+        finally:
+            self._window.release()
+
+    async def _submit(self, dest: str, part: Part) -> SubmitResult:
+        smsc, broken = self._smsc, self._broken
+        if smsc is None:
+            return SubmitResult(None, error="not_bound")
+        a = self._addressing
+        try:
+            resp = await smsc.submit_sm(
+                dest,
+                part.short_message,
+                source_addr=a.source_addr,
+                source_addr_ton=a.source_addr_ton,
+                source_addr_npi=a.source_addr_npi,
+                dest_addr_ton=a.dest_addr_ton,
+                dest_addr_npi=a.dest_addr_npi,
+                esm_class=part.esm_class,
+                registered_delivery=_RECEIPT_ON_FINAL,
+                data_coding=DATA_CODING_UCS2,
+            )
+        except smpp34.SmppError as error:
+            # Raised, not answered: the session failed (or the response
+            # timer ran out) before a submit_sm_resp came. Whether the
+            # centre took the PDU is unknown; the part will be sent again.
+            log.warning("submit_sm unanswered", extra={"fields": {"why": str(error)}})
+            # smpp34 1.5.0 reports a peer's close to `next()` only some
+            # seconds later; the failed submit says it now, so the
+            # session is given up and a new one bound at once.
+            broken.set()
+            return SubmitResult(None, error="connection_lost")
+        if resp.is_success and not resp.message_id:
+            return SubmitResult(smpp_status.ESME_RSYSERR, error="no message id")
+        return SubmitResult(resp.command_status, resp.message_id or None)
 
     # -- the session ----------------------------------------------------------
 
@@ -250,31 +268,43 @@ class SmscLink:
         """Inbound deliver_sm until the session ends or is found dead. The
         core has already acknowledged each one, so none may be left behind:
         they are queued for the receipt workers, and on a dead session what
-        the core still holds is drained first."""
+        the core still holds is drained first.
+
+        A pending `next()` is never cancelled while events may still come: a
+        cancelled future whose event the core had already handed over would
+        lose that event (a receipt the centre saw acknowledged). So the
+        pending `next()` is carried into the drain, and only a `next()` that
+        stayed unanswered through a quiet spell is given up."""
         dead = asyncio.ensure_future(broken.wait())
+        pending: asyncio.Future | None = None
         try:
             while True:
-                event_future = asyncio.ensure_future(smsc.next())
-                await asyncio.wait({event_future, dead}, return_when=asyncio.FIRST_COMPLETED)
-                if not event_future.done():
-                    event_future.cancel()
-                    await asyncio.gather(event_future, return_exceptions=True)
-                    await self._drain(smsc)
+                if pending is None:
+                    pending = asyncio.ensure_future(smsc.next())
+                await asyncio.wait({pending, dead}, return_when=asyncio.FIRST_COMPLETED)
+                if not pending.done():
+                    await self._drain(smsc, pending)
                     return
-                event = event_future.result()
+                event, pending = pending.result(), None
                 if isinstance(event, smpp34.Disconnected):
                     return
                 self._take(event)
         finally:
+            # Stopped from outside (close): the drain there takes it over.
+            self._unanswered_next = pending if pending is not None and not pending.done() else None
             dead.cancel()
             await asyncio.gather(dead, return_exceptions=True)
 
-    async def _drain(self, smsc: smpp34.Smsc) -> None:
+    async def _drain(self, smsc: smpp34.Smsc, pending: asyncio.Future | None = None) -> None:
         while True:
-            try:
-                event = await asyncio.wait_for(smsc.next(), timeout=0.05)
-            except TimeoutError:
+            if pending is None:
+                pending = asyncio.ensure_future(smsc.next())
+            done, _ = await asyncio.wait({pending}, timeout=0.05)
+            if not done:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
                 return
+            event, pending = pending.result(), None
             if isinstance(event, smpp34.Disconnected):
                 return
             self._take(event)

@@ -94,7 +94,7 @@ async def test_three_part_result_sms_through_node_smpp(node_smsc: NodeSmsc, noti
     notifier = notifier_factory(node_smsc.port)
     async with notifier.channel() as channel:
         accepted = await send(channel, "result:node-1", PHONE, RESULT_TEXT)
-        assert STATES[accepted.state] == "PENDING"
+        assert STATES[accepted.state] == "SENT" and len(accepted.smsc_message_ids) == 3
         final = (await wait_for_states(channel, ["result:node-1"], {"DELIVERED", "FAILED"}))["result:node-1"]
 
     assert node_smsc.of("bound") == [{"event": "bound", "system_id": "yztc"}]

@@ -1,13 +1,21 @@
 """The notifier (`python -m sms_notifier`) against the SMS-centre simulator
 over SMPP 3.4, real processes and a real FerretDB: the acceptance tests of
-issue 6, each with the figures it shows printed (pytest -s)."""
+issue 6 (and of issue 12's push: Send submits at once, the queue is the
+fallback), each with the figures it shows printed (pytest -s)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 from pymongo import AsyncMongoClient
+
+from devstack.stack import free_port
+from tests.conftest import FERRETDB
 
 from tests.integration.test_sms_support import (  # noqa: F401  (fixtures)
     PHONE,
@@ -41,8 +49,9 @@ async def test_three_part_result_sms_arrives_whole_in_ucs2_and_its_receipt_deliv
     notifier = notifier_factory(centre.smpp_port)
     async with notifier.channel() as channel:
         accepted = await send(channel, "result:q1", PHONE, RESULT_TEXT)
-        # Send returns at once; the worker submits.
-        assert STATES[accepted.state] == "PENDING" and accepted.segments == 3
+        # Send submits at once and answers when the centre has taken every part.
+        assert STATES[accepted.state] == "SENT" and accepted.segments == 3
+        assert len(accepted.smsc_message_ids) == 3 and accepted.attempts == 1
         final = (await wait_for_states(channel, ["result:q1"], FINAL))["result:q1"]
 
     [message] = await centre.messages(PHONE)
@@ -58,13 +67,27 @@ async def test_three_part_result_sms_arrives_whole_in_ucs2_and_its_receipt_deliv
         assert part["status"] == "ESME_ROK"
     assert STATES[final.state] == "DELIVERED" and final.attempts == 1
     assert list(final.smsc_message_ids) == [p["message_id"] for p in parts]
+    assert list(accepted.smsc_message_ids) == list(final.smsc_message_ids)
 
-    # Once final, neither the destination nor the text is stored anywhere.
+    # The records: SENT with its parts, a look-up per part, the final state;
+    # nothing queued. Neither the destination nor the text is stored anywhere.
     client = AsyncMongoClient(mongodb_uri)
     try:
         db = client.get_default_database()
-        doc = await db["sms_messages"].find_one({"_id": "result:q1"})
-        assert "sealed" not in doc and doc["state"] == "DELIVERED"
+        sent = await db["sms"].find_one({"_id": "s:result:q1"})
+        assert [p["smsc_id"] for p in sent["parts"]] == list(final.smsc_message_ids)
+        assert sent["segments"] == 3 and f"{sent['udh_ref']:02x}" == ref and sent["attempt"] == 1
+        for seq, smsc_id in enumerate(final.smsc_message_ids, start=1):
+            look_up = await db["sms"].find_one({"_id": f"p:{smsc_id}"})
+            assert (look_up["m"], look_up["seq"]) == ("result:q1", seq)
+        # The final state is answered from memory at once and written in the
+        # next batch of final records (within tens of milliseconds).
+        deadline = time.monotonic() + 5
+        while (done := await db["sms"].find_one({"_id": "d:result:q1"})) is None:
+            assert time.monotonic() < deadline, "no final record"
+            await asyncio.sleep(0.05)
+        assert done["state"] == "DELIVERED"
+        assert await db["sms_queue"].count_documents({}) == 0
         dump = repr([await db[name].find().to_list(None) for name in await db.list_collection_names()])
         assert PHONE not in dump and "一证通查" not in dump
     finally:
@@ -144,17 +167,78 @@ async def test_send_twice_with_one_id_sends_one_sms(sms_centre_factory, notifier
     notifier = notifier_factory(centre.smpp_port)
     async with notifier.channel() as channel:
         first = await send(channel, "result:twice", PHONE, RESULT_TEXT)
+        # Even a caller that wrongly says "first attempt" again is answered from memory.
         second = await send(channel, "result:twice", PHONE, RESULT_TEXT)
-        # And five at once with another id.
-        burst = await asyncio.gather(*(send(channel, "code:burst", "13900139000", code_text(7)) for _ in range(5)))
+        # And five at once with another id, as attempts of unknown number.
+        burst = await asyncio.gather(
+            *(send(channel, "code:burst", "13900139000", code_text(7), attempt=0) for _ in range(5))
+        )
         final = await wait_for_states(channel, ["result:twice", "code:burst"], FINAL)
-        later = await send(channel, "result:twice", PHONE, RESULT_TEXT)
+        later = await send(channel, "result:twice", PHONE, RESULT_TEXT, attempt=2)
     assert first.message_id == second.message_id == "result:twice"
-    assert {b.message_id for b in burst} == {"code:burst"}
+    assert STATES[first.state] == "SENT" and list(second.smsc_message_ids) == list(first.smsc_message_ids)
+    assert {b.message_id for b in burst} == {"code:burst"} and {STATES[b.state] for b in burst} == {"SENT"}
     assert {STATES[s.state] for s in final.values()} == {"DELIVERED"}
     assert STATES[later.state] == "DELIVERED"  # a repeat returns the message as it stands
     assert len(await centre.messages(PHONE)) == 1 and len(await centre.submits(PHONE)) == 3
     assert len(await centre.messages("13900139000")) == 1 and len(await centre.submits("13900139000")) == 1
+
+
+async def test_a_later_attempt_elsewhere_is_answered_from_the_records_and_racing_attempts_send_once(
+    sms_centre_factory, notifier_factory
+):
+    centre = sms_centre_factory()
+    one = notifier_factory(centre.smpp_port, name="notifier-1")
+    two = notifier_factory(centre.smpp_port, name="notifier-2")
+    async with one.channel() as a, two.channel() as b:
+        first = await send(a, "result:moved", PHONE, RESULT_TEXT)
+        # The caller's next attempt reaches the other replica (which never saw it).
+        again = await send(b, "result:moved", PHONE, RESULT_TEXT, attempt=2)
+        # Two attempts with one number at once, one per replica: one claim wins.
+        raced = await asyncio.gather(
+            send(a, "code:raced", "13900139001", code_text(3), attempt=2),
+            send(b, "code:raced", "13900139001", code_text(3), attempt=2),
+        )
+        final = await wait_for_states(a, ["result:moved", "code:raced"], FINAL)
+    print(f"\nracing attempts answered {[STATES[r.state] for r in raced]}")
+    assert STATES[first.state] == "SENT" and STATES[again.state] in {"SENT", "DELIVERED"}
+    assert list(again.smsc_message_ids) == list(first.smsc_message_ids)
+    assert len(await centre.submits(PHONE)) == 3 and len(await centre.messages(PHONE)) == 1
+    assert {STATES[r.state] for r in raced} <= {"SENT", "PENDING"} and "SENT" in {STATES[r.state] for r in raced}
+    assert len(await centre.submits("13900139001")) == 1 and len(await centre.messages("13900139001")) == 1
+    assert {STATES[s.state] for s in final.values()} == {"DELIVERED"}
+
+
+async def test_throttled_half_way_the_queue_sends_only_the_missing_parts(sms_centre_factory, notifier_factory):
+    centre = sms_centre_factory({"throttle": [{"after": 1, "for_ms": 400}]})
+    notifier = notifier_factory(centre.smpp_port)
+    async with notifier.channel() as channel:
+        accepted = await send(channel, "result:half", PHONE, RESULT_TEXT)
+        final = (await wait_for_states(channel, ["result:half"], FINAL))["result:half"]
+    submits = await centre.submits(PHONE)
+    taken = [s for s in submits if s["status"] == "ESME_ROK"]
+    print(f"\n3 parts, throttled after the first: {[s['status'] for s in submits]}, {final.attempts} rounds")
+    # The first part went in the push; the queue sent the other two, not it again.
+    assert STATES[accepted.state] == "PENDING" and list(accepted.smsc_message_ids) == [taken[0]["message_id"]]
+    assert sorted(s["udh"][-2:] for s in taken) == ["01", "02", "03"]
+    assert len({s["udh"] for s in submits}) == 3 and len({s["udh"][6:8] for s in submits}) == 1  # one reference
+    [message] = await centre.messages(PHONE)
+    assert message["text"] == RESULT_TEXT
+    assert STATES[final.state] == "DELIVERED" and final.attempts >= 2
+    assert list(final.smsc_message_ids) == [s["message_id"] for s in sorted(taken, key=lambda s: s["udh"])]
+
+
+async def test_not_bound_queues_and_sends_once_the_centre_is_up(sms_centre_factory, notifier_factory):
+    port = free_port()
+    notifier = notifier_factory(port, reconnect_max_seconds="0.5")
+    async with notifier.channel() as channel:
+        queued = await send(channel, "code:later", PHONE, code_text(5))
+        assert STATES[queued.state] == "PENDING" and queued.attempts == 0
+        assert STATES[(await status(channel, "code:later")).state] == "PENDING"
+        centre = sms_centre_factory(smpp_port=port)
+        final = (await wait_for_states(channel, ["code:later"], FINAL))["code:later"]
+    assert STATES[final.state] == "DELIVERED" and final.attempts == 1
+    assert [m["text"] for m in await centre.messages(PHONE)] == [code_text(5)]
 
 
 async def test_two_replicas_share_the_queue_and_send_each_message_once(sms_centre_factory, notifier_factory):
@@ -182,22 +266,108 @@ async def test_a_crashed_replica_loses_nothing(sms_centre_factory, notifier_fact
     centre = sms_centre_factory()
     crashing = notifier_factory(centre.smpp_port, name="crashing", max_per_second="40", window="4", lease_seconds="2")
     dests = phones(60, "1350000")
+    ids = [f"code:c{i}" for i in range(60)]
     async with crashing.channel() as channel:
-        await asyncio.gather(*(send(channel, f"code:c{i}", p, code_text(i)) for i, p in enumerate(dests)))
-    deadline = time.monotonic() + 20
-    while len(await centre.messages()) < 20:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-    crashing.proc.kill()  # kill -9 in the middle of the batch
+        # Send submits at once; 60 at 40/s take 1.5 s: the kill comes while they go out.
+        calls = [asyncio.create_task(send(channel, m, p, code_text(i))) for i, (m, p) in enumerate(zip(ids, dests))]
+        deadline = time.monotonic() + 20
+        while len(await centre.messages()) < 20:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        crashing.proc.kill()  # kill -9 in the middle of the batch
+        answers = await asyncio.gather(*calls, return_exceptions=True)
     at_crash = len(await centre.messages())
+    unanswered = [i for i, answer in enumerate(answers) if isinstance(answer, BaseException)]
     survivor = notifier_factory(centre.smpp_port, name="survivor", max_per_second="200", window="8", lease_seconds="2")
     async with survivor.channel() as channel:
-        final = await wait_for_states(channel, [f"code:c{i}" for i in range(60)], {"SENT", *FINAL}, timeout=30)
+        # The caller tries again, as a later attempt, every Send it got no answer to.
+        await asyncio.gather(*(send(channel, ids[i], dests[i], code_text(i), attempt=2) for i in unanswered))
+        final = await wait_for_states(channel, ids, {"SENT", *FINAL}, timeout=30)
     arrived = Counter(m["dest"] for m in await centre.messages())
     twice = sum(n - 1 for n in arrived.values())
-    print(f"\ncrash after {at_crash} of 60 arrived: all 60 arrived, {twice} sent twice (in flight at the crash)")
+    print(
+        f"\ncrash after {at_crash} of 60 arrived, {len(unanswered)} Sends unanswered and tried again: "
+        f"all 60 arrived, {twice} sent twice (in flight at the crash)"
+    )
+    assert 0 < len(unanswered) < 60
     assert set(arrived) == set(dests)
     assert {STATES[s.state] for s in final.values()} <= {"SENT", "DELIVERED"}
     # At least once: only what was in flight when the process died (at most
     # the window of 4) can have gone twice.
     assert twice <= 4
+
+
+async def test_receipts_right_behind_the_submit_answers_are_matched_in_memory(
+    sms_centre_factory, notifier_factory, mongodb_uri
+):
+    # The centre sends each part's receipt the moment it answers the part,
+    # while the push still awaits the other answers and its record.
+    centre = sms_centre_factory({"receipt_delay_ms": 0})
+    notifier = notifier_factory(centre.smpp_port)
+    ids = [f"result:early{i}" for i in range(20)]
+    async with notifier.channel() as channel:
+        sent = await asyncio.gather(*(send(channel, m, f"1380013{i:04d}", RESULT_TEXT) for i, m in enumerate(ids)))
+        final = await wait_for_states(channel, ids, FINAL)
+    assert {STATES[s.state] for s in sent} == {"SENT"}
+    assert {STATES[s.state] for s in final.values()} == {"DELIVERED"}
+    client = AsyncMongoClient(mongodb_uri)
+    try:
+        ids = [doc["_id"] for doc in await client.get_default_database()["sms"].find({}, {"_id": 1}).to_list(None)]
+    finally:
+        await client.close()
+    # Matched in memory: nothing was kept aside for another replica.
+    assert not [i for i in ids if i.startswith("r:")], ids
+
+
+def _own_ferretdb(port: int, data: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--data-dir", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().startswith("ready "), "FerretDB did not start"
+    return proc
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+async def test_database_away_when_a_push_ends_sent_is_kept_in_memory_and_recorded_later(
+    tmp_path, sms_centre_factory, notifier_factory
+):
+    port, data = free_port(), tmp_path / "own-ferretdb"
+    data.mkdir()
+    database = _own_ferretdb(port, data)
+    uri = f"mongodb://127.0.0.1:{port}/away"
+    try:
+        centre = sms_centre_factory({"receipt_delay_ms": 3000})
+        notifier = notifier_factory(centre.smpp_port, extra_env={"MONGODB_URI": uri})
+        async with notifier.channel() as channel:
+            _kill(database)  # kill -9: gone while the message goes out
+            started = time.monotonic()
+            sent = await send(channel, "result:away", PHONE, RESULT_TEXT)
+            took = time.monotonic() - started
+            # A repeat (the caller's retry) is answered from memory, sending nothing.
+            again = await send(channel, "result:away", PHONE, RESULT_TEXT, attempt=2)
+            database = _own_ferretdb(port, data)
+            final = (await wait_for_states(channel, ["result:away"], FINAL, timeout=40))["result:away"]
+        print(f"\ndatabase away: Send answered {STATES[sent.state]} in {took:.2f} s")
+        assert STATES[sent.state] == "SENT" and len(sent.smsc_message_ids) == 3
+        assert STATES[again.state] == "SENT" and list(again.smsc_message_ids) == list(sent.smsc_message_ids)
+        assert STATES[final.state] == "DELIVERED"
+        assert len(await centre.submits(PHONE)) == 3 and len(await centre.messages(PHONE)) == 1
+        client = AsyncMongoClient(uri)
+        try:
+            deadline = time.monotonic() + 20
+            while (record := await client.get_default_database()["sms"].find_one({"_id": "s:result:away"})) is None:
+                assert time.monotonic() < deadline, "the SENT record was not written once the database came back"
+                await asyncio.sleep(0.2)
+            assert [p["smsc_id"] for p in record["parts"]] == list(sent.smsc_message_ids)
+        finally:
+            await client.close()
+    finally:
+        _kill(database)

@@ -38,7 +38,7 @@ async def test_mutual_tls_answers_the_aggregator_only(tmp_path, sms_centre_facto
     )
     async with _channel(folder, notifier.target, "aggregator") as channel:
         accepted = await send(channel, "code:tls", PHONE, "您的验证码为123456，5分钟内有效。")
-        assert STATES[accepted.state] == "PENDING"
+        assert STATES[accepted.state] == "SENT"
     async with _channel(folder, notifier.target, "gateway") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await send(channel, "code:tls-2", PHONE, "x")

@@ -139,7 +139,9 @@ def alipay_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return private, public
 
 
-def start_sms_centre(tmp_path: Path, keys: tuple[Path, Path], sms_centre: dict | None = None) -> SmsCentre:
+def start_sms_centre(
+    tmp_path: Path, keys: tuple[Path, Path], sms_centre: dict | None = None, smpp_port: int = 0
+) -> SmsCentre:
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"sms_centre": sms_centre or {}}), encoding="utf-8")
     env = _clean_env(
@@ -148,7 +150,7 @@ def start_sms_centre(tmp_path: Path, keys: tuple[Path, Path], sms_centre: dict |
         YZTC_SIM_OPERATORS_LISTEN="127.0.0.1:0",
         YZTC_SIM_ALIPAY_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMSC_LISTEN="127.0.0.1:0",
-        YZTC_SIM_SMPP_LISTEN="127.0.0.1:0",
+        YZTC_SIM_SMPP_LISTEN=f"127.0.0.1:{smpp_port}",
         YZTC_SIM_SMPP_PASSWORD=SMPP_PASSWORD,
         YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(keys[0]),
         YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(keys[1]),
@@ -162,8 +164,8 @@ def start_sms_centre(tmp_path: Path, keys: tuple[Path, Path], sms_centre: dict |
 def sms_centre_factory(tmp_path: Path, alipay_keys: tuple[Path, Path]) -> Iterator:
     started: list[SmsCentre] = []
 
-    def make(behaviour: dict | None = None) -> SmsCentre:
-        centre = start_sms_centre(tmp_path, alipay_keys, behaviour)
+    def make(behaviour: dict | None = None, smpp_port: int = 0) -> SmsCentre:
+        centre = start_sms_centre(tmp_path, alipay_keys, behaviour, smpp_port)
         started.append(centre)
         return centre
 
@@ -190,8 +192,7 @@ def start_notifier(
     **settings: str,
 ) -> Notifier:
     port = free_port()
-    env = _clean_env(
-        **(extra_env or {}),
+    values = dict(
         MONGODB_URI=mongodb_uri,
         YZTC_NOTIFIER_LISTEN=f"127.0.0.1:{port}",
         YZTC_NOTIFIER_SMSC_PORT=str(smpp_port),
@@ -202,6 +203,7 @@ def start_notifier(
         YZTC_NOTIFIER_THROTTLE_PAUSE_SECONDS="0.3",
         **{f"YZTC_NOTIFIER_{k.upper()}": v for k, v in settings.items()},
     )
+    env = _clean_env(**{**values, **(extra_env or {})})  # extra_env wins (e.g. a database of the test's own)
     proc = _start([sys.executable, "-m", "sms_notifier"], env, tmp_path / f"{name}.log", 1, "listening on")
     return Notifier(proc, f"127.0.0.1:{port}")
 
@@ -222,9 +224,13 @@ def notifier_factory(tmp_path: Path, mongodb_uri: str) -> Iterator:
             assert code == 0, f"notifier exited with {code}:\n{notifier.proc.log.read_text()[-3000:]}"
 
 
-async def send(channel: grpc.aio.Channel, message_id: str, dest: str, text: str) -> pb.SmsStatus:
+async def send(channel: grpc.aio.Channel, message_id: str, dest: str, text: str, attempt: int = 1) -> pb.SmsStatus:
+    """Send, by default as the caller's first attempt for this message id
+    (as the aggregator sends a new message); 0 or >= 2: maybe not the first."""
     stub = sms_notifier_pb2_grpc.SmsNotifierStub(channel)
-    return await stub.Send(pb.SendRequest(message_id=message_id, dest=dest, text=text), timeout=10)
+    return await stub.Send(
+        pb.SendRequest(message_id=message_id, dest=dest, text=text, attempt=attempt), timeout=10
+    )
 
 
 async def status(channel: grpc.aio.Channel, message_id: str) -> pb.SmsStatus:
