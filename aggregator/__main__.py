@@ -24,6 +24,7 @@ from yztc import event_loop
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
+from yztc.replicas import Replicas
 from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
 from yztc.tls import channel_credentials, server_credentials
@@ -46,8 +47,9 @@ async def main() -> None:
 
     client = connect(settings.mongodb_uri, "yztc-aggregator")
     db = client.get_default_database("yztc")
-    queue = WorkQueue(db, dt.timedelta(seconds=settings.lease_seconds))
-    phones, queries = PhoneStore(db, queue.owner), QueryStore(db)
+    replicas = Replicas(db, "aggregator", dt.timedelta(seconds=settings.lease_seconds))
+    queue = WorkQueue(db, replicas)
+    phones, queries = PhoneStore(db, replicas.owner), QueryStore(db)
     retention = Retention(db, dt.timedelta(days=settings.retention_days), phones)
     for store in (phones, queries, retention, queue):
         await store.ensure_indexes()
@@ -66,6 +68,7 @@ async def main() -> None:
     protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, settings.decoded_hash_key())
     engine = Engine(
         queue=queue,
+        replicas=replicas,
         queries=queries,
         recorder=Recorder(db),
         callers=callers,
@@ -118,6 +121,7 @@ async def main() -> None:
     purger: list[asyncio.Task] = []
 
     async def start() -> None:
+        await replicas.start()
         await service.start()
         service.watch(lambda: client.admin.command("ping"))
         engine.start()
@@ -130,6 +134,11 @@ async def main() -> None:
         for task in purger:
             task.cancel()
         await engine.stop()
+        await replicas.stop()
+        try:
+            await replicas.leave()  # our open queries are the others' at once
+        except Exception as error:
+            log.warning("could not leave", extra={"fields": {"error": type(error).__name__}})
         await links.close()
         await client.close()
         shutdown_telemetry()

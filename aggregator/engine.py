@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
 import logging
 import random
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from aggregator.policy import backoff
 from aggregator.query_store import IN_PROGRESS, Part, Query, QueryStore, Recorder
 from aggregator.work_queue import OWNED_GEN, WorkQueue
 from yztc import telemetry
+from yztc.replicas import Replicas
 from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class Engine:
         self,
         *,
         queue: WorkQueue,
+        replicas: Replicas,
         queries: QueryStore,
         recorder: Recorder,
         callers: dict[str, CompanyCaller],
@@ -74,6 +77,7 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         self._queue = queue
+        self._replicas = replicas
         self._queries = queries
         self._recorder = recorder
         self._callers = callers
@@ -95,10 +99,11 @@ class Engine:
         # slow company's calls: they do not count against max_in_flight (up
         # to a bound), so a hanging company does not stall everyone's rounds.
         self._parked: set[str] = set()
+        # The open queries this replica owns, and when each is next due.
+        self._owned: dict[str, tuple[Query, int]] = {}
+        self._due: list[tuple[dt.datetime, str]] = []  # a heap
+        self._next: dict[str, dt.datetime] = {}  # set by a round, queued when its task ends
         self._wake = asyncio.Event()
-        # Work is waiting in the database for a free place (max_in_flight):
-        # a finished round then looks at once instead of at the next poll.
-        self._overflow = False
         self._stopping = False
         self._loops: list[asyncio.Task] = []
 
@@ -107,63 +112,105 @@ class Engine:
     def start(self) -> None:
         self._loops = [
             asyncio.create_task(self._dispatch(), name="engine-dispatch"),
-            asyncio.create_task(self._watch_backlog(), name="engine-backlog"),
+            asyncio.create_task(self._watch_owners(), name="engine-takeover"),
         ]
 
-    def has_room(self) -> bool:
-        """Whether a newly accepted query can start its round here now."""
-        return not self._stopping and len(self._active) - len(self._parked) < self._max_in_flight
-
-    def adopt(self, query: Query) -> None:
-        """Starts the first round of a query this replica just inserted as
-        its owner (work_queue.WorkQueue.add_owned)."""
-        self._start(query, OWNED_GEN)
-
-    def wake(self) -> None:
-        """Work was left due for any replica: look now, and again as places free up."""
-        self._overflow = True
+    def adopt(self, query: Query, gen: int = OWNED_GEN, due_at: dt.datetime | None = None) -> None:
+        """Takes a query this replica owns (just inserted by the intake, or
+        taken over) into its schedule; its round starts when due and a
+        place is free."""
+        self._owned[query.id] = (query, gen)
+        heapq.heappush(self._due, (due_at or self._clock(), query.id))
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop taking work and cancel rounds in flight; their leases run out
-        and another replica (or this one, restarted) repeats those rounds."""
+        """Stop, cancelling rounds in flight: another replica (or this one,
+        restarted) takes the queries over and repeats those rounds."""
         self._stopping = True
         for task in [*self._loops, *self._active.values()]:
             task.cancel()
         await asyncio.gather(*self._loops, *self._active.values(), return_exceptions=True)
 
-    # -- dispatching (the safety net) ---------------------------------------
+    # -- dispatching ----------------------------------------------------------
 
     async def _dispatch(self) -> None:
+        """Starts the rounds of owned queries as they fall due, up to
+        max_in_flight at once; sleeps until the next is due or work arrives."""
         while not self._stopping:
-            free = self._max_in_flight - (len(self._active) - len(self._parked))
-            found = 0
-            if free > 0:
-                try:
-                    docs = await self._queue.due(self._clock(), limit=free + len(self._active))
-                    docs = [d for d in docs if d["_id"] not in self._active][:free]
-                    found = len(docs)
-                    if docs:
-                        await asyncio.gather(*(self._claim_and_start(d) for d in docs))
-                except Exception as error:  # the database may be away; try again shortly
-                    log.warning("dispatch failed", extra={"fields": {"error": type(error).__name__}})
-            if found and found >= free:
-                self._overflow = True
-                await asyncio.sleep(0)  # more may be due: look again at once
-                continue
-            if free > 0:
-                self._overflow = False
             self._wake.clear()
+            if not self._queue.may_write():
+                self._lose_everything()
+            now = self._clock()
+            while self._due and len(self._active) - len(self._parked) < self._max_in_flight:
+                at, qid = self._due[0]
+                if at > now:
+                    break
+                heapq.heappop(self._due)
+                owned = self._owned.get(qid)
+                if owned is not None and qid not in self._active:
+                    self._start(*owned)
+            timeout = self._poll_interval
+            if self._due and len(self._active) - len(self._parked) < self._max_in_flight:
+                timeout = min(timeout, max(0.0, (self._due[0][0] - now).total_seconds()))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
 
-    async def _claim_and_start(self, item: dict) -> None:
-        gen = await self._queue.claim(item, self._clock())
-        if gen is None or item["_id"] in self._active:
-            return
-        self._start(Query.from_doc(item), gen)
+    def _lose_everything(self) -> None:
+        """Our heartbeat went stale: what we own may be taken over by now.
+        Stop it all, and carry on under a new replica id (our old one is an
+        orphan owner; whoever looks first, us included, takes its queries)."""
+        if self._owned:
+            log.warning("ownership lost", extra={"fields": {"queries": len(self._owned)}})
+        for task in self._active.values():
+            task.cancel()
+        self._owned.clear()
+        self._due.clear()
+        self._next.clear()
+        self._replicas.renew_identity()
+
+    async def _watch_owners(self) -> None:
+        """Every heartbeat period: if a replica has gone since the last look
+        (or at start), take over the queries it owned. The scan of `work`
+        happens only then."""
+        known: set[str] | None = None
+        retry_scan = False
+        while not self._stopping:
+            try:
+                if not self._replicas.fresh():
+                    await self._replicas.heartbeat()  # a new identity after a loss
+                alive = await self._replicas.alive()
+                if known is None or known - alive or retry_scan:
+                    retry_scan = await self._take_over(alive)
+                known = alive
+                self._metrics.backlog = len(self._owned)
+                oldest = min((q.created_at for q, _ in self._owned.values()), default=None)
+                self._metrics.oldest_age_seconds = (self._clock() - oldest).total_seconds() if oldest else 0.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the database may be away; next beat
+                log.warning("takeover check failed", extra={"fields": {"error": type(error).__name__}})
+                retry_scan = True
+            await asyncio.sleep(self._replicas.beat)
+
+    async def _take_over(self, alive: set[str]) -> bool:
+        """Claims every orphan query; True if some could not be claimed yet
+        (a claimer died half-way: its generation is skipped a lease later)."""
+        orphans = await self._queue.orphans(alive)
+        missed = 0
+        for doc in orphans:
+            if doc["_id"] in self._owned:
+                continue
+            gen = await self._queue.take_over(doc, self._clock())
+            if gen is None:
+                missed += 1
+                continue
+            query = Query.from_doc(doc)
+            self.adopt(query, gen)
+        if orphans:
+            log.warning("queries taken over", extra={"fields": {"found": len(orphans), "missed": missed}})
+        return missed > 0
 
     def _start(self, query: Query, gen: int) -> None:
         task = asyncio.create_task(self._work(query, gen), name=f"round-{query.id}")
@@ -173,20 +220,10 @@ class Engine:
     def _finished(self, query_id: str) -> None:
         self._active.pop(query_id, None)
         self._parked.discard(query_id)
-        if self._overflow:
-            self._wake.set()
-
-    async def _watch_backlog(self) -> None:
-        while not self._stopping:
-            try:
-                count, oldest = await self._queue.backlog()
-                self._metrics.backlog = count
-                self._metrics.oldest_age_seconds = (
-                    (self._clock() - oldest).total_seconds() if oldest else 0.0
-                )
-            except Exception:
-                pass
-            await asyncio.sleep(15.0)
+        at = self._next.pop(query_id, None)
+        if at is not None and query_id in self._owned:
+            heapq.heappush(self._due, (at, query_id))
+        self._wake.set()
 
     # -- one round ---------------------------------------------------------
 
@@ -196,12 +233,11 @@ class Engine:
             # Taken over after a crash between the final record and the
             # work item's delete: only the delete is left to do.
             await self._queue.drop(qid)
-            return
+            return self._schedule(query, gen, None)
         # Our own writes to the document go one at a time: FerretDB applies an
-        # update as a read then a whole-document write, so a lease renewal
-        # racing the round's progress write could undo it.
+        # update as a read then a whole-document write, so a straggler's
+        # progress write racing the round's last write could undo it.
         writes = asyncio.Lock()
-        renewer = asyncio.create_task(self._renew(qid, gen, writes))
         try:
             # Rounds continue the accepting request's trace when it was
             # sampled, and record nothing otherwise (one decision per query).
@@ -215,16 +251,17 @@ class Engine:
             raise
         except Exception:
             log.exception("round failed", extra={"fields": {"query_id": qid}})
-        finally:
-            renewer.cancel()
-            self._queue.let_go(qid)
+            # The database or something unforeseen: try the round again later.
+            self._schedule(query, gen, self._clock() + dt.timedelta(seconds=backoff(1, 1.0, 30.0, self._rng)))
 
-    async def _renew(self, qid: str, gen: int, writes: asyncio.Lock) -> None:
-        period = self._queue.lease.total_seconds() / 3
-        while True:
-            await asyncio.sleep(period)
-            async with writes:
-                await self._queue.renew(qid, gen, self._clock())
+    def _schedule(self, query: Query, gen: int, at: dt.datetime | None) -> None:
+        """The query's next round at `at`, or, with None, it is done here.
+        (Queued when this round's task has ended: `_finished`.)"""
+        if at is None or self._stopping:
+            self._owned.pop(query.id, None)
+            return
+        if query.id in self._owned:
+            self._next[query.id] = at
 
     async def _round(self, query: Query, gen: int, writes: asyncio.Lock) -> None:
         qid = query.id
@@ -271,8 +308,8 @@ class Engine:
             if state is None:  # the notifier is away: keep the results, try again soon
                 retry = now + dt.timedelta(seconds=backoff(query.sms.attempts, 1.0, 30.0, self._rng))
                 async with writes:
-                    await self._queue.end_round(qid, gen, changes, retry, self._clock())
-                return
+                    kept = await self._queue.end_round(qid, gen, changes, retry, self._clock())
+                return self._schedule(query, gen, retry if kept else None)
             query.sms.handed_over, query.sms.state = True, state
             changes.update({"sms.handed_over": True, "sms.state": state})
 
@@ -282,17 +319,18 @@ class Engine:
         if next_at is None:
             query.open = False
             async with writes:
-                if not await self._queue.holds(qid, gen, self._clock()):
+                if not self._queue.may_write():
                     return self._lost(qid, {})
-                record = query.to_doc()
-                await self._recorder.finish(record)
-            return
+                await self._recorder.finish(query.to_doc())
+            return self._schedule(query, gen, None)
         async with writes:
             if not await self._queue.end_round(qid, gen, changes, next_at, self._clock()):
                 return self._lost(qid, {})
+        self._schedule(query, gen, next_at)
 
     def _lost(self, qid: str, tasks: dict) -> None:
-        log.warning("lease lost", extra={"fields": {"query_id": qid}})
+        log.warning("ownership lost", extra={"fields": {"query_id": qid}})
+        self._owned.pop(qid, None)
         for task in tasks:
             task.cancel()
 

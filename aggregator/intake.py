@@ -317,12 +317,8 @@ class Intake:
             sms=ResultSms(message_id=f"result:{query_id}"),
         )
         try:
-            if self._engine.has_room():
-                await self._queue.add_owned(query.to_doc(), self._clock())
-                self._engine.adopt(query)
-            else:  # no room for another round here: due now, for any replica
-                await self._queue.add_due(query.to_doc(), self._clock())
-                self._engine.wake()
+            await self._queue.add_owned(query.to_doc(), self._clock())
+            self._engine.adopt(query)
         except Exception:
             log.warning("query not stored", extra={"fields": {"query_id": query_id}})
             phone = await self._append(phone, lambda p: Event("give_back", now, query_id=query_id))

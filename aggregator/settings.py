@@ -41,11 +41,12 @@ class AggregatorSettings(CommonSettings):
     # Personal data of a closed query is deleted this long after completion.
     retention_days: float = 30
     purge_interval_seconds: float = 600
-    # Work sharing between replicas.
+    # Work sharing between replicas: a replica's open queries are taken
+    # over by the others once its heartbeat is this old (yztc/replicas.py).
     lease_seconds: float = 30.0
     max_in_flight: int = 200
-    # The safety-net scan for work whose owner died or whose retry is due
-    # (new work starts in process; issue 12).
+    # The longest the dispatcher sleeps when nothing is due (new work and
+    # finished rounds wake it; no database read is involved).
     dispatch_poll_seconds: float = 1.0
     # Seconds a round may keep polling or retrying a company inline.
     round_budget_seconds: float = 10.0

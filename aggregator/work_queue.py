@@ -1,12 +1,18 @@
-"""The open queries, shared between aggregator replicas with leases (the
-mechanism, and why a lease is a unique insert: yztc/lease_queue.py).
+"""The open queries, owned by aggregator replicas for as long as they live.
 
 The work item is the open query itself (collection `work`, query_store.py):
-the accepting replica inserts it already held (generation 1, due again only
-when that lease would have run out), so the round starts on the value in
-hand without a scan, a claim or a read. Takeovers claim later generations
-with lease documents `<query id>#<gen>` in `leases`, as before. The holder
-writes the document alone, each write fenced on its generation.
+the accepting replica inserts it as its own (`owner`, lease generation 1)
+and keeps it in memory, running each of its rounds when due without a scan,
+a claim or a read. Ownership lasts while the owner's heartbeat does
+(yztc/replicas.py), so nothing per item is renewed and nothing is polled.
+
+When an owner is gone (its heartbeat older than a lease, or it left at a
+graceful stop), the others scan `work` once for its queries and take each
+over by inserting the lease document `<query id>#<gen+1>` (a unique insert:
+exactly one replica wins; yztc/lease_queue.py, whose claim this reuses,
+including its skip of a generation whose claimer died half-way). A holder
+writes only while its own heartbeat surely holds (`Replicas.fresh`), the
+fence against a stalled replica whose work was taken over meanwhile.
 """
 from __future__ import annotations
 
@@ -17,40 +23,38 @@ from pymongo.errors import DuplicateKeyError
 
 from yztc import claims
 from yztc.lease_queue import LeaseQueue
+from yztc.replicas import Replicas
 
 OWNED_GEN = 1
 
 
 class WorkQueue(LeaseQueue):
-    def __init__(self, db: AsyncDatabase, lease: dt.timedelta, owner: str | None = None) -> None:
-        super().__init__(claims.majority(db["work"]), db["leases"], lease, owner)
+    def __init__(self, db: AsyncDatabase, replicas: Replicas) -> None:
+        super().__init__(claims.majority(db["work"]), db["leases"], replicas.lease, replicas.owner)
+        self._replicas = replicas
+
+    def _sync_owner(self) -> None:
+        self.owner = self._replicas.owner
 
     async def add_owned(self, doc: dict, now: dt.datetime) -> bool:
-        """Inserts a new open query held by this replica (generation 1) and
-        due for others only when that lease would have run out; False if the
-        id exists already."""
+        """Inserts a new open query owned by this replica; False if the id exists already."""
+        self._sync_owner()
         try:
             await self._items.insert_one(
-                {**doc, "lease_gen": OWNED_GEN, "next_at": now + self.lease, "created_at": now, "owner": self.owner}
+                {**doc, "lease_gen": OWNED_GEN, "next_at": now, "created_at": now, "owner": self.owner}
             )
         except DuplicateKeyError:
             return False
-        self._held[doc["_id"]] = (OWNED_GEN, now + self.lease)
         return True
 
-    async def add_due(self, doc: dict, now: dt.datetime) -> bool:
-        """Inserts a new open query due now for any replica (when this one has
-        no room for another round: max_in_flight)."""
-        try:
-            await self._items.insert_one({**doc, "lease_gen": 0, "next_at": now, "created_at": now})
-        except DuplicateKeyError:
-            return False
-        return True
+    def may_write(self) -> bool:
+        """Whether this replica may still write what it owns: its heartbeat
+        surely holds its work (no read)."""
+        return self._replicas.fresh()
 
     async def write(self, query_id: str, gen: int, changes: dict, now: dt.datetime | None = None) -> bool:
-        """Applies the holder's `$set` changes; False if the lease has passed
-        to a later generation."""
-        if not await self.holds(query_id, gen, now):
+        """Applies the owner's `$set` changes; False if this replica may no longer write."""
+        if not self._replicas.fresh():
             return False
         await self._items.update_one({"_id": query_id}, {"$set": changes})
         return True
@@ -58,11 +62,22 @@ class WorkQueue(LeaseQueue):
     async def end_round(
         self, query_id: str, gen: int, changes: dict, next_at: dt.datetime, now: dt.datetime | None = None
     ) -> bool:
-        """The round's last write and the end of its lease in one update: the
-        query gets `changes` and is due again at `next_at`. False, writing
-        nothing, if the lease has passed on."""
-        if not await self.holds(query_id, gen, now):
-            return False
-        await self._items.update_one({"_id": query_id}, {"$set": {**changes, "next_at": next_at}})
-        self.let_go(query_id)
-        return True
+        """The round's changes and when the next is due, in one update; False,
+        writing nothing, if this replica may no longer write."""
+        return await self.write(query_id, gen, {**changes, "next_at": next_at})
+
+    async def orphans(self, alive: set[str], limit: int = 10_000) -> list[dict]:
+        """Open queries whose owner is not among the live replicas (a full
+        scan: only when an owner has gone)."""
+        found = []
+        async for doc in self._items.find({}):
+            if doc.get("owner") not in alive:
+                found.append(doc)
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def take_over(self, doc: dict, now: dt.datetime) -> int | None:
+        """The generation won for an orphan, or None if another replica took it."""
+        self._sync_owner()
+        return await self.claim(doc, now)

@@ -109,7 +109,9 @@ class LeaseQueue:
         # after skipping an abandoned generation can `item` be behind.
         if gen > item["lease_gen"] + 1 and not await self.holds(item["_id"], item["lease_gen"]):
             return None
-        await self._items.update_one({"_id": item["_id"]}, {"$set": {"lease_gen": gen, "next_at": now + self.lease}})
+        await self._items.update_one(
+            {"_id": item["_id"]}, {"$set": {"lease_gen": gen, "next_at": now + self.lease, "owner": self.owner}}
+        )
         self._held[item["_id"]] = (gen, now + self.lease)
         return gen
 

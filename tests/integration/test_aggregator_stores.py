@@ -18,6 +18,7 @@ from aggregator.phone_store import Committed, Lost, PhoneStore, SlotTaken
 from aggregator.query_store import DONE, PARTIAL, Part, Query, QueryStore, Recorder, ResultSms
 from aggregator.work_queue import WorkQueue
 from yztc import claims
+from yztc.replicas import Replicas
 
 # Milliseconds only: BSON keeps datetimes to the millisecond.
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
@@ -53,7 +54,7 @@ async def client_and_log(mongodb_uri):
     db = client.get_default_database()
     await PhoneStore(db, "setup").ensure_indexes()
     await QueryStore(db).ensure_indexes()
-    await WorkQueue(db, LEASE).ensure_indexes()
+    await WorkQueue(db, Replicas(db, "aggregator", LEASE)).ensure_indexes()
     yield client, log
     await client.close()
 
@@ -353,92 +354,108 @@ def _query(qid: str, now: dt.datetime = NOW) -> Query:
     )
 
 
-async def test_only_one_replica_claims_a_query_and_the_loser_is_fenced(db):
-    await WorkQueue(db, LEASE, owner="intake").add_due(_query("q").to_doc(), NOW)
-    [item] = await WorkQueue(db, LEASE).due(NOW, 10)
-    assert Query.from_doc(item) == _query("q")
-    replicas = [WorkQueue(db, LEASE, owner=f"r{i}") for i in range(10)]
-    gens = await asyncio.gather(*(r.claim(dict(item), NOW) for r in replicas))
-    assert sorted(g for g in gens if g is not None) == [1]
-    holder = replicas[gens.index(1)]
-    other = replicas[(gens.index(1) + 1) % 10]
-    assert await other.due(NOW + 29 * S, 10) == []  # leased: not due elsewhere
+class Clock:
+    """A replica's two clocks, moved by the test: wall time (heartbeats as
+    stored) and monotonic time (how old its own last heartbeat is)."""
 
-    # The lease runs out (the holder died): another replica takes generation
-    # 2, and the old holder's writes are refused from then on.
-    [expired] = await other.due(NOW + 31 * S, 10)
-    assert await other.claim(expired, NOW + 31 * S) == 2
-    assert await other.write("q", 2, {"status": PARTIAL}, NOW + 32 * S)
-    assert not await holder.write("q", 1, {"status": "IN_PROGRESS"})
-    assert not await holder.end_round("q", 1, {"status": "IN_PROGRESS"}, NOW)
-    doc = await db["work"].find_one({"_id": "q"})
-    assert doc["status"] == PARTIAL and doc["next_at"] == NOW + 31 * S + LEASE
+    def __init__(self) -> None:
+        self.now = NOW
+        self.mono = 1000.0
+
+    def advance(self, by: dt.timedelta) -> None:
+        self.now += by
+        self.mono += by.total_seconds()
 
 
-async def test_a_claimer_that_died_between_its_two_writes_does_not_strand_the_query(db):
-    queue = WorkQueue(db, LEASE, owner="alive")
-    await queue.add_due(_query("q").to_doc(), NOW)
-    [item] = await queue.due(NOW, 10)
-    await db["leases"].insert_one({"_id": "q#1", "item": "q", "owner": "dead", "at": NOW})
-    assert await queue.claim(dict(item), NOW + 10 * S) is None  # it might still be alive
-    assert await queue.claim(dict(item), NOW + 30 * S) == 2  # a lease later: generation 1 is skipped
-    assert await queue.write("q", 2, {"status": PARTIAL})
-    assert not await queue.write("q", 1, {"status": "IN_PROGRESS"})
-    assert (await db["work"].find_one({"_id": "q"}))["status"] == PARTIAL
+async def _replica(db, clock: Clock) -> Replicas:
+    replicas = Replicas(db, "aggregator", LEASE, clock=lambda: clock.now, monotonic=lambda: clock.mono)
+    await replicas.heartbeat()
+    return replicas
 
 
-async def test_a_holder_reads_its_fence_only_near_the_end_of_its_lease(db, commands):
-    queue = WorkQueue(db, LEASE, owner="r")
-    await queue.add_due(_query("q").to_doc(), NOW)
-    [item] = await queue.due(NOW, 10)
-    assert await queue.claim(dict(item), NOW) == 1
-    # Moved on behind our back (as after a stall): while our lease surely
-    # lasts we need not look; near its end we look, and see it.
-    await db["work"].update_one({"_id": "q"}, {"$set": {"lease_gen": 2}})
-    commands.commands.clear()
-    assert await queue.holds("q", 1, NOW + 20 * S)
-    assert commands.count("find work") == 0
-    assert not await queue.holds("q", 1, NOW + 26 * S)  # within a sixth of a lease of its end
-    assert commands.count("find work") == 1
-    assert not await queue.write("q", 1, {"status": "X"}, NOW + 1 * S)  # and it is not ours any more
-    assert (await db["work"].find_one({"_id": "q"}))["status"] == "IN_PROGRESS"
-
-
-async def test_an_owned_query_is_not_due_for_others_until_its_lease_runs_out(db, commands):
-    owner, other = WorkQueue(db, LEASE, owner="owner"), WorkQueue(db, LEASE, owner="other")
+async def test_an_owned_query_is_an_orphan_only_once_its_owner_is_gone_and_one_replica_takes_it(db):
+    clock = Clock()
+    owner_replica = await _replica(db, clock)
+    owner = WorkQueue(db, owner_replica)
     assert await owner.add_owned(_query("q").to_doc(), NOW)
     assert not await owner.add_owned(_query("q").to_doc(), NOW)  # the id exists
     stored = await db["work"].find_one({"_id": "q"})
-    assert (stored["lease_gen"], stored["next_at"], stored["owner"]) == (1, NOW + LEASE, "owner")
+    assert (stored["lease_gen"], stored["owner"]) == (1, owner_replica.owner)
     assert await QueryStore(db).get("q") == _query("q")
-    assert await other.due(NOW + LEASE - MS, 10) == []
 
-    # Its holder writes without reading its fence while the lease surely lasts.
+    others = [await _replica(db, clock) for _ in range(5)]
+    alive = await others[0].alive()
+    assert owner_replica.owner in alive
+    assert await WorkQueue(db, others[0]).orphans(alive) == []
+
+    # The owner stops beating (killed); a lease later it is an orphan, and of
+    # five replicas racing to take it over exactly one wins generation 2.
+    clock.advance(LEASE + S)
+    for replica in others:
+        await replica.heartbeat()
+    alive = await others[0].alive()
+    assert owner_replica.owner not in alive
+    [orphan] = await WorkQueue(db, others[0]).orphans(alive)
+    gens = await asyncio.gather(*(WorkQueue(db, r).take_over(dict(orphan), clock.now) for r in others))
+    assert sorted(g for g in gens if g is not None) == [2]
+    winner = others[gens.index(2)]
+    doc = await db["work"].find_one({"_id": "q"})
+    assert (doc["lease_gen"], doc["owner"]) == (2, winner.owner)
+    assert await WorkQueue(db, others[0]).orphans(await others[0].alive()) == []
+
+    # The old owner, had it only stalled, may no longer write.
+    assert not owner.may_write()
+    assert not await owner.write("q", 1, {"status": PARTIAL})
+    assert not await owner.end_round("q", 1, {"status": PARTIAL}, NOW)
+    assert (await db["work"].find_one({"_id": "q"}))["status"] == "IN_PROGRESS"
+
+
+async def test_a_taker_that_died_between_its_two_writes_does_not_strand_the_query(db):
+    clock = Clock()
+    gone = await _replica(db, clock)
+    assert await WorkQueue(db, gone).add_owned(_query("q").to_doc(), NOW)
+    clock.advance(LEASE + S)
+    taker = await _replica(db, clock)
+    queue = WorkQueue(db, taker)
+    [orphan] = await queue.orphans(await taker.alive())
+    # Another replica inserted lease #2 and died before moving the query on.
+    await db["leases"].insert_one({"_id": "q#2", "item": "q", "owner": "dead", "at": clock.now})
+    assert await queue.take_over(dict(orphan), clock.now + 10 * S) is None  # it might still be alive
+    assert await queue.take_over(dict(orphan), clock.now + LEASE) == 3  # a lease later: #2 is skipped
+    assert (await db["work"].find_one({"_id": "q"}))["owner"] == taker.owner
+
+
+async def test_an_owner_writes_without_reading_while_its_heartbeat_holds(db, commands):
+    clock = Clock()
+    replica = await _replica(db, clock)
+    queue = WorkQueue(db, replica)
+    assert await queue.add_owned(_query("q").to_doc(), NOW)
     commands.commands.clear()
-    assert await owner.write("q", 1, {"companies.tencent.attempts": 1}, NOW + S)
-    assert commands.count("find work") == 0 and commands.count("update work") == 1
-
-    # It stalls past its lease: another replica takes the query over.
-    [item] = await other.due(NOW + LEASE, 10)
-    assert item["lease_gen"] == 1
-    assert await other.claim(item, NOW + LEASE) == 2
-    late = NOW + LEASE + S
-    assert not await owner.write("q", 1, {"status": "IN_PROGRESS", "companies.tencent.attempts": 9}, late)
-    assert not await owner.end_round("q", 1, {"companies.tencent.attempts": 9}, NOW, late)
+    clock.advance(LEASE * 4 / 5)  # a heartbeat is due every third of a lease; this one is late
+    assert await queue.write("q", 1, {"companies.tencent.attempts": 1})
+    assert await queue.end_round("q", 1, {"companies.tencent.attempts": 2}, NOW + 5 * S)
+    assert commands.commands == ["update work", "update work"]
     doc = await db["work"].find_one({"_id": "q"})
-    assert doc["companies"]["tencent"]["attempts"] == 1 and doc["next_at"] == NOW + 2 * LEASE
-    assert await other.end_round("q", 2, {"companies.tencent.attempts": 2}, NOW + 3 * LEASE, late)
-    doc = await db["work"].find_one({"_id": "q"})
-    assert doc["companies"]["tencent"]["attempts"] == 2 and doc["next_at"] == NOW + 3 * LEASE
+    assert doc["companies"]["tencent"]["attempts"] == 2 and doc["next_at"] == NOW + 5 * S
+    clock.advance(LEASE / 10)  # past five sixths of a lease since the last heartbeat
+    assert not await queue.write("q", 1, {"companies.tencent.attempts": 3})
+    await replica.heartbeat()
+    assert await queue.write("q", 1, {"companies.tencent.attempts": 3})
 
 
-async def test_a_query_added_due_is_due_at_once(db):
-    queue = WorkQueue(db, LEASE, owner="r")
-    assert await queue.add_due(_query("q").to_doc(), NOW)
-    assert not await queue.add_due(_query("q").to_doc(), NOW)
-    [item] = await queue.due(NOW, 10)
-    assert item["lease_gen"] == 0
-    assert await queue.claim(item, NOW) == 1
+async def test_a_replica_that_leaves_frees_its_queries_at_once_and_old_heartbeats_are_forgotten(db):
+    clock = Clock()
+    leaving, staying = await _replica(db, clock), await _replica(db, clock)
+    assert await WorkQueue(db, leaving).add_owned(_query("q").to_doc(), NOW)
+    await leaving.leave()
+    [orphan] = await WorkQueue(db, staying).orphans(await staying.alive())
+    assert orphan["_id"] == "q"
+    clock.advance(LEASE * 11)
+    await staying.heartbeat()
+    gone = await _replica(db, Clock())  # a heartbeat from long ago
+    await staying.alive()
+    assert await db["replicas"].find_one({"_id": gone.owner}) is None
+    assert await db["replicas"].find_one({"_id": staying.owner}) is not None
 
 
 def _final(qid: str) -> dict:
@@ -448,7 +465,7 @@ def _final(qid: str) -> dict:
 
 
 async def test_finishing_records_the_query_and_removes_its_work_in_batches(db, commands):
-    queue = WorkQueue(db, LEASE, owner="r")
+    queue = WorkQueue(db, await _replica(db, Clock()))
     for i in range(5):
         assert await queue.add_owned(_query(f"q{i}").to_doc(), NOW)
     recorder = Recorder(db, delay=0.02)
@@ -466,7 +483,7 @@ async def test_finishing_records_the_query_and_removes_its_work_in_batches(db, c
 async def test_finishing_a_query_already_recorded_succeeds(db):
     # A round wrote the record and died before deleting the work item; the
     # query is finished again (with a fresh one in the same batch).
-    queue = WorkQueue(db, LEASE, owner="r")
+    queue = WorkQueue(db, await _replica(db, Clock()))
     await queue.add_owned(_query("old").to_doc(), NOW)
     await queue.add_owned(_query("new").to_doc(), NOW)
     recorder = Recorder(db, delay=0.02)
