@@ -10,10 +10,11 @@ took the same numbers. For the two methods that claim a phone's next
 version anyway (RequestVerificationCode, SubmitQuery) the slot goes in that
 same insert (`admit` gives an `Admission`): no round trip of its own.
 
-Per day, to within a second of traffic: each replica counts its own requests
-in memory and writes the count to a document only it writes, from one
-flushing task (one writer, one write at a time: nothing lost, even on
-FerretDB); it reads the other replicas' counts at most once a second.
+Per day, to within ten seconds of traffic (one second once half of the day
+quota is used): each replica counts its own requests in memory and writes
+the count to a document only it writes, from one flushing task (one
+writer, one write at a time: nothing lost, even on FerretDB); it reads the
+other replicas' counts as often.
 """
 from __future__ import annotations
 
@@ -82,6 +83,10 @@ class ChannelConfig:
 
 
 _MAX_HINTS = 100_000
+# How often a replica writes its day counts and reads the others' while
+# every day quota is less than half used: the day quota then holds to
+# within ten seconds of traffic, at two round trips per ten seconds.
+_FAR_SECONDS = 10.0
 
 
 class Admission:
@@ -170,6 +175,7 @@ class ChannelQuotas:
         self._mine: dict[str, int] = {}  # day key -> this replica's count (it is the only writer)
         self._dirty: set[str] = set()
         self._flusher: asyncio.Task | None = None
+        self._near = False  # some day quota is half used: count every second
 
     async def ensure_indexes(self) -> None:
         await self._days.create_index("key")
@@ -212,7 +218,8 @@ class ChannelQuotas:
 
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
         day_key = f"{channel}|{method}|{day}"
-        used = await self._count_day(day_key, now)
+        used = await self._count_day(day_key, now, quota.per_day)
+        self._near = self._near or used + 1 >= quota.per_day / 2
         if used >= quota.per_day:
             return float(86400 - (second % 86400))
         self._mine[day_key] = self._mine.get(day_key, 0) + 1
@@ -234,8 +241,13 @@ class ChannelQuotas:
         return k
 
     async def _flush(self) -> None:
-        # At most one write a second per replica, whatever the traffic.
+        # At most one write every ten seconds per replica, whatever the
+        # traffic; every second once a day quota is half used.
         await asyncio.sleep(1.0)
+        waited = 1.0
+        while waited < _FAR_SECONDS and not self._near:
+            await asyncio.sleep(1.0)
+            waited += 1.0
         while self._dirty:
             day_key = self._dirty.pop()
             try:
@@ -248,9 +260,10 @@ class ChannelQuotas:
                 self._dirty.add(day_key)  # the next request tries again
                 return
 
-    async def _count_day(self, day_key: str, now: float) -> int:
+    async def _count_day(self, day_key: str, now: float, per_day: int) -> int:
         read_at, others = self._others.get(day_key, (0.0, 0))
-        if now - read_at >= 1.0:
+        near = others + self._mine.get(day_key, 0) >= per_day / 2
+        if now - read_at >= (1.0 if near else _FAR_SECONDS):
             mine_id = f"{day_key}|{self._owner}"
             rows = await self._days.find({"key": day_key}).to_list(None)
             others = sum(r["n"] for r in rows if r["_id"] != mine_id)

@@ -12,12 +12,16 @@ writes landed out of order) costs a reader a round trip, never a wrong
 answer. Every read and write is by `_id`, the one filter FerretDB v1 answers
 from an index; on a MongoDB cluster both collections shard on hashed `_id`.
 
-Happy path per operation: one read (the document), one claims insert
-(with the channel's quota slots in the same ordered batch), one write.
+Happy path per operation: one read (the document; none when this replica
+made the phone's last change, see `PhoneStore`), one claims insert (with the
+channel's quota slots in the same ordered batch), one write.
 """
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymongo import ASCENDING
@@ -26,6 +30,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from aggregator.phone_rules import Code, Event, LastQuery, Phone, apply
 from yztc import claims
 
+# How long a phone's state this replica committed is answered from memory
+# (a code's life: the submission that follows is the read it saves).
+CACHE_SECONDS = 300.0
 # Claims older than this are deleted: by then every effect an event can
 # have (a 24 h lock, 24 h of sends, a query's 48 h + 24 h) has lapsed.
 KEEP_CLAIMS = dt.timedelta(hours=73)
@@ -117,10 +124,27 @@ def event_from_claim(doc: dict) -> Event:
 
 
 class PhoneStore:
-    def __init__(self, db: AsyncDatabase, owner: str) -> None:
+    """`read` answers from memory for a phone this replica changed in the
+    last CACHE_SECONDS (the code it sent, typically): the claim that follows
+    proves the copy current (had anyone changed the phone since, their
+    claim of the same version refuses ours and is folded), and an answer
+    given without a claim first catches up with the claims (`catch_up`).
+    Claims are kept far longer than a cached copy lives."""
+
+    def __init__(self, db: AsyncDatabase, owner: str, cache_size: int = 100_000,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._phones = claims.majority(db["phones"])
         self._claims = claims.majority(db["claims"])
         self._owner = owner
+        self._cache: OrderedDict[str, tuple[Phone, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._monotonic = monotonic
+
+    def _remember(self, phone: Phone) -> None:
+        self._cache[phone.hash] = (phone, self._monotonic())
+        self._cache.move_to_end(phone.hash)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def ensure_indexes(self) -> None:
         # For the clean-up passes on MongoDB (FerretDB scans either way, hourly).
@@ -128,6 +152,9 @@ class PhoneStore:
         await self._phones.create_index([("touched_at", ASCENDING)])
 
     async def read(self, phone_hash: str) -> Phone:
+        cached = self._cache.get(phone_hash)
+        if cached is not None and self._monotonic() - cached[1] < CACHE_SECONDS:
+            return cached[0]
         return phone_from_doc(phone_hash, await self._phones.find_one({"_id": phone_hash}))
 
     async def claim(self, phone: Phone, event: Event, slots: list[dict] = ()) -> Committed | Lost | SlotTaken:
@@ -138,9 +165,12 @@ class PhoneStore:
         claim = event_to_claim(phone.hash, phone.v + 1, event, self._owner)
         outcome = await claims.take(self._claims, [*slots, claim])
         if outcome.all_won:
-            return Committed(apply(phone, event))
+            committed = apply(phone, event)
+            self._remember(committed)
+            return Committed(committed)
         if outcome.refused != claim["_id"]:
             return SlotTaken(outcome.refused)
+        self._cache.pop(phone.hash, None)
         rival_doc = await self._claims.find_one({"_id": claim["_id"]})
         if rival_doc is None:  # deleted meanwhile (only past KEEP_CLAIMS): retry on this version
             return Lost(phone, Event("void", event.at))
@@ -155,6 +185,7 @@ class PhoneStore:
         for _ in range(1000):
             doc = await self._claims.find_one({"_id": f"v:{phone.hash}:{phone.v + 1}"})
             if doc is None:
+                self._remember(phone)
                 return phone
             phone = apply(phone, event_from_claim(doc))
         return phone

@@ -92,7 +92,7 @@ async def test_phones_and_claims_go_once_they_can_no_longer_limit_anything(db):
     await retention.purge(NOW + KEEP_CLAIMS + MS)
     assert [d["_id"] for d in await db["phones"].find({}).to_list(None)] == ["new"]
     assert [d["_id"] for d in await db["claims"].find({}).to_list(None)] == ["v:new:1"]
-    assert await phones.read("old") == Phone("old")
+    assert await PhoneStore(db, "other").read("old") == Phone("old")
 
     await retention.purge(later + KEEP_CLAIMS + MS)
     assert await db["phones"].count_documents({}) == 0

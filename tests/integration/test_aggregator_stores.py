@@ -262,9 +262,30 @@ async def test_a_stale_document_still_leads_to_the_right_state(db):
 
     # Writes landing out of order: b's late write of version 3 replaces 4.
     await b.write(v3, NOW + 2 * S)
-    assert (await c.read("h")).v == 3
-    v5, losses = await _commit(c, await c.read("h"), lambda p: Event("wrong", NOW + 5 * S))
+    d = PhoneStore(db, "d")  # a replica without c's copy in memory
+    assert (await d.read("h")).v == 3
+    v5, losses = await _commit(d, await d.read("h"), lambda p: Event("wrong", NOW + 5 * S))
     assert losses == 1 and v5.v == 5 and v5.code.failures == 3
+
+
+async def test_a_replica_answers_reads_of_a_phone_it_changed_from_memory_and_stays_right(db, commands):
+    a, b = PhoneStore(db, "a"), PhoneStore(db, "b")
+    v1, _ = await _commit(a, await a.read("h"), lambda p: Event("code", NOW, code=_code()))
+    await a.write(v1, NOW)
+    commands.commands.clear()
+    assert await a.read("h") == v1
+    assert commands.count("find phones") == 0  # from memory
+    # Another replica changes the phone meanwhile: a's copy is stale, and
+    # its next claim meets b's, folds it, and lands on top.
+    v2, _ = await _commit(b, await b.read("h"), lambda p: Event("wrong", NOW + S))
+    stale = await a.read("h")
+    assert stale == v1
+    outcome = await a.claim(stale, Event("wrong", NOW + 2 * S))
+    assert isinstance(outcome, Lost) and outcome.phone == v2
+    committed = await a.claim(outcome.phone, Event("wrong", NOW + 2 * S))
+    assert isinstance(committed, Committed) and committed.phone.code.failures == 2
+    # catch_up brings a stale copy level with the claims.
+    assert await b.catch_up(v2) == committed.phone
 
 
 async def test_a_lock_claim_read_back_by_a_loser_carries_its_until(db):
