@@ -1,7 +1,10 @@
 """What this machine does with the frameworks alone, measured in the same run
 as the pipeline so every headline is a ratio, not an absolute that drifts:
 
-- a bare grpc.aio unary echo between two processes (RPC/s);
+- a bare grpc.aio unary echo between two processes (RPC/s), plaintext and
+  over mutual TLS (as our internal links), each with its CPU per call
+  (client + server, from the processes' own CPU time): the floor that
+  `service_cpu_vs_grpc_floor` divides by;
 - the fan-out's shape: one server calling 8 echo servers (8 processes, as
   our connectors are) concurrently per request (fan-outs/s);
 - a bare aiohttp JSON handler under wrk (requests/s).
@@ -12,10 +15,11 @@ import json
 import subprocess
 from pathlib import Path
 
-from bench import processes
+from bench import processes, proc_stats
 from bench.echo_servers import METHOD
 from bench.profiles import Profile
 from bench.stats import summary_ms
+from devstack import pki
 from devstack.stack import free_ports
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
@@ -24,9 +28,10 @@ WRK_DIR = Path(__file__).resolve().parent / "wrk"
 def measure(profile: Profile, work: Path) -> dict:
     logs = work / "ceiling-logs"
     echo = grpc_echo(profile, logs)
+    echo_mtls = grpc_echo(profile, logs, work / "echo-pki")
     fanout = grpc_fanout(profile, logs)
     http = http_json(profile, logs)
-    return {"grpc_echo": echo, "grpc_fanout": fanout, "http_json": http}
+    return {"grpc_echo": echo, "grpc_echo_mtls": echo_mtls, "grpc_fanout": fanout, "http_json": http}
 
 
 def _echo_result(result: dict) -> dict:
@@ -39,14 +44,36 @@ def _echo_result(result: dict) -> dict:
     }
 
 
-def grpc_echo(profile: Profile, logs: Path) -> dict:
+def grpc_echo(profile: Profile, logs: Path, pki_dir: Path | None = None) -> dict:
+    """The echo, plaintext or (with `pki_dir`) mutual TLS, and its CPU per
+    call: the client's CPU over its timed loop plus the server's over the
+    whole job (its few set-up calls included: a slight overstatement)."""
     (port,) = free_ports(1)
-    with processes.servers([(["bench.echo_servers", "grpc-echo", str(port)], port)], logs):
-        result = processes.run_load({
-            "kind": "grpc_echo", "target": f"127.0.0.1:{port}", "method": METHOD,
-            "concurrency": profile.concurrency, "seconds": profile.ceiling_seconds,
-        })
-    return {"what": "grpc.aio unary echo, client and server in two processes, plaintext", **_echo_result(result)}
+    argv = ["bench.echo_servers", "grpc-echo", str(port)]
+    job = {
+        "kind": "grpc_echo", "target": f"127.0.0.1:{port}", "method": METHOD,
+        "concurrency": profile.concurrency, "seconds": profile.ceiling_seconds,
+    }
+    if pki_dir is not None:
+        pki.issue(pki_dir, "echo-server", server=True)
+        pki.issue(pki_dir, "echo-client")
+        argv.append(str(pki_dir))
+        job["pki"] = str(pki_dir)
+    with processes.servers([(argv, port)], logs) as (server,):
+        before = proc_stats.cpu_seconds(server)
+        result = processes.run_load(job)
+        server_cpu = proc_stats.cpu_seconds(server) - before
+    calls = result["calls"]
+    client_ms = result["cpu_seconds"] * 1000 / calls if calls else float("nan")
+    server_ms = server_cpu * 1000 / calls if calls else float("nan")
+    return {
+        "what": "grpc.aio unary echo, client and server in two processes, "
+                + ("mutual TLS (ECDSA P-256 certificates, as devstack's)" if pki_dir else "plaintext"),
+        **_echo_result(result),
+        "cpu_ms_per_call": round(client_ms + server_ms, 4),
+        "client_cpu_ms_per_call": round(client_ms, 4),
+        "server_cpu_ms_per_call": round(server_ms, 4),
+    }
 
 
 def grpc_fanout(profile: Profile, logs: Path) -> dict:

@@ -1,20 +1,24 @@
 """The bare servers the ceilings are measured against, each a process of its
 own like our services (`python -m bench.echo_servers KIND PORT [TARGETS]`):
 
-- `grpc-echo PORT`: grpc.aio, one unary method answering its request bytes.
+- `grpc-echo PORT [PKI_DIR]`: grpc.aio, one unary method answering its
+  request bytes; with PKI_DIR, over mutual TLS (`echo-server.pem` there,
+  clients need a certificate of the same CA), as our internal links are.
 - `grpc-fanout PORT HOST:PORT,...`: the same method, answered after calling
   every target's echo concurrently: our fan-out's shape without its work.
 - `http-json PORT`: aiohttp, POST /echo parses a JSON body and answers 202
   with a small JSON object, the shape of POST /api/v1/queries.
 
-Same event loop, grpcio and aiohttp as the services (no uvloop), no TLS, no
-telemetry, no database: what the machine does with the framework alone.
+Stock asyncio, grpcio and aiohttp as the services use them, no TLS unless
+asked, no telemetry, no database: what the machine does with the framework
+alone.
 """
 from __future__ import annotations
 
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -29,10 +33,21 @@ def _echo_handler(behaviour) -> grpc.GenericRpcHandler:
     )
 
 
-async def _serve_grpc(port: int, behaviour) -> None:
+def server_credentials(pki: Path) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [((pki / "echo-server-key.pem").read_bytes(), (pki / "echo-server.pem").read_bytes())],
+        root_certificates=(pki / "ca.pem").read_bytes(),
+        require_client_auth=True,
+    )
+
+
+async def _serve_grpc(port: int, behaviour, pki: Path | None = None) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((_echo_handler(behaviour),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if pki is None:
+        server.add_insecure_port(f"127.0.0.1:{port}")
+    else:
+        server.add_secure_port(f"127.0.0.1:{port}", server_credentials(pki))
     await server.start()
     await _until_terminated()
     await server.stop(0)
@@ -46,11 +61,11 @@ async def _until_terminated() -> None:
     await stopping.wait()
 
 
-async def grpc_echo(port: int) -> None:
+async def grpc_echo(port: int, pki: Path | None = None) -> None:
     async def echo(request: bytes, context) -> bytes:
         return request
 
-    await _serve_grpc(port, echo)
+    await _serve_grpc(port, echo, pki)
 
 
 async def grpc_fanout(port: int, targets: list[str]) -> None:
@@ -86,7 +101,7 @@ async def http_json(port: int) -> None:
 def main(argv: list[str]) -> None:
     kind, port = argv[0], int(argv[1])
     if kind == "grpc-echo":
-        asyncio.run(grpc_echo(port))
+        asyncio.run(grpc_echo(port, Path(argv[2]) if len(argv) > 2 else None))
     elif kind == "grpc-fanout":
         asyncio.run(grpc_fanout(port, argv[2].split(",")))
     elif kind == "http-json":

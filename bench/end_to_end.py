@@ -8,10 +8,12 @@ in service. Completed queries/s is the number completed over the whole span
 completing them, divided by the time it took, which is the rate the stack
 can sustain. The rate between the 10th and 90th percentile of completions
 is kept beside it, and the stack's resident memory is sampled throughout
-(its peak is the "under load" figure), with each process's CPU seconds.
+(its peak is the "under load" figure), with each process's CPU seconds and
+the span they were read over (so the idle rate can be taken off).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +37,7 @@ async def measure(stack: StackUnderTest, book: PhoneBook, profile: Profile, work
     codes = await verification_codes.prepare(stack, phones, profile.concurrency)
     pids = stack.pids()
     cpu_before = proc_stats.cpu(pids)
+    cpu_started = time.monotonic()
     spy = PySpy(pids, work / "profiles") if profile_cpu else None
     with proc_stats.PeakMemory(pids) as memory:
         if spy:
@@ -52,6 +55,7 @@ async def measure(stack: StackUnderTest, book: PhoneBook, profile: Profile, work
             if spy:
                 spy.__exit__(None, None, None)
     cpu_used = proc_stats.cpu_between(cpu_before, proc_stats.cpu(pids))
+    cpu_window = time.monotonic() - cpu_started
 
     start = min(r[SENT] for r in records)
     completed = [results[r[PHONE]] for r in ok if r[PHONE] in results]
@@ -73,6 +77,7 @@ async def measure(stack: StackUnderTest, book: PhoneBook, profile: Profile, work
         "grpc_calls_per_query": round(company_calls + OTHER_GRPC_CALLS, 3),
         "cpu_seconds_per_query": {n: round(s / done, 5) for n, s in cpu_used.items()} if done else {},
         "cpu_seconds": cpu_used,
+        "cpu_window_seconds": round(cpu_window, 2),
         "memory_under_load": memory.peak,
     }
     if spy:

@@ -4,8 +4,10 @@ stdin and prints its result as JSON on stdout.
 
 Jobs (`kind`):
 
-- `grpc_echo` {target, method, concurrency, seconds, payload}: a closed loop
-  of unary calls carrying raw bytes (the ceilings).
+- `grpc_echo` {target, method, concurrency, seconds, payload, [pki]}: a
+  closed loop of unary calls carrying raw bytes (the ceilings); with `pki`,
+  over mutual TLS as `echo-client`. Its answer carries the client's own CPU
+  seconds over the timed loop (`cpu_seconds`).
 - `grpc_submit` {target, pki, items: [[phone, code]], id_last6, ...}:
   SubmitQuery over the channel API as channel `wechat-demo` (mutual TLS).
 - `http_submit` {url, tokens, items, id_last6, ...}: POST /api/v1/queries,
@@ -163,9 +165,21 @@ async def http_submit(job: dict, clock: Clock) -> dict:
         return {"records": await run_submits(job, call, clock)}
 
 
+def _echo_channel(job: dict) -> grpc.aio.Channel:
+    if not job.get("pki"):
+        return grpc.aio.insecure_channel(job["target"])
+    pki = Path(job["pki"])
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(pki / "ca.pem").read_bytes(),
+        private_key=(pki / "echo-client-key.pem").read_bytes(),
+        certificate_chain=(pki / "echo-client.pem").read_bytes(),
+    )
+    return grpc.aio.secure_channel(job["target"], creds)
+
+
 async def grpc_echo(job: dict, clock: Clock) -> dict:
     payload = b"x" * int(job.get("payload", 64))
-    async with grpc.aio.insecure_channel(job["target"]) as channel:
+    async with _echo_channel(job) as channel:
         echo = channel.unary_unary(job["method"])
         await echo(payload, timeout=20)
         return await _timed_loop(job, clock, lambda: echo(payload, timeout=20), grpc.aio.AioRpcError)
@@ -186,9 +200,11 @@ async def http_post(job: dict, clock: Clock) -> dict:
 
 
 async def _timed_loop(job: dict, clock: Clock, call: Callable[[], Awaitable[Any]], failure: type[Exception]) -> dict:
-    """`concurrency` callers for `seconds`: calls answered, failures, latencies."""
+    """`concurrency` callers for `seconds`: calls answered, failures,
+    latencies, and this process's CPU seconds over the loop."""
     latencies: list[float] = []
     errors = 0
+    cpu_start = time.process_time()
     start = clock.now()
     stop_at = start + float(job["seconds"])
 
@@ -203,7 +219,10 @@ async def _timed_loop(job: dict, clock: Clock, call: Callable[[], Awaitable[Any]
             latencies.append(clock.now() - sent)
 
     await asyncio.gather(*(worker() for _ in range(int(job["concurrency"]))))
-    return {"calls": len(latencies), "errors": errors, "seconds": clock.now() - start, "latencies": latencies}
+    return {
+        "calls": len(latencies), "errors": errors, "seconds": clock.now() - start, "latencies": latencies,
+        "cpu_seconds": time.process_time() - cpu_start,
+    }
 
 
 JOBS = {"grpc_echo": grpc_echo, "grpc_submit": grpc_submit, "http_submit": http_submit, "http_post": http_post}

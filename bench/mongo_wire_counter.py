@@ -14,13 +14,21 @@ Each request is counted as "<command> <collection>" (find work_items,
 insert code_uses, ...). Driver plumbing is counted apart: the handshake and heartbeats (`hello`,
 `isMaster`), `ping` (the services' health probes), authentication and
 `endSessions`.
+
+While `recording()` is on, every request is also kept with its arrival time
+in Unix seconds (time.time(), not a monotonic clock: the simulators stamp
+company answers and submit_sm with the wall clock of the same machine, and
+the sequential-round-trip figure compares the three).
 """
 from __future__ import annotations
 
 import asyncio
 import struct
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import bson
 
@@ -87,6 +95,7 @@ class WireCounter:
         self._upstream = upstream_port
         self._counts: dict[str, Counter[str]] = {}
         self._lock = threading.Lock()
+        self._log: list[tuple[float, str, str]] | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mongo-wire-counter", daemon=True)
         self._server: asyncio.AbstractServer | None = None
@@ -104,23 +113,44 @@ class WireCounter:
         async def close() -> None:
             assert self._server is not None
             self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            # Let the connections' `finally` close their sockets before the loop goes.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0)
 
         if self._server is not None:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         """{application: {command: requests so far}}."""
         with self._lock:
             return {app: dict(counts) for app, counts in self._counts.items()}
 
+    @contextmanager
+    def recording(self) -> Iterator[list[tuple[float, str, str]]]:
+        """Keeps (Unix time, application, command) of every request while on;
+        the list yielded fills as requests pass."""
+        log: list[tuple[float, str, str]] = []
+        with self._lock:
+            self._log = log
+        try:
+            yield log
+        finally:
+            with self._lock:
+                self._log = None
+
     def _count(self, app: str, command: str) -> None:
+        at = time.time()
         with self._lock:
             self._counts.setdefault(app, Counter())[command] += 1
+            if self._log is not None:
+                self._log.append((at, app, command))
 
     async def _connection(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
@@ -168,6 +198,16 @@ class WireCounter:
             pass  # the client hung up
 
 
+def is_work(command: str) -> bool:
+    """A request the service asked for, not driver plumbing."""
+    return command.split(" ")[0] not in PLUMBING
+
+
+def all_requests(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> int:
+    """Every request between two snapshots, of every application, plumbing included."""
+    return sum(n - before.get(app, {}).get(cmd, 0) for app, counts in after.items() for cmd, n in counts.items())
+
+
 def work_commands(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], apps: tuple[str, ...]) -> dict[str, dict[str, int]]:
     """Per application, the requests between two snapshots, driver plumbing left out."""
     found: dict[str, dict[str, int]] = {}
@@ -175,7 +215,7 @@ def work_commands(before: dict[str, dict[str, int]], after: dict[str, dict[str, 
         was, now = before.get(app, {}), after.get(app, {})
         delta = {
             cmd: n - was.get(cmd, 0) for cmd, n in now.items()
-            if cmd.split(" ")[0] not in PLUMBING and n - was.get(cmd, 0)
+            if is_work(cmd) and n - was.get(cmd, 0)
         }
         found[app] = dict(sorted(delta.items()))
     return found

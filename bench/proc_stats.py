@@ -79,6 +79,21 @@ def cpu(pids: dict[str, int]) -> dict[str, float]:
     return {name: sum(cpu_seconds(p) for p in tree(pid, children)) for name, pid in pids.items()}
 
 
+def event_loop(pid: int) -> str | None:
+    """"uvloop" when the process has uvloop's extension mapped, else
+    "asyncio" (our services are all asyncio programs); None if unreadable."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return None
+    return "uvloop" if "/uvloop/" in maps else "asyncio"
+
+
+def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """CPU milliseconds a second per process between two readings."""
+    return {n: round((after[n] - before.get(n, 0.0)) * 1000 / seconds, 3) for n in after} if seconds > 0 else {}
+
+
 def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {n: round(after[n] - before.get(n, 0.0), 3) for n in sorted(after, key=lambda n: before.get(n, 0.0) - after[n])}
 

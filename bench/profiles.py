@@ -1,5 +1,6 @@
-"""How much each measurement does: the full run of `make bench` (under ~15
-minutes on 2 cores) and the smoke run of `make test` (the same code paths,
+"""How much each measurement does: the full run of `make bench` (30-45
+minutes on 2 cores, most of it making the 20,000 open queries of the
+backlog measurement: 2,000 took 3 minutes at load average 10) and the smoke run of `make test` (the same code paths,
 tiny loads, no meaningful figures)."""
 from __future__ import annotations
 
@@ -29,8 +30,17 @@ class Profile:
     isolation_queries: int
     isolation_probes: int
     probe_rate: float
-    # Database round trips: queries counted on a stack behind the counting proxy.
+    # Database round trips: queries counted on a stack behind the counting
+    # proxy, closed loop; then queries one at a time for the round trips
+    # between the last company answer and the result SMS.
     db_queries: int
+    sequential_queries: int
+    # Seconds the stack is watched at rest (CPU and database commands a second).
+    idle_seconds: float
+    # Backlog cost: open queries made with one company down, and the queries
+    # measured with and without them.
+    backlog_open: int
+    backlog_queries: int
     # Full runs count database commands on a second stack of their own, so
     # the proxy's CPU never touches the timed figures; the smoke run uses one.
     separate_count_stack: bool
@@ -47,6 +57,9 @@ class Profile:
             + self.fanout_queries
             + 2 * (self.isolation_queries + self.isolation_probes)
             + self.db_queries
+            + self.sequential_queries
+            + self.backlog_open
+            + 2 * self.backlog_queries
             + 100  # spare: a load level rounds up, a retry takes another
         )
 
@@ -66,6 +79,10 @@ FULL = Profile(
     isolation_probes=20,
     probe_rate=5.0,
     db_queries=300,
+    sequential_queries=20,
+    idle_seconds=10.0,
+    backlog_open=20_000,
+    backlog_queries=500,
     separate_count_stack=True,
     settle_seconds=3.0,
 )
@@ -85,6 +102,10 @@ SMOKE = Profile(
     isolation_probes=2,
     probe_rate=10.0,
     db_queries=4,
+    sequential_queries=2,
+    idle_seconds=1.0,
+    backlog_open=50,
+    backlog_queries=6,
     separate_count_stack=False,
     settle_seconds=0.5,
 )

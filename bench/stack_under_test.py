@@ -9,11 +9,13 @@ simulators' inspection and test hooks.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import aiohttp
 import grpc
 
+from bench import proc_stats
 from bench.mongo_wire_counter import WireCounter
 from devstack.stack import Ports, Stack
 
@@ -34,12 +36,16 @@ RAISED_LIMITS = {
 
 
 class StackUnderTest:
-    def __init__(self, var: Path, scenario: Path, channels: Path, *, count_db: bool = False) -> None:
+    def __init__(
+        self, var: Path, scenario: Path, channels: Path, *, count_db: bool = False,
+        aggregator_env: dict[str, str] | None = None,
+    ) -> None:
         self.ports = Ports.free()
         self.counter = WireCounter(self.ports.database) if count_db else None
         self._var = var
         self._scenario = scenario
         self._channels = channels
+        self._aggregator_env = aggregator_env or {}
         self.stack: Stack | None = None
 
     def start(self) -> None:
@@ -54,7 +60,7 @@ class StackUnderTest:
             self.ports,
             scenario=str(self._scenario),
             mongodb_uri=mongodb_uri,
-            aggregator_env={"YZTC_AGGREGATOR_CHANNELS_FILE": str(self._channels)},
+            aggregator_env={"YZTC_AGGREGATOR_CHANNELS_FILE": str(self._channels), **self._aggregator_env},
             extra_env=dict(RAISED_LIMITS),
         )
         try:
@@ -93,6 +99,50 @@ class StackUnderTest:
         assert self.stack is not None
         return {c.name: c.process.pid for c in self.stack.supervisor.children if c.process and c.process.poll() is None}
 
+    def log_path(self, child: str) -> Path:
+        """A child's output (devstack's supervisor writes <var>/logs/<name>.log)."""
+        assert self.stack is not None
+        return self.stack.var / "logs" / f"{child}.log"
+
+    def config(self) -> dict:
+        """The run's configuration stamp, read from what the children were
+        started with and, for the event loop, from what each process has
+        loaded (a uvloop extension in /proc/<pid>/maps)."""
+        assert self.stack is not None
+        children = {c.name: c for c in self.stack.supervisor.children}
+        services = {n: c for n, c in children.items()
+                    if n.startswith(("aggregator", "sms_notifier", "gateway", "connector-"))}
+
+        def env(name: str, key: str) -> str | None:
+            child = children.get(name)
+            return None if child is None else child.env.get(key)
+
+        loops = {}
+        for name, child in services.items():
+            if child.process is not None and child.process.poll() is None:
+                loops[name] = proc_stats.event_loop(child.process.pid)
+        kinds = sorted(set(loops.values()))
+        ratio = env("aggregator", "YZTC_TRACES_SAMPLE_RATIO")
+        default = _default_sample_ratio()
+        return {
+            "telemetry_exporter": env("aggregator", "YZTC_TRACES_EXPORTER") or "none",
+            "traces_sample_ratio": float(ratio) if ratio else default,
+            "traces_sample_ratio_from": "YZTC_TRACES_SAMPLE_RATIO" if ratio else (
+                "the services' default" if default is not None else "no sampling setting in this code"),
+            "internal_tls": env("aggregator", "YZTC_AGGREGATOR_INTERNAL_TLS") in ("1", "true", "True"),
+            "event_loop": kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None),
+            "event_loop_by_process": loops,
+            "replicas": {
+                "aggregator": sum(n.startswith("aggregator") for n in services),
+                "sms_notifier": sum(n.startswith("sms_notifier") for n in services),
+                "gateway": sum(n.startswith("gateway") for n in services),
+                "connectors": sum(n.startswith("connector-") for n in services),
+            },
+            "notifier_max_per_second": env("sms_notifier", "YZTC_NOTIFIER_MAX_PER_SECOND") or "the notifier's default",
+            "mongodb": "FerretDB" + (" behind the counting proxy" if self.counter is not None else ""),
+            "cores": os.cpu_count(),
+        }
+
     def channel(self) -> grpc.aio.Channel:
         """The channel API as channel `wechat-demo` (mutual TLS)."""
         pki = self.pki_dir
@@ -103,7 +153,14 @@ class StackUnderTest:
         )
         return grpc.aio.secure_channel(self.aggregator_target, creds)
 
-    # -- the companies simulator's test hooks ----------------------------------
+    # -- the simulators' test hooks --------------------------------------------
+
+    async def submits(self, http: aiohttp.ClientSession, dest: str) -> list[dict]:
+        """Every submit_sm the SMS centre received for `dest` (its `at` in Unix seconds)."""
+        url = f"http://127.0.0.1:{self.ports.sim_smsc}/sim/submits"
+        async with http.get(url, params={"dest": dest}) as response:
+            response.raise_for_status()
+            return (await response.json())["submits"]
 
     async def set_company(self, http: aiohttp.ClientSession, company: str, **behaviour) -> None:
         url = f"http://127.0.0.1:{self.ports.sim_companies}/sim/companies/{company}/behaviour"
@@ -116,3 +173,14 @@ class StackUnderTest:
         async with http.get(f"http://127.0.0.1:{self.ports.sim_companies}/sim/companies/calls") as response:
             response.raise_for_status()
             return (await response.json())["calls"]
+
+
+def _default_sample_ratio() -> float | None:
+    """The services' own default head-sampling ratio, when the run sets none."""
+    try:
+        from yztc.settings import CommonSettings
+
+        field = CommonSettings.model_fields.get("traces_sample_ratio")
+        return float(field.default) if field is not None and field.default is not None else None
+    except Exception:  # noqa: BLE001 - a stamp, never a reason to fail the run
+        return None

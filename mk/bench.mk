@@ -1,8 +1,11 @@
-# `make bench` (issue 9): the pipeline measured against this machine's own
-# ceilings in one run; results in bench/results/ (<date>.json, latest.json,
-# latest.md, latest.png), the headline ratios printed last. About 10 minutes
-# on 2 cores. `make bench BENCH_ARGS=--profile` also py-spies the stack's
-# processes during the end-to-end load (bench/results/profiles/).
+# `make bench` (issues 9 and 12): the pipeline measured against this
+# machine's own ceilings in one run; results in bench/results/ (<date>.json,
+# latest.json with issue 12's keys and the `config` stamp, latest.md with
+# each target and whether it was met, latest.png), the headlines printed
+# last. 30-45 minutes on 2 cores, most of it making the 20,000 open
+# queries of the backlog measurement. `make bench BENCH_ARGS=--profile` also
+# py-spies the stack's processes during the end-to-end load
+# (bench/results/profiles/).
 #
 # wrk (the HTTP load, Lua-scripted) comes from Debian's packages, installed
 # when missing; without it the bench falls back to its Python load client.
@@ -27,6 +30,7 @@ bench: install wrk
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The tiny run `make test` does (tests/e2e/test_bench_smoke.py), results in a
-# temporary folder: seconds, figures meaningless.
+# temporary folder: about a minute, figures meaningless. `make test` also
+# pins the round trips per query (tests/e2e/test_round_trips.py).
 bench-smoke: install
 	$(PY) -m bench --smoke --results $$(mktemp -d)

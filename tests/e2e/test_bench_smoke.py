@@ -1,6 +1,8 @@
 """`make bench` keeps working: `python -m bench --smoke` (every measurement,
 tiny loads, its own stacks on free ports) writes its result files with every
-headline figure. No timing is asserted: these figures mean nothing."""
+headline figure of issue 12's table (and the two kept from issue 9), each
+with its target in the table, and the configuration stamp. No timing is
+asserted: these figures mean nothing."""
 from __future__ import annotations
 
 import json
@@ -12,14 +14,34 @@ import sys
 from devstack.stack import ROOT
 
 HEADLINES = (
-    "e2e_efficiency",
     "completed_queries_per_s",
     "db_round_trips_per_query",
-    "http_accept_ratio",
+    "db_round_trips_last_answer_to_sms",
+    "service_cpu_ms_per_query",
+    "service_cpu_vs_grpc_floor",
+    "ferretdb_cpu_ms_per_round_trip",
+    "completed_vs_bare_fanout",
     "fanout_overhead",
+    "backlog_cost_ratio",
+    "idle_db_ops_per_s",
     "isolation_ratio",
     "memory_mib",
+    "e2e_efficiency",
+    "http_accept_ratio",
 )
+# Issue 12's targets, as `make bench` must report them.
+TARGETS = {
+    "db_round_trips_per_query": "<= 8",
+    "db_round_trips_last_answer_to_sms": "<= 0",
+    "service_cpu_vs_grpc_floor": "<= 3",
+    "completed_vs_bare_fanout": ">= 0.2",
+    "fanout_overhead": "<= 1.1",
+    "backlog_cost_ratio": "<= 1.2",
+    "idle_db_ops_per_s": "<= 2",
+    "isolation_ratio": ">= 0.9",
+    "memory_mib": "<= 1536",
+}
+CONFIG = ("telemetry_exporter", "traces_sample_ratio", "internal_tls", "event_loop", "replicas", "notifier_max_per_second")
 
 
 def _number(value: object) -> bool:
@@ -41,6 +63,13 @@ def test_bench_smoke_writes_every_headline(tmp_path):
     for key in HEADLINES:
         assert _number(latest[key]), f"{key} = {latest[key]!r}"
         assert key in latest["targets"]
+    assert {k: latest["targets"][k]["target"] for k in TARGETS} == TARGETS
+    assert latest["targets"]["e2e_efficiency"]["target"] is None
+    assert latest["targets"]["http_accept_ratio"]["target"] is None
+    for key in CONFIG:
+        assert key in latest["config"], f"config.{key} missing: {latest['config']}"
+    assert latest["config"]["telemetry_exporter"] and isinstance(latest["config"]["internal_tls"], bool)
+    assert latest["config"]["event_loop"] in ("asyncio", "uvloop", "mixed")
 
     table = (tmp_path / "latest.md").read_text(encoding="utf-8")
     for key in HEADLINES:
