@@ -56,8 +56,10 @@ async def require_caller(context: grpc.aio.ServicerContext, allowed: frozenset[s
     """Internal services answer only the services meant to call them (by the
     common name of their client certificate). Under the plaintext
     development switch there is no certificate, and no check."""
-    if context.auth_context().get("transport_security_type") != [b"ssl"]:
+    auth = context.auth_context()  # built afresh on every call: read it once
+    if auth.get("transport_security_type") != [b"ssl"]:
         return
-    caller = peer_common_name(context)
+    names = auth.get("x509_common_name")
+    caller = names[0].decode() if names else None
     if caller not in allowed:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "caller not allowed")

@@ -489,7 +489,7 @@ async def test_finishing_records_the_query_and_removes_its_work_in_batches(db, c
     queue = WorkQueue(db, await _replica(db, Clock()))
     for i in range(5):
         assert await queue.add_owned(_query(f"q{i}").to_doc(), NOW)
-    recorder = Recorder(db, delay=0.02)
+    recorder = Recorder(db)
     commands.commands.clear()
     await asyncio.gather(*(recorder.finish(_final(f"q{i}")) for i in range(5)))
     assert commands.count("insert queries") == 1 and commands.count("delete work") == 1
@@ -507,7 +507,7 @@ async def test_finishing_a_query_already_recorded_succeeds(db):
     queue = WorkQueue(db, await _replica(db, Clock()))
     await queue.add_owned(_query("old").to_doc(), NOW)
     await queue.add_owned(_query("new").to_doc(), NOW)
-    recorder = Recorder(db, delay=0.02)
+    recorder = Recorder(db)
     await recorder.finish(_final("old"))
     await queue.add_owned(_query("old").to_doc(), NOW)
     await asyncio.gather(recorder.finish(_final("old")), recorder.finish(_final("new")))
