@@ -78,6 +78,7 @@ class Engine:
     ) -> None:
         self._queue = queue
         self._replicas = replicas
+        replicas.on_identity_lost(self._lose_everything)
         self._queries = queries
         self._recorder = recorder
         self._callers = callers
@@ -139,7 +140,12 @@ class Engine:
         while not self._stopping:
             self._wake.clear()
             if not self._queue.may_write():
-                self._lose_everything()
+                try:
+                    await self._replicas.ensure_fresh()  # may drop what we own: _lose_everything
+                except Exception as error:  # the database is away: nothing can be written
+                    log.warning("heartbeat failed", extra={"fields": {"error": type(error).__name__}})
+                    await asyncio.sleep(self._poll_interval)
+                    continue
             now = self._clock()
             while self._due and len(self._active) - len(self._parked) < self._max_in_flight:
                 at, qid = self._due[0]
@@ -158,9 +164,9 @@ class Engine:
                 pass
 
     def _lose_everything(self) -> None:
-        """Our heartbeat went stale: what we own may be taken over by now.
-        Stop it all, and carry on under a new replica id (our old one is an
-        orphan owner; whoever looks first, us included, takes its queries)."""
+        """Our heartbeat went stale (yztc/replicas.py): what we own may be
+        taken over by now. Stop it all; under our new id we take over what
+        nobody else has (our old id is an orphan owner like any other)."""
         if self._owned:
             log.warning("ownership lost", extra={"fields": {"queries": len(self._owned)}})
         for task in self._active.values():
@@ -168,7 +174,6 @@ class Engine:
         self._owned.clear()
         self._due.clear()
         self._next.clear()
-        self._replicas.renew_identity()
 
     async def _watch_owners(self) -> None:
         """Every heartbeat period: if a replica has gone since the last look
@@ -178,8 +183,7 @@ class Engine:
         retry_scan = False
         while not self._stopping:
             try:
-                if not self._replicas.fresh():
-                    await self._replicas.heartbeat()  # a new identity after a loss
+                await self._replicas.ensure_fresh()
                 alive = await self._replicas.alive()
                 if known is None or known - alive or retry_scan:
                     retry_scan = await self._take_over(alive)

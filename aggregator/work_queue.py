@@ -40,6 +40,7 @@ class WorkQueue(LeaseQueue):
 
     async def add_owned(self, doc: dict, now: dt.datetime) -> bool:
         """Inserts a new open query owned by this replica; False if the id exists already."""
+        await self._replicas.ensure_fresh()
         self._sync_owner()
         try:
             await self._inserts.submit(

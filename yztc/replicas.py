@@ -49,6 +49,7 @@ class Replicas:
         self._beaten_at: float | None = None  # monotonic time of our last heartbeat the database took
         self._others: dict[str, dt.datetime] = {}
         self._task: asyncio.Task | None = None
+        self._lost_callbacks: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         """The first heartbeat (raises if the database is away), then one every `beat` seconds."""
@@ -74,14 +75,26 @@ class Replicas:
             return False
         return self._monotonic() - self._beaten_at < self.lease.total_seconds() * 5 / 6
 
-    def renew_identity(self) -> None:
-        """After our heartbeat went stale: others may be taking our work
-        over, so we carry on as a new replica (our old id is then an orphan
-        like any dead replica's, and its work is taken over by whoever
-        looks first, us included)."""
-        old, self.owner = self.owner, replica_id()
-        self._beaten_at = None
-        log.warning("heartbeat stale; new replica id", extra={"fields": {"old": old, "new": self.owner}})
+    def on_identity_lost(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs (synchronously) when our heartbeat went stale and
+        we take a new id: drop everything owned under the old one."""
+        self._lost_callbacks.append(callback)
+
+    async def ensure_fresh(self) -> None:
+        """Makes our heartbeat fresh before writing what we own. If it went
+        stale (others may be taking our work over), first carry on as a new
+        replica: the callbacks drop what we owned, and our old id is an
+        orphan like any dead replica's (whoever looks first, us included,
+        takes its work over). Raises PyMongoError if the database is away."""
+        if self.fresh():
+            return
+        if self._beaten_at is not None:
+            old, self.owner = self.owner, replica_id()
+            self._beaten_at = None
+            log.warning("heartbeat stale; new replica id", extra={"fields": {"old": old, "new": self.owner}})
+            for callback in self._lost_callbacks:
+                callback()
+        await self.heartbeat()
 
     async def alive(self) -> set[str]:
         """Owner ids of this service whose heartbeat is younger than a lease,
@@ -105,6 +118,6 @@ class Replicas:
         while True:
             await asyncio.sleep(self.beat)
             try:
-                await self.heartbeat()
+                await (self.ensure_fresh() if not self.fresh() else self.heartbeat())
             except Exception as error:  # the database is away: `fresh` will say when to stop
                 log.warning("heartbeat failed", extra={"fields": {"error": type(error).__name__}})

@@ -515,3 +515,26 @@ async def test_finishing_a_query_already_recorded_succeeds(db):
     assert sorted(d["_id"] for d in await db["queries"].find({}).to_list(None)) == ["new", "old"]
     await recorder.finish(_final("old"))  # and again, alone
     assert await db["queries"].count_documents({}) == 2
+
+
+async def test_a_replica_whose_heartbeat_went_stale_drops_what_it_owned_and_carries_on_as_another(db):
+    clock = Clock()
+    replica = await _replica(db, clock)
+    queue = WorkQueue(db, replica)
+    assert await queue.add_owned(_query("q").to_doc(), NOW)
+    dropped = []
+    replica.on_identity_lost(lambda: dropped.append(True))
+    old = replica.owner
+    clock.advance(LEASE + S)  # no heartbeat for over a lease (the database was away)
+    assert not queue.may_write()
+    await replica.ensure_fresh()
+    assert dropped == [True] and replica.owner != old and queue.may_write()
+    # Its old id is an orphan owner now: its query is free for whoever looks, itself included.
+    alive = await replica.alive()
+    assert old not in alive and replica.owner in alive
+    [orphan] = await queue.orphans(alive)
+    assert await queue.take_over(orphan, clock.now) == 2
+    assert (await db["work"].find_one({"_id": "q"}))["owner"] == replica.owner
+    # Fresh again: nothing more is dropped, no new id.
+    await replica.ensure_fresh()
+    assert dropped == [True] and queue.may_write()
