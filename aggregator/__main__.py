@@ -47,7 +47,13 @@ async def main() -> None:
 
     client = connect(settings.mongodb_uri, "yztc-aggregator")
     db = client.get_default_database("yztc")
-    replicas = Replicas(db, "aggregator", dt.timedelta(seconds=settings.lease_seconds))
+    # The heartbeat has its own connection pool: under load it must not wait
+    # behind the queue of the application's operations, or the replica would
+    # lose what it owns for being busy (yztc/replicas.py).
+    heartbeat_client = connect(settings.mongodb_uri, "yztc-aggregator")
+    replicas = Replicas(
+        heartbeat_client.get_default_database("yztc"), "aggregator", dt.timedelta(seconds=settings.lease_seconds)
+    )
     queue = WorkQueue(db, replicas)
     phones, queries = PhoneStore(db, replicas.owner), QueryStore(db)
     retention = Retention(db, dt.timedelta(days=settings.retention_days), phones)
@@ -141,6 +147,7 @@ async def main() -> None:
             log.warning("could not leave", extra={"fields": {"error": type(error).__name__}})
         await links.close()
         await client.close()
+        await heartbeat_client.close()
         shutdown_telemetry()
 
     await run_until_signalled(start, stop)

@@ -245,8 +245,17 @@ class Intake:
             name=f"accept-{query_id}",
         )
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._made)
         return await asyncio.shield(task)
+
+    def _made(self, task: asyncio.Task) -> None:
+        """A submission's making ended; if its caller had gone, nobody else
+        reads its outcome (a ServiceError, or the database away at shutdown)."""
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            if not isinstance(error, ServiceError):
+                log.warning("query not made", extra={"fields": {"error": type(error).__name__}})
 
     async def _refuse_repeat(self, phone: Phone, now: dt.datetime) -> None:
         """The code presented is the one a query was accepted with: the

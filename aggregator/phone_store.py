@@ -28,7 +28,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from aggregator.phone_rules import Code, Event, LastQuery, Phone, apply
-from yztc import claims, group_commit
+from yztc import claims
 
 # How long a phone's state this replica committed is answered from memory
 # (a code's life: the submission that follows is the read it saves).
@@ -136,8 +136,6 @@ class PhoneStore:
         self._phones = claims.majority(db["phones"])
         self._claims = claims.majority(db["claims"])
         self._owner = owner
-        # Phone documents written meanwhile share one bulk write (yztc/group_commit.py).
-        self._replacements = group_commit.replacements(self._phones)
         self._cache: OrderedDict[str, tuple[Phone, float]] = OrderedDict()
         self._cache_size = cache_size
         self._monotonic = monotonic
@@ -193,10 +191,9 @@ class PhoneStore:
         return phone
 
     async def write(self, phone: Phone, now: dt.datetime) -> None:
-        """The document at the committed version (group-committed with other
-        phones' writes). Writes racing for one phone may land out of order; a
-        reader then finds the newer claims (Lost)."""
-        await self._replacements.submit(phone_to_doc(phone, now))
+        """The document at the committed version. Writes racing for one phone
+        may land out of order; a reader then finds the newer claims (Lost)."""
+        await self._phones.replace_one({"_id": phone.hash}, phone_to_doc(phone, now), upsert=True)
 
     async def forget(self, now: dt.datetime) -> None:
         """Retention: claims past KEEP_CLAIMS and phones untouched as long

@@ -20,9 +20,9 @@ down to SQLite); on a MongoDB cluster both collections shard on hashed
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pymongo import ASCENDING, DeleteOne
@@ -30,7 +30,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from yztc import claims
-from yztc.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -154,29 +153,49 @@ class QueryStore:
 
 
 class Recorder:
-    """Final records, group-committed (yztc/group_commit.py): a finished
-    query's record is inserted into `queries`, then its `work` document
-    deleted, each as one command for all the queries finished while the
-    previous batch was being written (FerretDB runs the statements of one
-    delete command one by one, each by `_id`). `finish` returns once both
-    are written; it raises if they could not be (the query is then finished
-    again later: the insert is idempotent)."""
+    """Final records in batches: a finished query's record is inserted into
+    `queries`, then its `work` document deleted, each as one command for all
+    the queries finished within `delay` seconds (FerretDB runs the statements
+    of one delete command one by one, each by `_id`). `finish` returns once
+    both are written; it raises if they could not be (the round's lease then
+    runs out and the query is finished again: the insert is idempotent)."""
 
-    def __init__(self, db: AsyncDatabase, batch: int = 256) -> None:
+    def __init__(self, db: AsyncDatabase, delay: float = 0.02, batch: int = 200) -> None:
         self._records = claims.majority(db["queries"])
         self._work = db["work"]
-        self._group = GroupCommit(self._write, max_batch=batch)
+        self._delay = delay
+        self._batch = batch
+        self._pending: list[tuple[dict, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
 
     async def finish(self, record: dict) -> None:
-        await self._group.submit(record)
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon(), name="query-records")
+        await future
 
-    async def _write(self, records: Sequence[dict]) -> list[None]:
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._delay)
+        while self._pending:
+            batch, self._pending = self._pending[: self._batch], self._pending[self._batch:]
+            try:
+                await self._write([record for record, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _write(self, records: list[dict]) -> None:
         try:
-            await self._records.insert_many(list(records), ordered=False)
+            await self._records.insert_many(records, ordered=False)
         except BulkWriteError as error:
             # A record already there: an earlier round wrote it and died
             # before deleting the work item. Anything else is a real failure.
             if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
                 raise
         await self._work.bulk_write([DeleteOne({"_id": r["_id"]}) for r in records], ordered=False)
-        return [None] * len(records)

@@ -21,7 +21,7 @@ import datetime as dt
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from yztc import claims, group_commit
+from yztc import claims
 from yztc.lease_queue import LeaseQueue
 from yztc.replicas import Replicas
 
@@ -32,8 +32,6 @@ class WorkQueue(LeaseQueue):
     def __init__(self, db: AsyncDatabase, replicas: Replicas) -> None:
         super().__init__(claims.majority(db["work"]), db["leases"], replicas.lease, replicas.owner)
         self._replicas = replicas
-        # Submissions accepted meanwhile share one insert (yztc/group_commit.py).
-        self._inserts = group_commit.inserts(self._items)
 
     def _sync_owner(self) -> None:
         self.owner = self._replicas.owner
@@ -43,7 +41,7 @@ class WorkQueue(LeaseQueue):
         await self._replicas.ensure_fresh()
         self._sync_owner()
         try:
-            await self._inserts.submit(
+            await self._items.insert_one(
                 {**doc, "lease_gen": OWNED_GEN, "next_at": now, "created_at": now, "owner": self.owner}
             )
         except DuplicateKeyError:

@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from sms_notifier import message_records as records
 from sms_notifier.message_records import MessageState
 from yztc import claims
-from yztc.group_commit import GroupCommit
 
 _DUPLICATE_KEY = 11000
 
@@ -45,7 +43,6 @@ class MessageStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._sms = claims.majority(db["sms"])
         self._queue = db["sms_queue"]
-        self._sent = GroupCommit(self._write_sent)
 
     async def ensure_indexes(self) -> None:
         # For the retention purge on MongoDB (FerretDB scans regardless).
@@ -79,30 +76,20 @@ class MessageStore:
     # -- writes ------------------------------------------------------------------
 
     async def record_sent(self, docs: list[dict]) -> None:
-        """The `s:` record and its `p:` look-ups, one round trip, shared with
-        the records of other messages sent meanwhile (yztc/group_commit.py).
-        An `s:` that exists already (an earlier attempt recorded it) is kept.
-        A `p:` that exists belongs to an older part whose id the centre has
-        reused (ids that wrap): the newest submission takes it over."""
-        await self._sent.submit(docs)
-
-    async def _write_sent(self, batch: Sequence[list[dict]]) -> list[BaseException | None]:
-        flat = [doc for docs in batch for doc in docs]
-        owner = [i for i, docs in enumerate(batch) for _ in docs]
-        outcomes: list[BaseException | None] = [None] * len(batch)
+        """The `s:` record and its `p:` look-ups, one round trip. An `s:` that
+        exists already (an earlier attempt recorded it) is kept. A `p:` that
+        exists belongs to an older part whose id the centre has reused (ids
+        that wrap): the newest submission takes it over."""
         try:
-            await self._sms.insert_many(flat, ordered=False)
+            await self._sms.insert_many(docs, ordered=False)
         except BulkWriteError as error:
-            for failure in error.details.get("writeErrors", []):
-                i, doc = owner[failure["index"]], flat[failure["index"]]
-                if failure.get("code") != _DUPLICATE_KEY:
-                    outcomes[i] = OperationFailure(failure.get("errmsg", "write error"), failure.get("code"))
-                elif doc["_id"].startswith("p:"):
-                    try:
-                        await self._sms.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-                    except PyMongoError as replace_error:
-                        outcomes[i] = replace_error
-        return outcomes
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            for e in errors:
+                doc = docs[e["index"]]
+                if doc["_id"].startswith("p:"):
+                    await self._sms.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def record_final(self, doc: dict) -> bool:
         """One `d:` record now (a refusal the caller is answered with); False

@@ -1,6 +1,6 @@
 """Which replicas of a service are alive: a heartbeat document per replica
 (collection `replicas`, `_id` the replica's owner id, `beat_at`), written
-every `beat` seconds and read by every replica as often.
+every sixth of a lease and read by every replica as often.
 
 Why: work a replica owns (the aggregator's open queries) is then held for
 as long as its owner lives, with no lease per item to renew and no scan of
@@ -42,7 +42,9 @@ class Replicas:
         self._docs = claims.majority(db["replicas"])
         self._service = service
         self.lease = lease
-        self.beat = lease.total_seconds() / 3
+        # A heartbeat every sixth of a lease: four may fail or be slow before
+        # the replica gives up what it owns.
+        self.beat = lease.total_seconds() / 6
         self._clock = clock
         self._monotonic = monotonic
         self.owner = replica_id()

@@ -452,7 +452,7 @@ async def test_an_owner_writes_without_reading_while_its_heartbeat_holds(db, com
     queue = WorkQueue(db, replica)
     assert await queue.add_owned(_query("q").to_doc(), NOW)
     commands.commands.clear()
-    clock.advance(LEASE * 4 / 5)  # a heartbeat is due every third of a lease; this one is late
+    clock.advance(LEASE * 4 / 5)  # a heartbeat is due every sixth of a lease; several are late
     assert await queue.write("q", 1, {"companies.tencent.attempts": 1})
     assert await queue.end_round("q", 1, {"companies.tencent.attempts": 2}, NOW + 5 * S)
     assert commands.commands == ["update work", "update work"]
@@ -489,7 +489,7 @@ async def test_finishing_records_the_query_and_removes_its_work_in_batches(db, c
     queue = WorkQueue(db, await _replica(db, Clock()))
     for i in range(5):
         assert await queue.add_owned(_query(f"q{i}").to_doc(), NOW)
-    recorder = Recorder(db)
+    recorder = Recorder(db, delay=0.02)
     commands.commands.clear()
     await asyncio.gather(*(recorder.finish(_final(f"q{i}")) for i in range(5)))
     assert commands.count("insert queries") == 1 and commands.count("delete work") == 1
@@ -507,7 +507,7 @@ async def test_finishing_a_query_already_recorded_succeeds(db):
     queue = WorkQueue(db, await _replica(db, Clock()))
     await queue.add_owned(_query("old").to_doc(), NOW)
     await queue.add_owned(_query("new").to_doc(), NOW)
-    recorder = Recorder(db)
+    recorder = Recorder(db, delay=0.02)
     await recorder.finish(_final("old"))
     await queue.add_owned(_query("old").to_doc(), NOW)
     await asyncio.gather(recorder.finish(_final("old")), recorder.finish(_final("new")))
