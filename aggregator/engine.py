@@ -116,12 +116,12 @@ class Engine:
             asyncio.create_task(self._watch_owners(), name="engine-takeover"),
         ]
 
-    def adopt(self, query: Query, gen: int = OWNED_GEN, due_at: dt.datetime | None = None) -> None:
+    def adopt(self, query: Query, gen: int = OWNED_GEN) -> None:
         """Takes a query this replica owns (just inserted by the intake, or
         taken over) into its schedule; its round starts when due and a
         place is free."""
         self._owned[query.id] = (query, gen)
-        heapq.heappush(self._due, (due_at or self._clock(), query.id))
+        heapq.heappush(self._due, (self._clock(), query.id))
         self._wake.set()
 
     async def stop(self) -> None:

@@ -167,14 +167,14 @@ def locked_until(phone: Phone, now: dt.datetime) -> dt.datetime | None:
     return phone.lock_until if phone.lock_until is not None and now < phone.lock_until else None
 
 
-LastState = Literal["none", "look_up", "pending"]
+LastState = Literal["none", "look_up"]
 
 
 def last_query_state(phone: Phone, now: dt.datetime) -> LastState:
     """Whether the phone's last query can still stop a new one: "none" (no
     last query, or too old to matter), "look_up" (its record decides: running,
-    or completed within 24 h), "pending" handled by the caller after the look-up
-    finds nothing (see `unmade_query_blocks`)."""
+    or completed within 24 h; a look-up that finds nothing is decided by
+    `unmade_query_blocks`)."""
     last = phone.last
     if last is None or now - last.accepted_at > LAST_MATTERS_FOR:
         return "none"
