@@ -38,7 +38,7 @@ ferretdb: $(FERRETDB)
 # Our own tiny main module embeds FerretDB v1.24.2 (see tools/ferretdb/main.go
 # for why not `go install .../cmd/ferretdb`), built from the vendored module
 # with one file replaced (tools/ferretdb/README.md says which and why).
-$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/overlay.json tools/ferretdb/patches/metadata.go
+$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/overlay.json tools/ferretdb/patches/metadata.go tools/ferretdb/lazylog.go
 	mkdir -p $(GOBIN_DIR)
 	cd tools/ferretdb && go mod vendor && go build -mod=vendor -overlay overlay.json -o $(FERRETDB) .
 

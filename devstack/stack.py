@@ -142,9 +142,12 @@ class Stack:
 
     def database(self) -> Child:
         data = self.var / "ferretdb"
+        argv = [str(FERRETDB), "--listen-addr", _addr(self.ports.database), "--data-dir", str(data)]
+        if debug := os.environ.get("YZTC_FERRETDB_DEBUG_ADDR"):
+            argv += ["--debug-addr", debug]  # Go's /debug/pprof/, to profile the database's CPU
         return Child(
             "ferretdb",
-            [str(FERRETDB), "--listen-addr", _addr(self.ports.database), "--data-dir", str(data)],
+            argv,
             self._env(),
             ready_port=self.ports.database,
             listens=f"mongodb://{_addr(self.ports.database)}/ (FerretDB, data in {data})",
