@@ -322,7 +322,7 @@ class Intake:
             created_at=now,
             deliver_by=deliver_by,
             finalize_at=deliver_by - self._finalize_margin,
-            companies={e.id: Part(next_at=now) for e in self._catalogue},
+            companies={e.id: Part() for e in self._catalogue},  # due now
             sms=ResultSms(message_id=f"result:{query_id}"),
         )
         try:

@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from aggregator.phone_store import PhoneStore
+from aggregator.query_store import DONE, Part
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ class Retention:
                     "channel": doc["channel"],
                     "status": doc["status"],
                     "companies": {
-                        cid: part["count"] if part["state"] == "DONE" else None
-                        for cid, part in doc["companies"].items()
+                        cid: part.count if part.state == DONE else None
+                        for cid, part in ((c, Part.from_doc(d)) for c, d in doc["companies"].items())
                     },
                 }
             )

@@ -26,11 +26,11 @@ def due_companies(parts: Mapping[str, Part], callable_ids: Collection[str], now:
 def apply_answer(part: Part, answer: Answer, policy: CompanyPolicy, now: dt.datetime,
                  rng: random.Random) -> float | None:
     """Updates `part` with one call's answer. Returns None when the part is
-    settled (DONE or FAILED), else the seconds until it should be asked
+    settled (DONE or FAILED; it then has no `next_at`), else the seconds until it should be asked
     again (also set as `part.next_at`)."""
     if answer.kind == "done":
         part.state, part.count, part.apps = DONE, answer.count, answer.apps
-        part.ticket, part.next_at, part.error = "", now, ""
+        part.ticket, part.next_at, part.error = "", None, ""
         return None
     if answer.kind == "accepted":
         part.polls += 1
@@ -47,7 +47,7 @@ def apply_answer(part: Part, answer: Answer, policy: CompanyPolicy, now: dt.date
         part.attempts += 1
         wait = backoff(part.attempts, policy.backoff_base_seconds, policy.backoff_max_seconds, rng)
     else:
-        part.state, part.error, part.next_at = FAILED, answer.error, now
+        part.state, part.error, part.next_at = FAILED, answer.error, None
         return None
     part.next_at = now + dt.timedelta(seconds=wait)
     return wait

@@ -367,8 +367,7 @@ def _query(qid: str, now: dt.datetime = NOW) -> Query:
         finalize_at=now + dt.timedelta(hours=47),
         companies={
             "tencent": Part(next_at=now),
-            "douyin": Part(state=DONE, count=2, apps=[{"name": "抖音", "count": 2}], attempts=1, polls=2,
-                           next_at=now + S, ticket="", error=""),
+            "douyin": Part(state=DONE, count=2, apps=[{"name": "抖音", "count": 2}], attempts=1, polls=2),
             "weibo": Part(attempts=3, next_at=now + 7 * S, ticket="t-1", error="UNAVAILABLE"),
         },
         sms=ResultSms(f"result:{qid}"),

@@ -33,7 +33,7 @@ def test_a_done_answer_settles_the_part():
     part = Part(polls=2, ticket="t", error="UNAVAILABLE", next_at=NOW - S)
     apps = [{"name": "微信", "count": 2}]
     assert apply_answer(part, Answer("done", count=2, apps=apps), POLICY, NOW, random.Random(1)) is None
-    assert part == Part(state=DONE, count=2, apps=apps, polls=2, next_at=NOW)
+    assert part == Part(state=DONE, count=2, apps=apps, polls=2, next_at=None)
 
 
 def test_accepted_answers_poll_with_growing_waits_up_to_the_cap():
@@ -69,7 +69,7 @@ def test_a_failure_with_a_ticket_asks_afresh_after_a_backoff():
 def test_a_failure_without_a_ticket_fails_the_part():
     part = Part(attempts=2)
     assert apply_answer(part, Answer("failed", error="INVALID_ARGUMENT"), POLICY, NOW, random.Random(1)) is None
-    assert (part.state, part.error, part.next_at, part.attempts) == (FAILED, "INVALID_ARGUMENT", NOW, 2)
+    assert (part.state, part.error, part.next_at, part.attempts) == (FAILED, "INVALID_ARGUMENT", None, 2)
 
 
 FINAL = NOW + 60 * S
