@@ -61,7 +61,9 @@ class StackUnderTest:
             scenario=str(self._scenario),
             mongodb_uri=mongodb_uri,
             aggregator_env={"YZTC_AGGREGATOR_CHANNELS_FILE": str(self._channels), **self._aggregator_env},
-            extra_env=dict(RAISED_LIMITS),
+            # The round-trip count reads the companies simulator's answers
+            # from its log, written at DEBUG.
+            extra_env={**RAISED_LIMITS, **({"YZTC_SIM_LOG_LEVEL": "DEBUG"} if self.counter is not None else {})},
         )
         try:
             if self.counter is not None:

@@ -81,7 +81,7 @@ def run() -> int:
             env = "YZTC_" + "_".join(str(part) for part in error["loc"]).upper()
             print(f"simulators: {env}: {error['msg']}", file=sys.stderr)
         return 2
-    setup_logging("simulators", settings.log_level)
+    setup_logging("simulators", settings.sim_log_level or settings.log_level)
     try:
         event_loop.run(main(settings, smsc_settings))
     except (ValueError, OSError) as e:

@@ -141,7 +141,7 @@ async def _count(request: web.Request) -> web.Response:
     if behaviour.mode == "sync":
         await delay(behaviour)
     status, answer = desk.submit(company, request_id, phone)
-    log.info("count answered", extra={"fields": {"company": company, "request_id": request_id, "status": status}})
+    log.debug("count answered", extra={"fields": {"company": company, "request_id": request_id, "status": status}})
     return json_response(answer, status=status)
 
 

@@ -64,5 +64,5 @@ async def _verify(request: web.Request) -> web.Response:
     id_last6 = string_field(body, "id_last6", _ID_LAST6)
     await delay(behaviour)
     answer = verdict(scenario, operator, phone, id_last6)
-    log.info("verify answered", extra={"fields": {"operator": operator, "result": answer["result"]}})
+    log.debug("verify answered", extra={"fields": {"operator": operator, "result": answer["result"]}})
     return json_response(answer)

@@ -27,6 +27,9 @@ class SimulatorSettings(CommonSettings):
     # The env prefix is YZTC_ (from CommonSettings): `scenario` is YZTC_SCENARIO,
     # shared by every simulator, and the rest are YZTC_SIM_*.
     scenario: str = ""
+    # The simulators' own level, over YZTC_LOG_LEVEL: every answer is logged
+    # at DEBUG (ten lines a query), which the bench's round-trip count reads.
+    sim_log_level: str | None = None
     sim_companies_listen: str = "127.0.0.1:9101"
     sim_operators_listen: str = "127.0.0.1:9102"
     sim_alipay_listen: str = "127.0.0.1:9103"

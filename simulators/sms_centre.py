@@ -295,7 +295,7 @@ class SmsCentre:
             body = b"".join(parts[seq] for seq in range(1, c.total + 1))
             message = self.record(pdu.source_addr, pdu.destination_addr, decode_text(pdu.data_coding, body), c.total)
         # Neither the phone nor the text is logged: the text carries codes and counts.
-        log.info("sms received", extra={"fields": {"segments": message.segments}})
+        log.debug("sms received", extra={"fields": {"segments": message.segments}})
 
 
 CENTRE = web.AppKey("centre", SmsCentre)
