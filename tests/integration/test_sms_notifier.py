@@ -201,7 +201,9 @@ async def test_a_later_attempt_elsewhere_is_answered_from_the_records_and_racing
         )
         final = await wait_for_states(a, ["result:moved", "code:raced"], FINAL)
     print(f"\nracing attempts answered {[STATES[r.state] for r in raced]}")
-    assert STATES[first.state] == "SENT" and STATES[again.state] in {"SENT", "DELIVERED"}
+    # Send answers the message as it stands: a receipt that came before the
+    # answer makes it DELIVERED already.
+    assert STATES[first.state] in {"SENT", "DELIVERED"} and STATES[again.state] in {"SENT", "DELIVERED"}
     assert list(again.smsc_message_ids) == list(first.smsc_message_ids)
     assert len(await centre.submits(PHONE)) == 3 and len(await centre.messages(PHONE)) == 1
     assert {STATES[r.state] for r in raced} <= {"SENT", "PENDING"} and "SENT" in {STATES[r.state] for r in raced}
@@ -308,7 +310,8 @@ async def test_receipts_right_behind_the_submit_answers_are_matched_in_memory(
     async with notifier.channel() as channel:
         sent = await asyncio.gather(*(send(channel, m, f"1380013{i:04d}", RESULT_TEXT) for i, m in enumerate(ids)))
         final = await wait_for_states(channel, ids, FINAL)
-    assert {STATES[s.state] for s in sent} == {"SENT"}
+    # Answered as it stood: SENT, or DELIVERED when its receipt beat the answer.
+    assert {STATES[s.state] for s in sent} <= {"SENT", "DELIVERED"} and all(s.smsc_message_ids for s in sent)
     assert {STATES[s.state] for s in final.values()} == {"DELIVERED"}
     client = AsyncMongoClient(mongodb_uri)
     try:
