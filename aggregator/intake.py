@@ -333,7 +333,10 @@ class Intake:
             phone = await self._append(phone, lambda p: Event("give_back", now, query_id=query_id))
             self._write_soon(phone)
             raise ServiceError("UNAVAILABLE") from None
-        self._write_soon(phone)
+        # The document is not rewritten after an accept: the accept claim is
+        # its record until the phone's next change rewrites the document, and
+        # a reader holding the document before it folds the claim in (one
+        # more read; phone_store.py). This replica answers from memory.
         log.info("query accepted", extra={"fields": {"query_id": query_id, "channel": channel}})
         return {"query_id": query_id, "status": IN_PROGRESS, "deliver_by": deliver_by}
 

@@ -14,7 +14,13 @@ from an index; on a MongoDB cluster both collections shard on hashed `_id`.
 
 Happy path per operation: one read (the document; none when this replica
 made the phone's last change, see `PhoneStore`), one claims insert (with the
-channel's quota slots in the same ordered batch), one write.
+channel's quota slots in the same ordered batch), one write, off the
+answer's path. An accepted query's claim is not followed by a write (the
+intake's hot path): the document stays one version behind until the
+phone's next change, and a reader of it on another replica, or after the
+cache has lapsed, folds the accept claim in with one more read (`claim`
+loses to it, or `catch_up` finds it). Claims outlive every effect of their
+event (KEEP_CLAIMS), so nothing is lost meanwhile.
 """
 from __future__ import annotations
 

@@ -104,6 +104,38 @@ async def test_second_query_while_one_runs_gets_409_with_its_id(make_stack, tmp_
         assert ServiceError.from_grpc_error(caught.value).code == "CODE_INVALID"
 
 
+async def test_another_replica_sees_an_accept_the_phone_document_does_not_hold_yet(make_stack, tmp_path):
+    # After an accept the phone document stays one version behind (the accept
+    # claim holds the change): a replica that never saw the phone reads the
+    # older document, in which the code is unused and no query runs, and
+    # must still answer as if it held the whole chain.
+    from devstack.stack import Ports
+
+    phone = "13800000002"
+    slow = {"jd": {"latency_ms": 4000, "mode": "async"}}
+    stack = make_stack(write_scenario(tmp_path / "scenario.json", [phone], slow))
+    second = stack.add(stack.aggregator("aggregator-2", Ports.free().aggregator))
+    first = (await submit_many(stack, [phone]))[phone]
+    code = await latest_code(stack, phone)
+    async with channel(stack, port=second.ready_port) as ch:
+        api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await api.SubmitQuery(
+                pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=code, consent=True), timeout=10
+            )
+    error = ServiceError.from_grpc_error(caught.value)
+    assert (error.code, error.query_id) == ("QUERY_IN_PROGRESS", first)
+    client = MongoClient(stack.mongodb_uri)
+    try:
+        db = client.get_default_database()
+        doc = db["phones"].find_one({})
+        assert doc["code"]["used_by"] is None  # the document is behind ...
+        accept = db["claims"].find_one({"_id": f"v:{doc['_id']}:{doc['v'] + 1}"})
+        assert accept is not None and accept["kind"] == "accept"  # ... the claim is not
+    finally:
+        client.close()
+
+
 async def test_nothing_personal_is_kept_or_logged(stack, scenario):
     """After a run: the raw phone only ever in encrypted form, the ID six and
     the codes nowhere, in any collection, service log or trace."""
