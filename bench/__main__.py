@@ -2,7 +2,8 @@
 measurement of issues 9 and 12, in this order:
 
 1. ceilings (bare servers, no stack): gRPC echo plaintext and mutual TLS
-   (with CPU per call), 8-way fan-out, aiohttp JSON;
+   (with CPU per call), the mutual TLS echo paced at a connector's rate,
+   8-way fan-out, aiohttp JSON;
 2. the stack as `make run` starts it (own ports, own data folder): its
    configuration stamp, memory and CPU at rest, accept (gRPC and HTTP), end
    to end (memory under load, CPU per process, py-spy profiles with

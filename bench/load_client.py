@@ -178,10 +178,14 @@ def _echo_channel(job: dict) -> grpc.aio.Channel:
 
 
 async def grpc_echo(job: dict, clock: Clock) -> dict:
+    """Closed loop (`concurrency` callers), or with `rate` one call every
+    1/rate s whatever the answers (open loop)."""
     payload = b"x" * int(job.get("payload", 64))
     async with _echo_channel(job) as channel:
         echo = channel.unary_unary(job["method"])
         await echo(payload, timeout=20)
+        if job.get("rate"):
+            return await _paced_loop(job, clock, lambda: echo(payload, timeout=20), grpc.aio.AioRpcError)
         return await _timed_loop(job, clock, lambda: echo(payload, timeout=20), grpc.aio.AioRpcError)
 
 
@@ -219,6 +223,36 @@ async def _timed_loop(job: dict, clock: Clock, call: Callable[[], Awaitable[Any]
             latencies.append(clock.now() - sent)
 
     await asyncio.gather(*(worker() for _ in range(int(job["concurrency"]))))
+    return {
+        "calls": len(latencies), "errors": errors, "seconds": clock.now() - start, "latencies": latencies,
+        "cpu_seconds": time.process_time() - cpu_start,
+    }
+
+
+async def _paced_loop(job: dict, clock: Clock, call: Callable[[], Awaitable[Any]], failure: type[Exception]) -> dict:
+    """One call due every 1/`rate` s for `seconds`: the same figures as
+    `_timed_loop`."""
+    latencies: list[float] = []
+    errors = 0
+    rate, seconds = float(job["rate"]), float(job["seconds"])
+    cpu_start = time.process_time()
+    start = clock.now()
+
+    async def one() -> None:
+        nonlocal errors
+        sent = clock.now()
+        try:
+            await call()
+        except failure:
+            errors += 1
+            return
+        latencies.append(clock.now() - sent)
+
+    tasks = []
+    for i in range(max(1, int(rate * seconds))):
+        await asyncio.sleep(max(0.0, start + i / rate - clock.now()))
+        tasks.append(asyncio.ensure_future(one()))
+    await asyncio.gather(*tasks)
     return {
         "calls": len(latencies), "errors": errors, "seconds": clock.now() - start, "latencies": latencies,
         "cpu_seconds": time.process_time() - cpu_start,

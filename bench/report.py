@@ -27,6 +27,8 @@ TARGETS = {
     "service_cpu_ms_per_query": (
         None, None, "aggregator + notifier + connectors CPU ms per completed query, idle taken off (gRPC load: no gateway)"),
     "service_cpu_vs_grpc_floor": ("<=", 3, "service CPU / (gRPC calls per query x bare echo CPU per call, same TLS)"),
+    "service_cpu_vs_paced_grpc_floor": (
+        None, None, "the same, against the echo paced at about a connector's rate in the run (informational)"),
     "ferretdb_cpu_ms_per_round_trip": (None, None, "FerretDB CPU / requests it served (a stand-in's cost)"),
     "completed_vs_bare_fanout": (">=", 0.2, "completed queries/s / bare 8-way fan-outs/s"),
     "fanout_overhead": ("<=", 1.10, "accept -> result SMS (p50) / slowest company latency (200 ms)"),
@@ -76,6 +78,8 @@ def service_cpu(results: dict) -> dict:
     echo = _pick(results, "ceilings", "grpc_echo_mtls" if tls else "grpc_echo", "cpu_ms_per_call")
     calls = _pick(e2e, "grpc_calls_per_query")
     floor = calls * echo if calls is not None and echo is not None else None
+    paced = _pick(results, "ceilings", "grpc_echo_mtls_paced", "cpu_ms_per_call") if tls else None
+    paced_floor = calls * paced if calls is not None and paced is not None else None
     return {
         "how": "per-process CPU (utime + stime, /proc) over the end-to-end load, less each process's CPU at rest "
                "over the same span, per completed query",
@@ -87,6 +91,9 @@ def service_cpu(results: dict) -> dict:
         "echo_cpu_ms_per_call": echo,
         "grpc_floor_ms_per_query": round(floor, 3) if floor is not None else None,
         "vs_grpc_floor": _ratio(total, floor, 2),
+        "paced_echo_cpu_ms_per_call": paced,
+        "paced_grpc_floor_ms_per_query": round(paced_floor, 3) if paced_floor is not None else None,
+        "vs_paced_grpc_floor": _ratio(total, paced_floor, 2),
     }
 
 
@@ -110,6 +117,7 @@ def headlines(results: dict) -> dict:
         "db_round_trips_last_answer_to_sms": _pick(results, "db_round_trips", "last_answer_to_sms", "gap"),
         "service_cpu_ms_per_query": _pick(results, "service_cpu", "ms_per_query"),
         "service_cpu_vs_grpc_floor": _pick(results, "service_cpu", "vs_grpc_floor"),
+        "service_cpu_vs_paced_grpc_floor": _pick(results, "service_cpu", "vs_paced_grpc_floor"),
         "ferretdb_cpu_ms_per_round_trip": _pick(results, "db_round_trips", "ferretdb", "cpu_ms_per_round_trip"),
         "completed_vs_bare_fanout": _ratio(completed, _pick(results, "ceilings", "grpc_fanout", "per_s"), 3),
         "fanout_overhead": _pick(results, "fanout", "overhead_p50"),
@@ -228,6 +236,10 @@ def _ceilings_md(results: dict, _plot: str) -> list[str]:
         m = c["grpc_echo_mtls"]
         rows.append(f"| grpc.aio unary echo, mutual TLS (RPC) | {_fmt(m['per_s'])} | {_fmt(m['p50_ms'])} | "
                     f"{_fmt(m['p99_ms'])} | {_fmt(m.get('cpu_ms_per_call'))} |")
+    if isinstance(c.get("grpc_echo_mtls_paced"), dict):
+        m = c["grpc_echo_mtls_paced"]
+        rows.append(f"| the same, paced (RPC; offered, not a ceiling) | {_fmt(m['per_s'])} | {_fmt(m['p50_ms'])} | "
+                    f"{_fmt(m['p99_ms'])} | {_fmt(m.get('cpu_ms_per_call'))} |")
     return [
         *rows,
         f"| 8-way fan-out echo (fan-outs) | {_fmt(c['grpc_fanout']['per_s'])} | {_fmt(c['grpc_fanout']['p50_ms'])} | {_fmt(c['grpc_fanout']['p99_ms'])} | |",
@@ -242,7 +254,11 @@ def _service_cpu_md(results: dict, _plot: str) -> list[str]:
         f"**{_fmt(s['ms_per_query'])} ms** of CPU per completed query in the end-to-end run ({s['how']}; "
         f"{_fmt(s['idle_taken_off_ms_per_query'])} ms a query taken off for idle). Floor: "
         f"{_fmt(s['grpc_calls_per_query'])} gRPC calls x {_fmt(s['echo_cpu_ms_per_call'])} ms ({s['echo']} echo, "
-        f"client + server) = {_fmt(s['grpc_floor_ms_per_query'])} ms: **{_fmt(s['vs_grpc_floor'])}x** the floor.",
+        f"client + server) = {_fmt(s['grpc_floor_ms_per_query'])} ms: **{_fmt(s['vs_grpc_floor'])}x** the floor."
+        + (f" The echo paced at about a connector's rate in the run costs {_fmt(s['paced_echo_cpu_ms_per_call'])} ms "
+           f"a call: {_fmt(s['paced_grpc_floor_ms_per_query'])} ms for the same calls, {_fmt(s['vs_paced_grpc_floor'])}x "
+           "(informational: a process that mostly waits pays a wake-up per call)."
+           if s.get("vs_paced_grpc_floor") is not None else ""),
         "", "| process | CPU ms / query |", "|---|---|",
         *[f"| {name} | {ms:.2f} |" for name, ms in groups],
     ]
