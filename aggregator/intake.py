@@ -45,7 +45,7 @@ from aggregator.query_store import IN_PROGRESS, Part, Query, QueryStore, ResultS
 from aggregator.work_queue import WorkQueue
 from yztc import telemetry
 from yztc.errors import ServiceError
-from yztc.identifiers import mask_phone, normalise_id_last6, normalise_phone, valid_code
+from yztc.identifiers import mask_phone, normalise_code, normalise_id_last6, normalise_phone
 from yztc.v1 import operator_connector_pb2 as op_pb2
 from yztc.v1 import sms_notifier_pb2
 
@@ -181,7 +181,7 @@ class Intake:
     # -- queries -----------------------------------------------------------------
 
     async def submit(
-        self, raw_phone: str, raw_id6: str, code: str, consent: bool, channel: str, requester: str,
+        self, raw_phone: str, raw_id6: str, raw_code: str, consent: bool, channel: str, requester: str,
         admission: Admission = NO_QUOTA,
     ) -> dict:
         """Accepts a query: {"query_id", "status", "deliver_by"}; or raises a
@@ -190,7 +190,8 @@ class Intake:
         id6 = normalise_id_last6(raw_id6)
         if id6 is None:
             raise ServiceError("INVALID_ARGUMENT", detail="身份证号码后六位格式有误。")
-        if not valid_code(code):
+        code = normalise_code(raw_code)
+        if code is None:
             raise ServiceError("INVALID_ARGUMENT", detail="验证码应为6位数字。")
         if not consent:
             raise ServiceError("CONSENT_REQUIRED")

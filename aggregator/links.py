@@ -1,6 +1,7 @@
 """The aggregator's gRPC links to its dependencies: the company connectors,
 the operator connectors and the SMS notifier. One channel each, made at
-start-up, closed at shutdown."""
+start-up, closed at shutdown; keep-alive and the retries of VerifySubscriber
+and GetStatus come with every channel (yztc/grpc_options.py)."""
 from __future__ import annotations
 
 import grpc

@@ -1,5 +1,6 @@
 """gRPC server bootstrap shared by every service: health checking, reflection,
-telemetry, graceful shutdown on SIGTERM/SIGINT (grpc/grpc examples/python)."""
+telemetry, the keep-alive policy (yztc/grpc_options.py), graceful shutdown on
+SIGTERM/SIGINT (grpc/grpc examples/python)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +11,8 @@ from collections.abc import Awaitable, Callable, Iterable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from yztc.grpc_options import server_options
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ class GrpcService:
         credentials: grpc.ServerCredentials | None = None,
         grace_seconds: float = 5.0,
     ) -> None:
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *server_options()])
         register(self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

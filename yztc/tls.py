@@ -6,6 +6,7 @@ from pathlib import Path
 
 import grpc
 
+from yztc.grpc_options import client_options
 from yztc.settings import GrpcTlsSettings
 
 
@@ -37,8 +38,9 @@ def channel_credentials(tls: GrpcTlsSettings) -> grpc.ChannelCredentials | None:
 def open_channel(
     target: str, creds: grpc.ChannelCredentials | None, server_name: str | None = None
 ) -> grpc.aio.Channel:
-    """An aio channel; `server_name` overrides the name checked in the server's certificate."""
-    options = [("grpc.enable_retries", 1), ("grpc.keepalive_time_ms", 30_000)]
+    """An aio channel with our keep-alive and retry policy (yztc/grpc_options.py);
+    `server_name` overrides the name checked in the server's certificate."""
+    options = client_options()
     if creds is None:
         return grpc.aio.insecure_channel(target, options=options)
     if server_name:
