@@ -9,7 +9,8 @@ import sys
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.app import create_app
+from gateway.http_protocol import GatewayRunner
 from gateway.settings import GatewaySettings
 from yztc import event_loop
 from yztc.grpc_server import run_until_signalled
@@ -23,9 +24,7 @@ SHUTDOWN_TIMEOUT_SECONDS = 10.0
 
 
 async def serve(settings: GatewaySettings) -> None:
-    runner = web.AppRunner(
-        create_app(settings), shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, **RUNNER_OPTIONS
-    )
+    runner = GatewayRunner(create_app(settings), shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
 
     async def start() -> None:
         await runner.setup()
@@ -33,7 +32,7 @@ async def serve(settings: GatewaySettings) -> None:
         await web.TCPSite(runner, host, port).start()
         bound_host, bound_port = runner.addresses[0][:2]
         print(f"gateway listening on http://{bound_host}:{bound_port}", flush=True)
-        log.info("started", extra={"fields": {"settings": json.loads(settings.describe())}})
+        log.debug("started", extra={"fields": {"settings": json.loads(settings.describe())}})
 
     await run_until_signalled(start, runner.cleanup)
 

@@ -1,5 +1,11 @@
-"""Alipay login: exchanges the mini-program's auth code for the Alipay user
-id (alipay.system.oauth.token).
+"""Alipay login: exchanges the mini-program's auth code for the key of the
+Alipay user (alipay.system.oauth.token).
+
+Alipay answers with `user_id` (16 digits from 2088), `open_id` (per app
+and user, for apps on its openid scheme), or both. Both are stable for a
+person; the key is the one the settings name while both come back, else
+the one that came. An open_id key is written `open_id:<open_id>`, so it can
+never be taken for a user_id key; queries and limits are bound to the key.
 
 alipay-sdk-python builds the request and verifies Alipay's answer; we do
 the transport and the request's RSA2 signature. Why: the SDK's HTTP layer is
@@ -17,8 +23,10 @@ deterministic: the tests compare them) is made with `cryptography` in
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
@@ -37,6 +45,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yztc.errors import ServiceError
 
 _FORM = "application/x-www-form-urlencoded;charset=utf-8"
+
+UserKey = Literal["user_id", "open_id"]
+OPEN_ID_PREFIX = "open_id:"
+# user_id is 16 digits, open_id some 40-64 letters and digits; the bound keeps
+# a key, which is stored with every session and query, small.
+_ALIPAY_ID = re.compile(r"[A-Za-z0-9_.+/=-]{1,128}")
 
 
 def pem_body(path: Path) -> str:
@@ -61,6 +75,7 @@ class AlipayLogin:
         app_private_key_file: Path,
         alipay_public_key_file: Path,
         timeout_seconds: float,
+        user_key: UserKey = "user_id",
     ) -> None:
         def client(skip_sign: bool) -> DefaultAlipayClient:
             config = AlipayClientConfig()
@@ -84,6 +99,7 @@ class AlipayLogin:
         self._http = http
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._user_key = user_key
 
     def _prepare(self, auth_code: str) -> tuple[str, dict]:
         """(query string with the common parameters and `sign`, form parameters)."""
@@ -108,9 +124,10 @@ class AlipayLogin:
         _sdk_thread_state()
         return self._client._DefaultAlipayClient__parse_response(body)
 
-    async def user_id(self, auth_code: str) -> str:
-        """The Alipay user id; UNAUTHENTICATED if Alipay refuses the code or
-        its answer is not verifiably Alipay's, UNAVAILABLE if unreachable."""
+    async def user_key(self, auth_code: str) -> str:
+        """The key of the Alipay user behind `auth_code` (see the module's
+        docstring); UNAUTHENTICATED if Alipay refuses the code, its answer is
+        not verifiably Alipay's or names no user, UNAVAILABLE if unreachable."""
         query_string, params = self._prepare(auth_code)
         try:
             async with self._http.post(
@@ -133,6 +150,25 @@ class AlipayLogin:
         except (ResponseException, ValueError):
             raise ServiceError("UNAUTHENTICATED") from None
         # A refusal comes as a signed error_response with code/sub_code.
-        if not answer.is_success() or answer.code not in (None, "10000") or not answer.user_id:
+        if not answer.is_success() or answer.code not in (None, "10000"):
             raise ServiceError("UNAUTHENTICATED")
-        return str(answer.user_id)
+        key = user_key(_alipay_id(answer.user_id), _alipay_id(answer.open_id), self._user_key)
+        if key is None:
+            raise ServiceError("UNAUTHENTICATED")
+        return key
+
+
+def _alipay_id(value: object) -> str | None:
+    """An id as Alipay writes them (ASCII letters, digits, a few marks), else None."""
+    if isinstance(value, str) and _ALIPAY_ID.fullmatch(value):
+        return value
+    return None
+
+
+def user_key(user_id: str | None, open_id: str | None, preferred: UserKey) -> str | None:
+    """The key of a user Alipay named by `user_id` and/or `open_id`:
+    the `preferred` one if both came, else the one that came; None if neither."""
+    keyed_by_open_id = f"{OPEN_ID_PREFIX}{open_id}" if open_id else None
+    if preferred == "open_id":
+        return keyed_by_open_id or user_id
+    return user_id or keyed_by_open_id

@@ -15,6 +15,7 @@ from gateway.aggregator_client import AggregatorClient
 from gateway.alipay_login import AlipayLogin
 from gateway.client_address import networks
 from gateway.enterprise_directory import EnterpriseDirectory
+from gateway.http_protocol import HANDLER_ARGS
 from gateway.keys import (
     AGGREGATOR,
     ALIPAY,
@@ -41,9 +42,9 @@ from yztc.tls import channel_credentials, open_channel
 log = logging.getLogger("gateway")
 
 PURGE_INTERVAL_SECONDS = 600.0
-# For every runner of the app (python -m gateway, tests): aiohttp's own access
-# log prints raw paths and query strings; the request_context middleware
-# writes one without them.
+# For a runner other than gateway.http_protocol.GatewayRunner (which sets it
+# itself): aiohttp's own access log prints raw paths and query strings; the
+# request_context middleware writes one without them.
 RUNNER_OPTIONS = {"access_log": None}
 
 
@@ -104,6 +105,7 @@ async def alipay(app: web.Application) -> AsyncIterator[None]:
             app_private_key_file=settings.alipay_app_private_key_file,
             alipay_public_key_file=settings.alipay_public_key_file,
             timeout_seconds=settings.alipay_timeout_seconds,
+            user_key=settings.alipay_user_key,
         )
         yield
 
@@ -112,7 +114,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
     # The request span is outermost, so the access log line carries its trace
     # id; with tracing off there is no span, not even a no-op one.
     middlewares = [trace_request, *MIDDLEWARES] if tracing() else list(MIDDLEWARES)
-    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    # The HTTP limits (gateway.http_protocol): the body's here, the request
+    # line's and the headers' in handler_args, whatever runs the app.
+    app = web.Application(
+        middlewares=middlewares, client_max_size=settings.max_body_bytes, handler_args=HANDLER_ARGS
+    )
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = networks(settings.trusted_proxies)
     # Read at start, so a wrong key file stops the gateway before it serves.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import request_bodies
+from gateway.auth import authenticated
 from gateway.enterprise_directory import etag_matches
 from gateway.json_answers import dumps, json_answer
 from gateway.keys import (
@@ -23,13 +24,18 @@ from gateway.keys import (
 )
 from gateway.openapi import OPENAPI
 from gateway.rate_limits import Claim
-from gateway.sessions import authenticated
+from gateway.request_bodies import (
+    PhoneNumberRequest,
+    QueryRequest,
+    SessionRequest,
+    VerificationCodeRequest,
+)
 from yztc.errors import ServiceError
 
 
 async def create_session(request: web.Request) -> web.Response:
-    auth_code = request_bodies.auth_code(await request_bodies.read_json_object(request))
-    user_id = await request.app[ALIPAY].user_id(auth_code)
+    form = await request_bodies.read(request, SessionRequest)
+    user_id = await request.app[ALIPAY].user_key(form.auth_code)
     settings = request.app[SETTINGS]
     await request.app[RATE_LIMITER].claim(
         Claim("user_requests", settings.limit_user_requests, user_id),
@@ -41,27 +47,27 @@ async def create_session(request: web.Request) -> web.Response:
 
 @authenticated
 async def phone_number(request: web.Request) -> web.Response:
-    form = request_bodies.phone_authorisation(await request_bodies.read_json_object(request))
+    form = await request_bodies.read(request, PhoneNumberRequest)
     phone = request.app[PHONE_AUTHORISATION].phone(form.response, form.sign)
     return json_answer({"phone": phone})
 
 
 @authenticated
 async def request_verification_code(request: web.Request) -> web.Response:
-    phone = request_bodies.phone(await request_bodies.read_json_object(request))
+    form = await request_bodies.read(request, VerificationCodeRequest)
     settings = request.app[SETTINGS]
     # Only a well-formed request counts against the code limits.
     await request.app[RATE_LIMITER].claim(
         Claim("session_codes", settings.limit_session_codes, request[SESSION_ID]),
         Claim("ip_codes", settings.limit_ip_codes, request[CLIENT]),
     )
-    answer = await request.app[AGGREGATOR].request_code(phone, request[USER_ID])
+    answer = await request.app[AGGREGATOR].request_code(form.phone, request[USER_ID])
     return json_answer(answer, status=202)
 
 
 @authenticated
 async def submit_query(request: web.Request) -> web.Response:
-    form = request_bodies.query_form(await request_bodies.read_json_object(request))
+    form = await request_bodies.read(request, QueryRequest)
     answer = await request.app[AGGREGATOR].submit_query(
         form.phone, form.id_last6, form.code, request[USER_ID]
     )

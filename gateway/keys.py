@@ -33,7 +33,8 @@ READINESS: web.AppKey["Readiness"] = web.AppKey("readiness")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 # The client's address as a rate-limit subject (see client_address).
 CLIENT: web.RequestKey[str] = web.RequestKey("client")
-# The Alipay user id behind the request's session: the aggregator's requester_id.
+# The key of the Alipay user behind the request's session (gateway.alipay_login):
+# the aggregator's requester_id.
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")
 # The session's stored id (the token's hash), for per-session limits.
 SESSION_ID: web.RequestKey[str] = web.RequestKey("session_id")

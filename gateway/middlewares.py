@@ -20,10 +20,10 @@ from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from gateway.auth import address_claim, needs_session
 from gateway.client_address import client_subject
 from gateway.json_answers import json_answer
 from gateway.keys import CLIENT, RATE_LIMITER, REQUEST_ID, SETTINGS, TRUSTED_PROXIES
-from gateway.rate_limits import Claim
 from yztc.errors import ServiceError
 from yztc.telemetry import tracer
 
@@ -102,7 +102,7 @@ _HTTP_CODES = {
 }
 
 
-def _where(error: BaseException) -> str:
+def where_raised(error: BaseException) -> str:
     """file:line of the innermost frame: enough to find the bug, while the
     exception's text (which may quote a body or an answer) stays out of logs."""
     frames = traceback.extract_tb(error.__traceback__)
@@ -132,16 +132,11 @@ async def error_shape(request: web.Request, handler) -> web.StreamResponse:
                 "fields": {
                     "request_id": request[REQUEST_ID],
                     "error": type(exc).__name__,
-                    "where": _where(exc),
+                    "where": where_raised(exc),
                 }
             },
         )
         return error_response(ServiceError("UNAVAILABLE"))
-
-
-def address_claim(request: web.Request) -> Claim:
-    """The request as an event of its client address (request[CLIENT])."""
-    return Claim("ip_requests", request.app[SETTINGS].limit_ip_requests, request[CLIENT])
 
 
 @web.middleware
@@ -159,7 +154,7 @@ async def limit_per_client(request: web.Request, handler) -> web.StreamResponse:
     if request.path in _UNLIMITED_PATHS:
         return await handler(request)
     try:
-        if getattr(request.match_info.handler, "needs_session", False):
+        if needs_session(request.match_info.handler):
             app[RATE_LIMITER].refuse_if_exhausted(address_claim(request))
         else:
             await app[RATE_LIMITER].claim(address_claim(request))
@@ -187,7 +182,8 @@ async def body_guard(request: web.Request, handler) -> web.StreamResponse:
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: reaches every answer, including aiohttp's own."""
+    """on_response_prepare: reaches every answer of the app, aiohttp's 404 and 405
+    included; the HTTP parser's refusals get them in gateway.http_protocol."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
 

@@ -1,28 +1,23 @@
-"""Gateway sessions in MongoDB (collection `sessions`) and the decorator
-that requires one (and counts the request against the user's rate limit).
+"""Gateway sessions in MongoDB (collection `sessions`).
 
 The token is shown to the client once and stored only as its SHA-256: a
 copy of the database does not let anyone act as a user. FerretDB has no TTL
 indexes, so expiry is checked on every lookup and old rows are purged by
-`purge_expired`, run periodically.
+`purge_expired`, run periodically. The decorator that requires a session
+is gateway.auth.authenticated.
 """
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import re
 import secrets
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from gateway.keys import RATE_LIMITER, SESSION_ID, SESSIONS, SETTINGS, USER_ID
-from gateway.middlewares import address_claim
-from gateway.rate_limits import Claim
 from yztc.errors import ServiceError
 
 # token_urlsafe(32) gives 43 characters of this alphabet; anything else is
@@ -55,7 +50,8 @@ class SessionStore:
         await self._sessions.create_index([("expires_at", ASCENDING)])
 
     async def create(self, user_id: str) -> tuple[str, int]:
-        """A new session for the Alipay user: (token, seconds it lasts)."""
+        """A new session for the user's key (gateway.alipay_login): (token,
+        seconds it lasts)."""
         token = secrets.token_urlsafe(32)
         now = self._clock()
         await self._call(
@@ -71,7 +67,7 @@ class SessionStore:
         return token, int(self._ttl.total_seconds())
 
     async def lookup(self, token: str) -> str | None:
-        """The Alipay user id of a live session, else None."""
+        """The user's key of a live session, else None."""
         if not _TOKEN.fullmatch(token):
             return None
         doc = await self._call(
@@ -92,36 +88,3 @@ class SessionStore:
             return await operation
         except PyMongoError:
             raise ServiceError("UNAVAILABLE") from None
-
-
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def authenticated(handler: Handler) -> Handler:
-    """Requires `Authorization: Bearer <token>` of a live session; puts the
-    Alipay user id in request[USER_ID] and the session's id in
-    request[SESSION_ID]. Counts the request against its client address's
-    limit and the user's, both in one insert (see middlewares.limit_per_client);
-    a request without a session against its address's alone."""
-
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        limiter = request.app[RATE_LIMITER]
-        token = _bearer(request)
-        user_id = await request.app[SESSIONS].lookup(token) if token else None
-        if user_id is None:
-            await limiter.claim(address_claim(request))
-            raise ServiceError("UNAUTHENTICATED")
-        request[USER_ID] = user_id
-        request[SESSION_ID] = session_id(token)
-        user_limit = request.app[SETTINGS].limit_user_requests
-        await limiter.claim(address_claim(request), Claim("user_requests", user_limit, user_id))
-        return await handler(request)
-
-    wrapper.needs_session = True  # type: ignore[attr-defined]
-    return wrapper

@@ -5,7 +5,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -72,6 +72,11 @@ class GatewaySettings(CommonSettings):
     # my.getPhoneNumber answers are encrypted with it.
     alipay_aes_key: SecretStr
     alipay_timeout_seconds: PositiveFloat = 5.0
+    # Which of Alipay's ids keys a user (sessions, rate limits, who may read
+    # a query) when alipay.system.oauth.token answers both; an app on Alipay's
+    # openid scheme gets open_id only, and then that is the key whatever this
+    # says (gateway.alipay_login). user_id keeps the users of before open_id.
+    alipay_user_key: Literal["user_id", "open_id"] = "user_id"
     session_ttl_seconds: PositiveInt = 7200
     max_body_bytes: PositiveInt = 16384
 

@@ -1,5 +1,6 @@
 """Alipay's OpenAPI gateway, as far as yztc uses it: `alipay.system.oauth.token`
-turning a mini-program auth code into the Alipay user id.
+turning a mini-program auth code into the Alipay user's ids (`user_id`,
+`open_id` or both, as the scenario's `alipay.ids` says).
 
     POST /gateway.do      form-encoded, common parameters in the query string
                           and/or the body (merged, as Alipay accepts both)
@@ -73,6 +74,7 @@ class _Gateway:
     codes: AuthCodes
     tamper: bool
     aes_key: bytes | None
+    ids: str  # "both", "user_id" or "open_id"
 
 
 GATEWAY = web.AppKey("gateway", _Gateway)
@@ -86,13 +88,18 @@ def create_app(
     alipay_private_key: str | os.PathLike[str],
     tamper: bool | None = None,
     aes_key: str | None = None,
+    ids: str | None = None,
 ) -> web.Application:
     """`app_public_key`: our app's key (SPKI PEM file, PEM text or body);
     `alipay_private_key`: the simulator's own (PKCS#1 PEM file or text);
     `tamper`: sign every answer wrongly (default: the scenario's
     `alipay.tamper_signatures`), to prove clients refuse such answers;
     `aes_key`: the app's AES content key, base64 (default: env
-    YZTC_SIM_ALIPAY_AES_KEY; without one, no phone-number payloads)."""
+    YZTC_SIM_ALIPAY_AES_KEY; without one, no phone-number payloads);
+    `ids`: which of the user's ids a login answers with, "both", "user_id"
+    or "open_id" (default: the scenario's `alipay.ids`)."""
+    if ids not in (None, "both", "user_id", "open_id"):
+        raise ValueError("ids must be both, user_id or open_id")
     # Read here rather than in SimulatorSettings, which belongs to all the
     # simulators; a malformed key stops start-up (ValueError).
     aes_text = aes_key if aes_key is not None else os.environ.get(AES_KEY_ENV, "")
@@ -104,6 +111,7 @@ def create_app(
         codes=AuthCodes(scenario.alipay.auth_codes),
         tamper=scenario.alipay.tamper_signatures if tamper is None else tamper,
         aes_key=alipay_phone_number.aes_key(aes_text) if aes_text else None,
+        ids=scenario.alipay.ids if ids is None else ids,
     )
     app.router.add_post("/gateway.do", _gateway)
     app.router.add_post("/sim/auth-codes", _mint_auth_code)
@@ -176,17 +184,22 @@ def _oauth_token(gateway: _Gateway, params: dict[str, str]) -> dict[str, Any]:
     user_id = gateway.codes.redeem(params.get("code", ""))
     if user_id is None:
         return _error("40002", "Invalid Arguments", "isv.code-invalid", "授权码code无效")
-    # open_id is per app and user, and stable, as Alipay's is.
-    open_id = base64.urlsafe_b64encode(hashlib.sha256(f"{gateway.app_id}:{user_id}".encode()).digest()).decode()
+    ids = {"user_id": user_id, "open_id": open_id_for(gateway.app_id, user_id)}
     return {
-        "user_id": user_id,
-        "open_id": open_id.rstrip("="),
+        **(ids if gateway.ids == "both" else {gateway.ids: ids[gateway.ids]}),
         "access_token": "authusrB" + secrets.token_hex(16),
         "expires_in": 1296000,
         "re_expires_in": 2592000,
         "refresh_token": "authusrB" + secrets.token_hex(16),
         "auth_start": dt.datetime.now(_BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def open_id_for(app_id: str, user_id: str) -> str:
+    """The open_id the simulator gives `user_id` in app `app_id`: per app and
+    user, and stable, as Alipay's is (43 URL-safe base64 characters)."""
+    digest = hashlib.sha256(f"{app_id}:{user_id}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def _error(code: str, msg: str, sub_code: str, sub_msg: str) -> dict[str, Any]:

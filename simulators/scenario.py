@@ -47,6 +47,9 @@ class AlipaySection:
     # again and again; tests mint single-use ones instead.
     auth_codes: dict[str, str] = field(default_factory=dict)
     tamper_signatures: bool = False
+    # What a successful alipay.system.oauth.token names the user by: both
+    # ids, or only one (an app on Alipay's openid scheme gets open_id only).
+    ids: Literal["both", "user_id", "open_id"] = "both"
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ def _sms_centre(data: Any) -> SmsCentreBehaviour:
 
 def _alipay(data: Any) -> AlipaySection:
     _object(data, "alipay")
-    _known_keys(data, "alipay", {"auth_codes", "tamper_signatures"})
+    _known_keys(data, "alipay", {"auth_codes", "tamper_signatures", "ids"})
     codes = data.get("auth_codes", {})
     _object(codes, "alipay.auth_codes")
     for code, user_id in codes.items():
@@ -253,7 +256,8 @@ def _alipay(data: Any) -> AlipaySection:
     tamper = data.get("tamper_signatures", False)
     if not isinstance(tamper, bool):
         raise ValueError("alipay.tamper_signatures: must be true or false")
-    return AlipaySection(auth_codes=dict(codes), tamper_signatures=tamper)
+    ids = _one_of(data.get("ids", "both"), "alipay.ids", ("both", "user_id", "open_id"))
+    return AlipaySection(auth_codes=dict(codes), tamper_signatures=tamper, ids=ids)
 
 
 def _object(value: Any, where: str) -> None:

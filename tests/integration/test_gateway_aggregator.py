@@ -5,28 +5,21 @@ readiness, and the mutual-TLS channel."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from devstack.pki import issue
-from devstack.stack import free_port
-from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.keys import SESSIONS
-from gateway.settings import GatewaySettings
+from tests.integration.gateways import Gateways, bearer
 from yztc.errors import ServiceError
 from yztc.grpc_server import GrpcService
 from yztc.settings import GrpcTlsSettings
 from yztc.tls import server_credentials
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc as pb_grpc
-
-AES_KEY = base64.b64encode(bytes(range(16))).decode()
 
 USER = "2088000000000007"
 DELIVER_BY = dt.datetime(2026, 12, 1, 8, 30, 15, tzinfo=dt.UTC)
@@ -111,48 +104,25 @@ Start = Callable[..., Awaitable[tuple[TestClient, StubAggregator, GrpcService]]]
 
 
 @pytest.fixture
-async def start(mongodb_uri: str, key_files: tuple[Path, Path]) -> AsyncIterator[Start]:
+def start(gateways: Gateways) -> Start:
     """start(server_tls=None, client_tls=None) -> (gateway client, stub, gRPC service)."""
-    running: list = []
 
     async def _start(
         server_tls: GrpcTlsSettings | None = None, client_tls: GrpcTlsSettings | None = None
     ):
         stub = StubAggregator()
-        service = GrpcService(
-            "127.0.0.1:0",
-            lambda server: pb_grpc.add_AccountQueryServiceServicer_to_server(stub, server),
-            [pb.DESCRIPTOR.services_by_name["AccountQueryService"].full_name],
-            credentials=server_credentials(server_tls) if server_tls else None,
-            grace_seconds=0.5,
+        service = await gateways.aggregator(stub, server_credentials(server_tls) if server_tls else None)
+        settings = {"tls": client_tls} if client_tls else {}
+        client = await gateways.start(
+            aggregator_target=f"127.0.0.1:{service.port}", call_timeout_seconds=0.5, **settings
         )
-        await service.start()
-        running.append(service)
-        settings = GatewaySettings(
-            mongodb_uri=mongodb_uri,
-            aggregator_target=f"127.0.0.1:{service.port}",
-            alipay_url=f"http://127.0.0.1:{free_port()}/gateway.do",
-            alipay_app_private_key_file=key_files[0],
-            alipay_public_key_file=key_files[1],
-            alipay_aes_key=AES_KEY,
-            call_timeout_seconds=0.5,
-            tls=client_tls or GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
-        )
-        server = TestServer(create_app(settings))
-        await server.start_server(**RUNNER_OPTIONS)
-        client = TestClient(server)
-        await client.start_server()
-        running.append(client)
         return client, stub, service
 
-    yield _start
-    for thing in reversed(running):
-        await (thing.close() if isinstance(thing, TestClient) else thing.stop())
+    return _start
 
 
 async def _auth(client: TestClient) -> dict[str, str]:
-    token, _ = await client.app[SESSIONS].create(USER)
-    return {"Authorization": f"Bearer {token}"}
+    return await bearer(client, USER)
 
 
 async def test_verification_code_passes_normalised_phone_and_requester(start):

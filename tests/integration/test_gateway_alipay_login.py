@@ -1,29 +1,28 @@
 """POST /api/v1/sessions against the Alipay OpenAPI simulator: the real SDK
-signs and verifies, aiohttp carries, sessions land in a real FerretDB."""
+signs and verifies, aiohttp carries, sessions land in a real FerretDB; the
+user is keyed by user_id or open_id, whichever Alipay gives (and the
+settings prefer), and what the session does is bound to that key."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from devstack.stack import free_port
-from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.alipay_login import OPEN_ID_PREFIX
 from gateway.keys import MONGO, SESSIONS
-from gateway.settings import GatewaySettings
-from simulators import alipay_openapi
+from simulators.alipay_openapi import open_id_for
 from simulators.scenario import parse_scenario
-from yztc.settings import GrpcTlsSettings
+from tests.integration.gateways import APP_ID, Gateways
+from yztc.errors import ServiceError
+from yztc.v1 import account_query_pb2 as pb
+from yztc.v1 import account_query_pb2_grpc as pb_grpc
 
-AES_KEY = base64.b64encode(bytes(range(16))).decode()
-
-APP_ID = "2021000000000001"
-USER = "2088000000000042"
+USER, OTHER_USER = "2088000000000042", "2088000000000043"
 SCENARIO = parse_scenario({"alipay": {"auth_codes": {"demo-auth-code": "2088000000000001"}}})
 
 
@@ -31,56 +30,34 @@ Gateway = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def start(mongodb_uri: str, keys: dict[str, Path]) -> AsyncIterator[Gateway]:
-    """A gateway client with an Alipay simulator beside it (`gateway.simulator`);
-    `url` instead points the gateway elsewhere (a dead port, a broken server)."""
-    clients: list[TestClient] = []
+def start(gateways: Gateways) -> Gateway:
+    """A gateway with an Alipay simulator beside it (`gateway.simulator`;
+    `tamper`, `app_public` and `ids` are the simulator's); `url` instead
+    points the gateway elsewhere (a dead port, a broken server); other
+    keywords are the gateway's settings."""
 
     async def _start(
         *,
         tamper: bool = False,
         alipay_public: str = "alipay_public",
         app_public: str = "app_public",
+        ids: str | None = None,
         url: str | None = None,
+        **settings,
     ) -> TestClient:
-        alipay = url is None
-        if alipay:
-            simulator = TestClient(
-                TestServer(
-                    alipay_openapi.create_app(
-                        SCENARIO,
-                        app_id=APP_ID,
-                        app_public_key=keys[app_public],
-                        alipay_private_key=keys["alipay_private"],
-                        tamper=tamper,
-                    )
-                )
+        simulator = None
+        if url is None:
+            simulator = await gateways.alipay(
+                SCENARIO, app_public_key=gateways.keys[app_public], tamper=tamper, ids=ids
             )
-            await simulator.start_server()
-            clients.append(simulator)
             url = str(simulator.make_url("/gateway.do"))
-        settings = GatewaySettings(
-            mongodb_uri=mongodb_uri,
-            aggregator_target=f"127.0.0.1:{free_port()}",
-            alipay_url=url,
-            alipay_app_id=APP_ID,
-            alipay_app_private_key_file=keys["app_private"],
-            alipay_public_key_file=keys[alipay_public],
-            alipay_aes_key=AES_KEY,
-            alipay_timeout_seconds=0.5,
-            tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
+        gateway = await gateways.start(
+            alipay_url=url, alipay_public_key_file=gateways.keys[alipay_public], alipay_timeout_seconds=0.5, **settings
         )
-        server = TestServer(create_app(settings))
-        await server.start_server(**RUNNER_OPTIONS)
-        gateway = TestClient(server)
-        await gateway.start_server()
-        clients.append(gateway)
-        gateway.simulator = clients[-2] if alipay else None  # type: ignore[attr-defined]
+        gateway.simulator = simulator  # type: ignore[attr-defined]
         return gateway
 
-    yield _start
-    for client in reversed(clients):
-        await client.close()
+    return _start
 
 
 async def _mint(gateway: TestClient, user_id: str = USER) -> str:
@@ -215,3 +192,76 @@ async def test_no_auth_code_or_user_id_in_logs(start, caplog):
     text = "\n".join(r.getMessage() + str(getattr(r, "fields", "")) for r in caplog.records)
     assert code not in text
     assert USER not in text
+
+
+# -- which id keys the user (issue 17, case 1) ----------------------------------
+
+
+class OwnerAggregator(pb_grpc.AccountQueryServiceServicer):
+    """Records the requester of every call; query "q1" belongs to `owner`."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.requesters: list[str] = []
+
+    async def RequestVerificationCode(self, request, context):
+        self.requesters.append(request.requester_id)
+        return pb.RequestVerificationCodeResponse(resend_after=60)
+
+    async def GetQuery(self, request, context):
+        self.requesters.append(request.requester_id)
+        if request.requester_id != self.owner:
+            await context.abort_with_status(ServiceError("NOT_FOUND").to_grpc_status())
+        return pb.Query(query_id=request.query_id, status=pb.QUERY_STATUS_IN_PROGRESS, phone="138****8000")
+
+
+async def _login(gateway: TestClient, user_id: str = USER) -> str:
+    response = await gateway.post("/api/v1/sessions", json={"auth_code": await _mint(gateway, user_id)})
+    assert response.status == 200, await response.text()
+    return (await response.json())["token"]
+
+
+OPEN_KEY = OPEN_ID_PREFIX + open_id_for(APP_ID, USER)
+
+
+async def test_open_id_only_logs_in_and_binds_queries_to_the_open_id(start, gateways):
+    # Alipay apps on the openid scheme get no user_id: today's main answered 401.
+    aggregator = OwnerAggregator(owner=OPEN_KEY)
+    service = await gateways.aggregator(aggregator)
+    gateway = await start(ids="open_id", aggregator_target=f"127.0.0.1:{service.port}")
+    token = await _login(gateway)
+    assert await gateway.app[SESSIONS].lookup(token) == OPEN_KEY
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await gateway.post("/api/v1/verification-codes", json={"phone": "13800138000"}, headers=headers)
+    assert response.status == 202
+    assert (await gateway.get("/api/v1/queries/q1", headers=headers)).status == 200
+    # Stable: a later login of the same person is the same user, another person is not.
+    again = {"Authorization": f"Bearer {await _login(gateway)}"}
+    assert (await gateway.get("/api/v1/queries/q1", headers=again)).status == 200
+    other = {"Authorization": f"Bearer {await _login(gateway, OTHER_USER)}"}
+    assert (await gateway.get("/api/v1/queries/q1", headers=other)).status == 404
+    assert aggregator.requesters[:3] == [OPEN_KEY] * 3
+    assert aggregator.requesters[3] == OPEN_ID_PREFIX + open_id_for(APP_ID, OTHER_USER)
+
+
+@pytest.mark.parametrize(
+    ("ids", "preferred", "key"),
+    [
+        ("both", None, USER),  # the default keeps the users of before open_id
+        ("both", "user_id", USER),
+        ("both", "open_id", OPEN_KEY),
+        ("user_id", "open_id", USER),  # the preference only chooses between two
+        ("open_id", "user_id", OPEN_KEY),
+    ],
+)
+async def test_the_key_is_the_preferred_id_while_both_come(start, ids, preferred, key):
+    settings = {} if preferred is None else {"alipay_user_key": preferred}
+    gateway = await start(ids=ids, **settings)
+    assert await gateway.app[SESSIONS].lookup(await _login(gateway)) == key
+
+
+async def test_no_open_id_in_logs(start, caplog):
+    gateway = await start(ids="open_id")
+    await _login(gateway)
+    text = "\n".join(r.getMessage() + str(getattr(r, "fields", "")) for r in caplog.records)
+    assert open_id_for(APP_ID, USER) not in text and USER not in text

@@ -3,54 +3,19 @@
 per cache period."""
 from __future__ import annotations
 
-import base64
-from collections.abc import AsyncIterator
-
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from devstack.stack import free_port
-from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.settings import GatewaySettings
+from tests.integration.gateways import Gateways
 from tests.integration.test_gateway_aggregator import StubAggregator
-from yztc.grpc_server import GrpcService
-from yztc.settings import GrpcTlsSettings
-from yztc.v1 import account_query_pb2 as pb
-from yztc.v1 import account_query_pb2_grpc as pb_grpc
-
-AES_KEY = base64.b64encode(bytes(range(16))).decode()
 
 
 @pytest.fixture
-async def gateway(mongodb_uri: str, key_files) -> AsyncIterator[tuple[TestClient, StubAggregator]]:
+async def gateway(gateways: Gateways) -> tuple[TestClient, StubAggregator]:
     stub = StubAggregator()
-    service = GrpcService(
-        "127.0.0.1:0",
-        lambda server: pb_grpc.add_AccountQueryServiceServicer_to_server(stub, server),
-        [pb.DESCRIPTOR.services_by_name["AccountQueryService"].full_name],
-        grace_seconds=0.5,
-    )
-    await service.start()
-    dead = free_port()
-    settings = GatewaySettings(
-        mongodb_uri=mongodb_uri,
-        aggregator_target=f"127.0.0.1:{service.port}",
-        alipay_url=f"http://127.0.0.1:{dead}/gateway.do",
-        alipay_app_private_key_file=key_files[0],
-        alipay_public_key_file=key_files[1],
-        alipay_aes_key=AES_KEY,
-        enterprises_cache_seconds=120,
-        tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
-    )
-    server = TestServer(create_app(settings))
-    await server.start_server(**RUNNER_OPTIONS)
-    client = TestClient(server)
-    await client.start_server()
-    try:
-        yield client, stub
-    finally:
-        await client.close()
-        await service.stop()
+    service = await gateways.aggregator(stub)
+    client = await gateways.start(aggregator_target=f"127.0.0.1:{service.port}", enterprises_cache_seconds=120)
+    return client, stub
 
 
 def _listings(stub: StubAggregator) -> int:

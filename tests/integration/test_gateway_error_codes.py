@@ -22,30 +22,25 @@ Chinese message, `Retry-After` with 429, the running `query_id` with 409.
 
 The aggregator here is a stub that answers each rule's error for a given
 phone: the rules themselves are the aggregator's tests; this module shows
-the gateway carries every code to the client intact.
+the gateway carries every code to the client intact. REQUEST_TOO_LARGE
+(414/431), which only the HTTP parser's refusals carry and no gRPC call
+can, is produced in test_gateway_parser_refusals.py.
 """
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from devstack.stack import free_port
-from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.keys import SESSIONS
-from gateway.settings import GatewaySettings
+from tests.integration.gateways import Gateways, bearer
 from yztc.errors import CATALOGUE, ServiceError
-from yztc.grpc_server import GrpcService
-from yztc.settings import GrpcTlsSettings
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc as pb_grpc
 
-AES_KEY = base64.b64encode(bytes(range(16))).decode()
 USER, OTHER_USER = "2088000000000001", "2088000000000002"
 IP_LIMIT = 3
 
@@ -77,39 +72,13 @@ class RefusingAggregator(pb_grpc.AccountQueryServiceServicer):
 
 
 @pytest.fixture
-async def client(mongodb_uri: str, key_files) -> AsyncIterator[TestClient]:
-    service = GrpcService(
-        "127.0.0.1:0",
-        lambda server: pb_grpc.add_AccountQueryServiceServicer_to_server(RefusingAggregator(), server),
-        [pb.DESCRIPTOR.services_by_name["AccountQueryService"].full_name],
-        grace_seconds=0.5,
-    )
-    await service.start()
-    dead = free_port()
-    settings = GatewaySettings(
-        mongodb_uri=mongodb_uri,
-        aggregator_target=f"127.0.0.1:{service.port}",
-        alipay_url=f"http://127.0.0.1:{dead}/gateway.do",
-        alipay_app_private_key_file=key_files[0],
-        alipay_public_key_file=key_files[1],
-        alipay_aes_key=AES_KEY,
-        limit_ip_requests=f"{IP_LIMIT}/60",
-        tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
-    )
-    server = TestServer(create_app(settings))
-    await server.start_server(**RUNNER_OPTIONS)
-    test_client = TestClient(server)
-    await test_client.start_server()
-    try:
-        yield test_client
-    finally:
-        await test_client.close()
-        await service.stop()
+async def client(gateways: Gateways) -> TestClient:
+    service = await gateways.aggregator(RefusingAggregator())
+    return await gateways.start(aggregator_target=f"127.0.0.1:{service.port}", limit_ip_requests=f"{IP_LIMIT}/60")
 
 
 async def _auth(client: TestClient, user: str = USER) -> dict[str, str]:
-    token, _ = await client.app[SESSIONS].create(user)
-    return {"Authorization": f"Bearer {token}"}
+    return await bearer(client, user)
 
 
 async def _query(client: TestClient, phone: str, consent: bool = True) -> ClientResponse:

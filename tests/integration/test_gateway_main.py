@@ -2,7 +2,9 @@
 where it listens, serves, and stops cleanly on SIGTERM."""
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -56,6 +58,16 @@ async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
             async with http.get(url + "/healthz") as response:
                 assert response.status == 200
                 assert await response.json() == {"status": "ok"}
+        # Served by gateway.http_protocol: the parser's refusals in the CONTRACT's shape.
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + b"A" * 9000 + b"\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+        await writer.wait_closed()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"431"
+        assert json.loads(body)["error"]["code"] == "REQUEST_TOO_LARGE"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert "Traceback" not in proc.stderr.read()

@@ -6,22 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from devstack.stack import free_port
-from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.keys import SESSIONS
 from gateway.phone_number import NO_NUMBER, NOT_ALIPAYS, NOT_MAINLAND
-from gateway.settings import GatewaySettings
-from simulators import alipay_openapi
-from simulators.scenario import parse_scenario
-from yztc.settings import GrpcTlsSettings
+from tests.integration.gateways import AES_KEY as APP_AES_KEY
+from tests.integration.gateways import Gateways, bearer
 
-APP_AES_KEY = base64.b64encode(bytes(range(16))).decode()
 OTHER_AES_KEY = base64.b64encode(bytes(range(100, 116))).decode()
 USER = "2088000000000042"
 
@@ -30,50 +23,22 @@ Start = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def start(mongodb_uri: str, keys: dict[str, Path]) -> AsyncIterator[Start]:
+def start(gateways: Gateways) -> Start:
     """A gateway and, as `gateway.simulator`, an Alipay simulator making payloads."""
-    clients: list[TestClient] = []
 
     async def _start(*, simulator_aes: str = APP_AES_KEY, alipay_key: str = "alipay", tamper: bool = False):
-        simulator = TestClient(
-            TestServer(
-                alipay_openapi.create_app(
-                    parse_scenario({}),
-                    app_id="2021000000000001",
-                    app_public_key=keys["app_public"],
-                    alipay_private_key=keys[f"{alipay_key}_private"],
-                    tamper=tamper,
-                    aes_key=simulator_aes,
-                )
-            )
+        simulator = await gateways.alipay(
+            alipay_private_key=gateways.keys[f"{alipay_key}_private"], tamper=tamper, aes_key=simulator_aes
         )
-        await simulator.start_server()
-        clients.append(simulator)
-        settings = GatewaySettings(
-            mongodb_uri=mongodb_uri,
-            aggregator_target=f"127.0.0.1:{free_port()}",
-            alipay_url=str(simulator.make_url("/gateway.do")),
-            alipay_app_private_key_file=keys["app_private"],
-            alipay_public_key_file=keys["alipay_public"],
-            alipay_aes_key=APP_AES_KEY,
-            tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
-        )
-        server = TestServer(create_app(settings))
-        await server.start_server(**RUNNER_OPTIONS)
-        gateway = TestClient(server)
-        await gateway.start_server()
-        clients.append(gateway)
+        gateway = await gateways.start(alipay_url=str(simulator.make_url("/gateway.do")), alipay_aes_key=APP_AES_KEY)
         gateway.simulator = simulator  # type: ignore[attr-defined]
         return gateway
 
-    yield _start
-    for client in reversed(clients):
-        await client.close()
+    return _start
 
 
 async def _auth(gateway: TestClient) -> dict[str, str]:
-    token, _ = await gateway.app[SESSIONS].create(USER)
-    return {"Authorization": f"Bearer {token}"}
+    return await bearer(gateway, USER)
 
 
 async def _payload(gateway: TestClient, phone: str = "13800138000", **extra) -> dict:

@@ -6,30 +6,22 @@ would lose updates)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.keys import MONGO, RATE_LIMIT_SLOTS, SESSIONS
+from gateway.keys import MONGO, RATE_LIMIT_SLOTS
 from gateway.rate_limits import Claim, MongoSlotStore, RateLimiter
-from gateway.settings import GatewaySettings, RateLimit
-from simulators import alipay_openapi
+from gateway.settings import RateLimit
 from simulators.scenario import parse_scenario
+from tests.integration.gateways import Gateways, bearer
 from tests.integration.test_gateway_aggregator import StubAggregator
 from yztc.errors import ServiceError
-from yztc.grpc_server import GrpcService
 from yztc.mongo import connect
-from yztc.settings import GrpcTlsSettings
-from yztc.v1 import account_query_pb2 as pb
-from yztc.v1 import account_query_pb2_grpc as pb_grpc
 
-AES_KEY = base64.b64encode(bytes(range(16))).decode()
 USER, OTHER_USER = "2088000000000001", "2088000000000002"
 SCENARIO = parse_scenario(
     {"alipay": {"auth_codes": {"code-user": USER, "code-other": OTHER_USER}}}
@@ -41,64 +33,25 @@ Start = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def start(mongodb_uri: str, keys: dict[str, Path]) -> AsyncIterator[Start]:
+def start(gateways: Gateways) -> Start:
     """start(**settings) -> a gateway with a stub aggregator and an Alipay
-    simulator; every gateway started in one test shares their database."""
-    running: list = []
-    backends: dict = {}
-
-    async def _backends() -> dict:
-        if not backends:
-            service = GrpcService(
-                "127.0.0.1:0",
-                lambda server: pb_grpc.add_AccountQueryServiceServicer_to_server(StubAggregator(), server),
-                [pb.DESCRIPTOR.services_by_name["AccountQueryService"].full_name],
-                grace_seconds=0.5,
-            )
-            await service.start()
-            running.append(service)
-            simulator = TestClient(
-                TestServer(
-                    alipay_openapi.create_app(
-                        SCENARIO,
-                        app_id="2021000000000001",
-                        app_public_key=keys["app_public"],
-                        alipay_private_key=keys["alipay_private"],
-                    )
-                )
-            )
-            await simulator.start_server()
-            running.append(simulator)
-            backends.update(aggregator=f"127.0.0.1:{service.port}", alipay=str(simulator.make_url("/gateway.do")))
-        return backends
+    simulator; every gateway started in one test shares them and the database."""
+    backends: dict[str, str] = {}
 
     async def _start(**overrides) -> TestClient:
-        found = await _backends()
-        settings = GatewaySettings(
-            mongodb_uri=mongodb_uri,
-            aggregator_target=found["aggregator"],
-            alipay_url=found["alipay"],
-            alipay_app_private_key_file=keys["app_private"],
-            alipay_public_key_file=keys["alipay_public"],
-            alipay_aes_key=AES_KEY,
-            tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
-            **overrides,
-        )
-        server = TestServer(create_app(settings))
-        await server.start_server(**RUNNER_OPTIONS)
-        client = TestClient(server)
-        await client.start_server()
-        running.append(client)
-        return client
+        if not backends:
+            service = await gateways.aggregator(StubAggregator())
+            simulator = await gateways.alipay(SCENARIO)
+            backends.update(
+                aggregator_target=f"127.0.0.1:{service.port}", alipay_url=str(simulator.make_url("/gateway.do"))
+            )
+        return await gateways.start(**backends, **overrides)
 
-    yield _start
-    for thing in reversed(running):
-        await (thing.close() if isinstance(thing, TestClient) else thing.stop())
+    return _start
 
 
 async def _auth(client: TestClient, user: str = USER) -> dict[str, str]:
-    token, _ = await client.app[SESSIONS].create(user)
-    return {"Authorization": f"Bearer {token}"}
+    return await bearer(client, user)
 
 
 async def _limited(response, window: int) -> None:

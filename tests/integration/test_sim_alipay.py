@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from simulators import alipay_openapi
+from simulators.alipay_openapi import open_id_for
 from simulators.scenario import Scenario, parse_scenario
 
 APP_ID = "2021000000000001"
@@ -58,7 +59,7 @@ async def start(keys: dict[str, rsa.RSAPrivateKey], tmp_path: Path) -> AsyncIter
     (tmp_path / "alipay-private.pem").write_bytes(_pkcs1(keys["alipay"]))
     clients: list[TestClient] = []
 
-    async def _start(scenario: Scenario = SCENARIO, **options: bool) -> TestClient:
+    async def _start(scenario: Scenario = SCENARIO, **options: object) -> TestClient:
         app = alipay_openapi.create_app(
             scenario,
             app_id=APP_ID,
@@ -225,3 +226,22 @@ async def test_answer_is_verified_with_the_right_alipay_key_only(http: TestClien
 async def test_minting_needs_an_alipay_user_id(http: TestClient) -> None:
     async with http.post("/sim/auth-codes", json={"user_id": "13800138000"}) as resp:
         assert resp.status == 400
+
+
+@pytest.mark.parametrize(
+    ("ids", "user_id", "open_id"),
+    [("both", True, True), ("user_id", True, False), ("open_id", False, True)],
+)
+async def test_scenario_says_which_ids_a_login_answers_with(start: Start, keys: dict, ids, user_id, open_id) -> None:
+    scenario = parse_scenario({"alipay": {"auth_codes": {"demo-auth-code": "2088000000000001"}, "ids": ids}})
+    for http in (await start(scenario), await start(SCENARIO, ids=ids)):
+        response = await _oauth(http, _sdk(keys, http), "demo-auth-code")
+        assert response.is_success() and response.access_token
+        assert (response.user_id == "2088000000000001") is user_id and (response.user_id is None) is not user_id
+        assert (response.open_id == open_id_for(APP_ID, "2088000000000001")) is open_id
+        assert (response.open_id is None) is not open_id
+
+
+async def test_ids_must_be_known(start: Start) -> None:
+    with pytest.raises(ValueError, match="ids"):
+        await start(ids="union_id")

@@ -6,7 +6,7 @@ import alipay.aop.api.DefaultAlipayClient as sdk_client
 import pytest
 
 from devstack.secrets import rsa_pair
-from gateway.alipay_login import AlipayLogin, pem_body
+from gateway.alipay_login import OPEN_ID_PREFIX, AlipayLogin, _alipay_id, pem_body, user_key
 
 
 def test_sdk_still_has_the_private_steps_we_call():
@@ -69,3 +69,38 @@ def test_signing_is_much_cheaper_than_the_sdks(login):
     for _ in range(3):
         login._prepare("the-auth-code")
     assert (time.perf_counter() - started) / 3 < sdk / 4
+
+
+# -- which id keys the user ----------------------------------------------------------
+
+OPEN_ID = "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"
+
+
+@pytest.mark.parametrize(
+    ("user_id", "open_id", "preferred", "key"),
+    [
+        ("2088000000000001", OPEN_ID, "user_id", "2088000000000001"),
+        ("2088000000000001", OPEN_ID, "open_id", OPEN_ID_PREFIX + OPEN_ID),
+        (None, OPEN_ID, "user_id", OPEN_ID_PREFIX + OPEN_ID),
+        ("2088000000000001", None, "open_id", "2088000000000001"),
+        (None, None, "user_id", None),
+        (None, None, "open_id", None),
+    ],
+)
+def test_user_key_is_the_preferred_id_of_those_that_came(user_id, open_id, preferred, key):
+    assert user_key(user_id, open_id, preferred) == key
+
+
+def test_an_open_id_key_cannot_be_a_user_id_key():
+    # Even an open_id that looks like a user id keys another user.
+    assert user_key(None, "2088000000000001", "open_id") != user_key("2088000000000001", None, "user_id")
+
+
+@pytest.mark.parametrize("value", [None, "", 2088000000000001, "a b", "x" * 129, "ｏｐｅｎ", "id\n", ["x"]])
+def test_malformed_ids_are_none(value):
+    assert _alipay_id(value) is None
+
+
+def test_well_formed_ids_pass():
+    assert _alipay_id("2088000000000001") == "2088000000000001"
+    assert _alipay_id(OPEN_ID) == OPEN_ID

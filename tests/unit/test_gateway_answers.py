@@ -3,6 +3,10 @@ OpenAPI document's consistency."""
 import datetime as dt
 import json
 
+import pytest
+from pydantic import ValidationError
+
+from gateway import answers
 from gateway.aggregator_client import enterprises_json, query_json, submitted_json
 from gateway.middlewares import error_response
 from gateway.openapi import OPENAPI
@@ -53,25 +57,6 @@ def test_error_response_shape_and_headers():
     assert error_response(ServiceError("UNAUTHENTICATED")).headers["WWW-Authenticate"] == "Bearer"
 
 
-def _refs(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref":
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
-
-
-def test_openapi_refs_resolve_and_document_is_json():
-    json.dumps(OPENAPI)
-    schemas = OPENAPI["components"]["schemas"]
-    for ref in _refs(OPENAPI):
-        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
-
-
 def test_openapi_security_matches_the_contract():
     public = {"/api/v1/sessions", "/api/v1/enterprises", "/api/v1/openapi.json", "/healthz", "/readyz"}
     for path, operations in OPENAPI["paths"].items():
@@ -84,3 +69,47 @@ def test_openapi_lists_statuses_of_the_catalogue():
     assert {"202", "400", "401", "409", "413", "415", "422", "429", "503"} <= set(queries)
     assert "Retry-After" in queries["429"]["headers"]
     assert "503" not in OPENAPI["paths"]["/healthz"]["get"]["responses"]
+
+
+# -- what the gateway builds is what the document's answer models say ------------------
+
+
+def _conforms(model: type[answers.Answer], body: dict) -> None:
+    """Validated as the JSON a client gets (strict: no member or type the model lacks)."""
+    model.model_validate_json(json.dumps(body), strict=True)
+
+
+def test_query_answers_conform_to_their_models():
+    query = pb.Query(
+        query_id="q",
+        status=pb.QUERY_STATUS_PARTIAL,
+        phone="138****0000",
+        sms_state=pb.SMS_STATE_DELIVERED,
+        enterprises=[
+            pb.EnterpriseResult(
+                id="tencent", name="腾讯", state=pb.ENTERPRISE_STATE_DONE, count=3,
+                apps=[pb.AppCount(name="微信", count=1), pb.AppCount(name="QQ", count=2)],
+            ),
+            pb.EnterpriseResult(id="jd", name="京东", state=pb.ENTERPRISE_STATE_PENDING),
+        ],
+    )
+    _conforms(answers.Query, query_json(query))  # deliver_by unset: null
+    query.deliver_by.FromDatetime(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    _conforms(answers.Query, query_json(query))
+    accepted = pb.SubmitQueryResponse(query_id="q", status=pb.QUERY_STATUS_IN_PROGRESS)
+    _conforms(answers.QueryAccepted, submitted_json(accepted))
+    listing = pb.ListEnterprisesResponse(
+        enterprises=[pb.Enterprise(id="jd", name="京东", hotline="950618", detail_and_unbind="…")]
+    )
+    _conforms(answers.Enterprises, enterprises_json(listing))
+
+
+def test_error_answers_conform_to_their_model():
+    for error in (
+        ServiceError("QUERY_LIMITED", retry_after=3600),
+        ServiceError("QUERY_IN_PROGRESS", query_id="q-running"),
+        ServiceError("INVALID_ARGUMENT", detail="手机号码（phone）格式有误"),
+    ):
+        _conforms(answers.Error, json.loads(error_response(error).text))
+    with pytest.raises(ValidationError):
+        _conforms(answers.Error, {"error": {"code": "NO_SUCH_CODE", "message": "…"}})

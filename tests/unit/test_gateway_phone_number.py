@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.secrets import rsa_pair
 from gateway import request_bodies
+from gateway.request_bodies import PhoneNumberRequest
 from gateway.phone_number import NO_NUMBER, NOT_ALIPAYS, NOT_MAINLAND, PhoneAuthorisation
 from simulators import alipay_phone_number
 from simulators.alipay_signature import load_private_key, sign_rsa2
@@ -141,9 +142,9 @@ def test_error_messages_never_echo_the_payload(phones, alipay_key):
 
 def test_body_with_alipays_fields_is_taken():
     body = {"response": "abc", "sign": "def", "sign_type": "RSA2", "encrypt_type": "AES", "charset": "UTF-8"}
-    form = request_bodies.phone_authorisation(body)
+    form = request_bodies.parse(PhoneNumberRequest, body)
     assert (form.response, form.sign) == ("abc", "def")
-    assert request_bodies.phone_authorisation({"response": "abc", "sign": "def"}).sign == "def"
+    assert request_bodies.parse(PhoneNumberRequest, {"response": "abc", "sign": "def"}).sign == "def"
 
 
 @pytest.mark.parametrize(
@@ -165,5 +166,5 @@ def test_body_with_alipays_fields_is_taken():
 )
 def test_malformed_body_is_invalid_argument(body):
     with pytest.raises(ServiceError) as caught:
-        request_bodies.phone_authorisation(body)
+        request_bodies.parse(PhoneNumberRequest, body)
     assert caught.value.code == "INVALID_ARGUMENT"

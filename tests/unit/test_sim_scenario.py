@@ -53,7 +53,8 @@ def test_defaults_for_unnamed_companies_and_sections() -> None:
     assert s.company("douyin") == CompanyBehaviour(latency_ms=40, fail_rate=0.0, down=False, mode="sync")
     assert s.company("jd") == CompanyBehaviour()
     assert s.sms_centre.fail_rate == 0.0
-    assert s.alipay.auth_codes == {} and s.alipay.tamper_signatures is False
+    assert s.alipay.auth_codes == {} and s.alipay.tamper_signatures is False and s.alipay.ids == "both"
+    assert parse_scenario({"alipay": {"ids": "open_id"}}).alipay.ids == "open_id"
 
 
 def test_id_last6_is_kept_upper_case() -> None:
@@ -87,6 +88,7 @@ def test_id_last6_is_kept_upper_case() -> None:
         ({"companies": {"jd": {"down": "yes"}}}, "companies.jd.down"),
         ({"operators": {"cmcc": {"latency_ms": -5}}}, "operators.cmcc.latency_ms"),
         ({"alipay": {"auth_codes": {"c": "1234"}}}, "alipay.auth_codes.c"),
+        ({"alipay": {"ids": "union_id"}}, "alipay.ids: 'union_id' is not one of both user_id open_id"),
         ({"sms_centre": {"fail_rate": "often"}}, "sms_centre.fail_rate"),
     ],
 )
