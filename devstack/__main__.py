@@ -1,14 +1,19 @@
-"""`make run`: the whole stack on the CONTRACT's defaults, until Ctrl-C."""
+"""`make run`: the whole stack on the CONTRACT's defaults, until Ctrl-C.
+
+Quiet: a line per service when it is ready, the table of addresses, then a
+line whenever a service exits and is restarted (as Kubernetes would, with
+back-off; the others stay up). Everything the services write is in
+var/logs/<service>.log.
+"""
 from __future__ import annotations
 
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from devstack.stack import ROOT, Ports, Stack
-from devstack.supervisor import StartError
+from devstack.supervisor import Backoff, Interrupted, StartError
 
 
 def main() -> int:
@@ -17,19 +22,22 @@ def main() -> int:
     var = Path(os.environ.get("YZTC_DEVSTACK_VAR", ROOT / "var"))
     ports = Ports.free() if os.environ.get("YZTC_DEVSTACK_FREE_PORTS") == "1" else Ports()
     stack = Stack(var, ports, echo=sys.stdout)
-    stopping = False
 
     def on_signal(signum, frame):  # noqa: ARG001
-        nonlocal stopping
-        stopping = True
+        stack.supervisor.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print("starting the yztc stack (logs also in var/logs/) ...", flush=True)
+    print(f"starting the yztc stack (each service's log: {stack.supervisor.log_dir}/<service>.log) ...", flush=True)
+    if ignored := stack.ignored():
+        print("  not passed on, the stack sets these itself: " + " ".join(ignored), flush=True)
     try:
         stack.start()
+    except Interrupted:
+        print("stopped.", flush=True)
+        return 0
     except StartError as error:
-        print(f"start failed: {error}", file=sys.stderr)
+        print(f"start failed: {error}", file=sys.stderr, flush=True)
         return 1
     print("\nyztc is running:\n" + stack.describe(), flush=True)
     print(
@@ -37,13 +45,7 @@ def main() -> int:
         "\n  Ctrl-C stops everything.\n",
         flush=True,
     )
-    while not stopping:
-        failed = stack.supervisor.failed()
-        if failed is not None:
-            print(f"{failed.name} exited; stopping the stack", file=sys.stderr)
-            stack.stop()
-            return 1
-        time.sleep(0.3)
+    stack.supervisor.keep_up(Backoff())
     print("\nstopping ...", flush=True)
     stack.stop()
     print("stopped.", flush=True)

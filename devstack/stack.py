@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -18,6 +19,44 @@ FERRETDB = ROOT / ".tools" / "bin" / "ferretdb"
 GATEWAY_CHANNEL = "alipay-gateway"
 DEMO_CHANNEL = "wechat-demo"
 ALIPAY_APP_ID = "2021000000000001"
+
+# What the children get unless the environment says otherwise.
+DEFAULTS = {
+    "YZTC_LOG_LEVEL": "INFO",
+    "YZTC_TRACES_EXPORTER": "none",
+    "YZTC_TRACES_FILE": "",
+    "YZTC_TRACES_SAMPLE_RATIO": "0.01",
+    "YZTC_TRACE_DB": "false",
+}
+
+# The stack's own settings: its addresses, TLS files, keys and credentials,
+# which it gives its children itself. Every other YZTC_* variable in the
+# environment reaches every service, as the same variable would in
+# production; one of these is not passed on to any child (the stack's value
+# wins, and `make run` names what it ignored). YZTC_METRICS_* are not set by
+# the stack but kept back too: one port cannot serve seventeen processes.
+STACK_OWNED = frozenset({
+    "YZTC_TLS_CA", "YZTC_TLS_CERT", "YZTC_TLS_KEY",
+    "YZTC_METRICS_PORT", "YZTC_METRICS_HOST",
+    "YZTC_SIM_COMPANIES_LISTEN", "YZTC_SIM_OPERATORS_LISTEN", "YZTC_SIM_ALIPAY_LISTEN",
+    "YZTC_SIM_SMSC_LISTEN", "YZTC_SIM_SMPP_LISTEN", "YZTC_SIM_SMPP_SYSTEM_ID", "YZTC_SIM_SMPP_PASSWORD",
+    "YZTC_SIM_ALIPAY_APP_ID", "YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE", "YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE",
+    "YZTC_SIM_ALIPAY_AES_KEY",
+    "YZTC_CONNECTOR_LISTEN", "YZTC_CONNECTOR_UPSTREAM_URL",
+    "YZTC_NOTIFIER_LISTEN", "YZTC_NOTIFIER_SMSC_HOST", "YZTC_NOTIFIER_SMSC_PORT", "YZTC_NOTIFIER_SYSTEM_ID",
+    "YZTC_NOTIFIER_PASSWORD", "YZTC_NOTIFIER_DATA_KEY", "YZTC_NOTIFIER_DATA_KEY_ID",
+    "YZTC_AGGREGATOR_LISTEN", "YZTC_AGGREGATOR_COMPANIES", "YZTC_AGGREGATOR_OPERATORS",
+    "YZTC_AGGREGATOR_NOTIFIER_TARGET", "YZTC_AGGREGATOR_PHONE_KEYS", "YZTC_AGGREGATOR_PHONE_KEY_ID",
+    "YZTC_AGGREGATOR_HASH_KEY", "YZTC_AGGREGATOR_INTERNAL_TLS",
+    "YZTC_GATEWAY_LISTEN", "YZTC_GATEWAY_AGGREGATOR_TARGET", "YZTC_GATEWAY_AGGREGATOR_SERVER_NAME",
+    "YZTC_GATEWAY_ALIPAY_URL", "YZTC_GATEWAY_ALIPAY_APP_ID", "YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE",
+    "YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE", "YZTC_GATEWAY_ALIPAY_AES_KEY",
+})
+
+
+def devstack_knob(name: str) -> bool:
+    """Variables read by devstack itself, not by any service."""
+    return name.startswith("YZTC_DEVSTACK_") or name == "YZTC_FERRETDB_DEBUG_ADDR"
 
 
 @dataclass
@@ -92,14 +131,20 @@ class Stack:
         echo: TextIO | None = None,
         extra_env: dict[str, str] | None = None,
         aggregator_env: dict[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """`environ` (default os.environ) is where the services' YZTC_*
+        settings and MONGODB_URI come from; `extra_env` is given to every
+        child over those, `aggregator_env` to the aggregator; the stack's
+        own settings (STACK_OWNED) win over all three."""
         self.var = var.resolve()
         self.ports = ports
-        self.scenario = scenario or os.environ.get("YZTC_SCENARIO", "")
-        self.mongodb_uri = mongodb_uri or os.environ.get("MONGODB_URI") or (
+        self._environ = dict(os.environ if environ is None else environ)
+        self.scenario = scenario or self._environ.get("YZTC_SCENARIO", "")
+        self.mongodb_uri = mongodb_uri or self._environ.get("MONGODB_URI") or (
             f"mongodb://127.0.0.1:{ports.database}/yztc"
         )
-        self._own_database = not (mongodb_uri or os.environ.get("MONGODB_URI"))
+        self._own_database = not (mongodb_uri or self._environ.get("MONGODB_URI"))
         self.supervisor = Supervisor(self.var / "logs", echo=echo)
         self._extra = extra_env or {}
         self._aggregator_env = aggregator_env or {}
@@ -121,17 +166,24 @@ class Stack:
         secrets.rsa_pair(self.keys_dir, "alipay-app")
         secrets.rsa_pair(self.keys_dir, "alipay-sim")
 
+    def passed_on(self) -> dict[str, str]:
+        """The YZTC_* settings of the environment that reach every service."""
+        return {
+            k: v for k, v in self._environ.items()
+            if k.startswith("YZTC_") and k not in STACK_OWNED and not devstack_knob(k)
+        }
+
+    def ignored(self) -> list[str]:
+        """Names of YZTC_* variables in the environment that the stack sets itself."""
+        return sorted(k for k in self._environ if k in STACK_OWNED)
+
     def _env(self, **values: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("YZTC_", "MONGODB_URI"))}
-        env.update(
-            PYTHONUNBUFFERED="1",
-            MONGODB_URI=self.mongodb_uri,
-            YZTC_LOG_LEVEL=os.environ.get("YZTC_LOG_LEVEL", "INFO"),
-            YZTC_TRACES_EXPORTER=os.environ.get("YZTC_TRACES_EXPORTER", "none"),
-            YZTC_TRACES_FILE=os.environ.get("YZTC_TRACES_FILE", ""),
-            YZTC_TRACES_SAMPLE_RATIO=os.environ.get("YZTC_TRACES_SAMPLE_RATIO", "0.01"),
-            YZTC_TRACE_DB=os.environ.get("YZTC_TRACE_DB", "false"),
-        )
+        """A child's environment: the non-YZTC environment, DEFAULTS, the
+        settings passed on, `extra_env`, then the stack's own `values`."""
+        env = {k: v for k, v in self._environ.items() if not k.startswith("YZTC_") and k != "MONGODB_URI"}
+        env.update(DEFAULTS)
+        env.update(self.passed_on())
+        env.update(PYTHONUNBUFFERED="1", MONGODB_URI=self.mongodb_uri)
         if self.scenario:
             env["YZTC_SCENARIO"] = self.scenario
         env.update(self._extra)
@@ -143,7 +195,7 @@ class Stack:
     def database(self) -> Child:
         data = self.var / "ferretdb"
         argv = [str(FERRETDB), "--listen-addr", _addr(self.ports.database), "--data-dir", str(data)]
-        if debug := os.environ.get("YZTC_FERRETDB_DEBUG_ADDR"):
+        if debug := self._environ.get("YZTC_FERRETDB_DEBUG_ADDR"):
             argv += ["--debug-addr", debug]  # Go's /debug/pprof/, to profile the database's CPU
         return Child(
             "ferretdb",
@@ -255,6 +307,7 @@ class Stack:
             self._env(
                 YZTC_GATEWAY_LISTEN=_addr(p.gateway),
                 YZTC_GATEWAY_AGGREGATOR_TARGET=_addr(p.aggregator),
+                YZTC_GATEWAY_AGGREGATOR_SERVER_NAME="aggregator",  # as in the stack's PKI
                 YZTC_GATEWAY_ALIPAY_URL=f"http://{_addr(p.sim_alipay)}/gateway.do",
                 YZTC_GATEWAY_ALIPAY_APP_ID=ALIPAY_APP_ID,
                 YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-app-private.pem"),

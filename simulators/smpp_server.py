@@ -109,6 +109,13 @@ class SmppServer:
             self._tasks.add(task)
         try:
             await session.serve()
+        except asyncio.CancelledError:
+            # Only stop() cancels a session, and this is the session task's
+            # top, so it ends quietly instead: Python 3.11's start_server asks
+            # a cancelled handler task for its exception(), which raises
+            # CancelledError in a callback, logged as a traceback (3.12 checks
+            # cancelled() first).
+            pass
         finally:
             self._sessions.pop(session.number, None)
             if task is not None:

@@ -19,6 +19,7 @@ HEADLINES = (
     "db_round_trips_last_answer_to_sms",
     "service_cpu_ms_per_query",
     "service_cpu_vs_grpc_floor",
+    "service_cpu_vs_paced_grpc_floor",
     "ferretdb_cpu_ms_per_round_trip",
     "completed_vs_bare_fanout",
     "fanout_overhead",
