@@ -159,7 +159,7 @@ class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
                 state=pb.EnterpriseState.Value(f"ENTERPRISE_STATE_{part.state}"),
                 apps=[pb.AppCount(name=a["name"], count=a["count"]) for a in part.apps],
             )
-            if part.state == "DONE":
+            if part.state == "DONE" and part.count is not None:
                 result.count = part.count
             enterprises.append(result)
         return pb.Query(

@@ -38,7 +38,7 @@ class OperatorConnectorServicer(operator_connector_pb2_grpc.OperatorConnectorSer
             )
         except UpstreamError as error:
             await abort(context, error)
-        verdict = VERDICTS.get(body.get("result"))
+        verdict = VERDICTS.get(str(body.get("result", "")))
         if verdict is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "operator answered an unknown result")
         return pb.VerifySubscriberResponse(verdict=verdict, ported_to=body.get("ported_to", ""))

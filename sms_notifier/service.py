@@ -76,4 +76,5 @@ class SmsNotifierServicer(sms_notifier_pb2_grpc.SmsNotifierServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
         if state is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such message")
+        assert state is not None  # abort raises; grpc.aio types it as returning None
         return status(state)

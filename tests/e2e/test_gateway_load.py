@@ -171,7 +171,7 @@ def test_valid_requests_are_answered_during_a_flood(tmp_path: Path):
         results = {"valid alone": baseline}
         for name, script in (("flood A, one client", one_client), ("flood B, botnet", botnet)):
             flood: dict = {}
-            flooder = threading.Thread(target=lambda s=script: flood.update(_wrk(base, s, 64, SECONDS + 2)))
+            flooder = threading.Thread(target=lambda s=script, f=flood: f.update(_wrk(base, s, 64, SECONDS + 2)))
             flooder.start()
             during = _wrk(base, valid, 4, SECONDS)
             flooder.join()

@@ -69,7 +69,7 @@ async def test_per_day_quota_holds_across_replicas(db_and_counter):
     db, _ = db_and_counter
     now = [T0]
     replicas = [ChannelQuotas(db, _config(1000, 10), owner=f"d{i}", clock=lambda: now[0]) for i in range(2)]
-    for i in range(6):
+    for _ in range(6):
         assert await replicas[0].take("ch", "GetQuery") is None
     for _ in range(100):  # replica 0's count is flushed in the background
         flushed = await db["channel_days"].find_one({"_id": {"$regex": r"\|d0$"}})

@@ -63,7 +63,7 @@ def test_signature_over_the_unquoted_string_is_refused(phones, alipay_key):
     # Alipay signs the response with its quotes: a signature without them is not Alipay's.
     response = alipay_phone_number.encrypt_content(AES, '{"code":"10000","mobile":"13800138000"}')
     sign = sign_rsa2(alipay_key, response.encode())
-    _refused(lambda: phones.phone(response, sign), NOT_ALIPAYS)
+    _refused(lambda response=response, sign=sign: phones.phone(response, sign), NOT_ALIPAYS)
 
 
 def test_tampered_payloads_are_refused(phones, alipay_key):
@@ -81,7 +81,7 @@ def test_tampered_payloads_are_refused(phones, alipay_key):
         (good["response"], ""),
         ("中文", good["sign"]),
     ):
-        _refused(lambda: phones.phone(response, sign), NOT_ALIPAYS)
+        _refused(lambda response=response, sign=sign: phones.phone(response, sign), NOT_ALIPAYS)
 
 
 def test_payload_signed_by_another_key_is_refused(keys, alipay_key):
@@ -105,7 +105,7 @@ def test_signed_but_undecryptable_content_has_no_number(phones, alipay_key):
         _signed(alipay_key, alipay_phone_number.encrypt_content(AES, '{"code":"10000"}')),
         _signed(alipay_key, alipay_phone_number.encrypt_content(AES, '{"code":"10000","mobile":13800138000}')),
     ):
-        _refused(lambda: phones.phone(response, sign), NO_NUMBER)
+        _refused(lambda response=response, sign=sign: phones.phone(response, sign), NO_NUMBER)
 
 
 def test_refusal_by_alipay_has_no_number(phones, alipay_key):

@@ -118,7 +118,10 @@ def test_the_code_a_query_was_accepted_with_is_used():
 # -- locks and the last query -------------------------------------------------
 
 
-def _accepted(previous: LastQuery | None = LastQuery("q0", NOW - 48 * H)) -> Phone:
+_OLD_QUERY = LastQuery("q0", NOW - 48 * H)
+
+
+def _accepted(previous: LastQuery | None = _OLD_QUERY) -> Phone:
     phone = Phone("h", v=7, last=previous)
     phone = _send(phone, NOW)
     return apply(phone, Event("accept", NOW + S, query_id="q1"))
