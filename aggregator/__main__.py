@@ -38,7 +38,7 @@ async def main() -> None:
     tls = GrpcTlsSettings()
     setup_logging("aggregator", settings.log_level)
     setup_telemetry("aggregator", settings)
-    log.info("settings", extra={"fields": {"settings": settings.describe()}})
+    log.debug("settings", extra={"fields": {"settings": settings.describe()}})
 
     catalogue = load_catalogue(settings.enterprises_file)
     missing = {e.id for e in catalogue} - settings.companies.keys()
@@ -71,6 +71,7 @@ async def main() -> None:
     }
     for cid, caller in callers.items():
         metrics.watch_circuit(cid, caller.circuit_state)
+    metrics.watch_certificates({"cert": tls.tls_cert, "ca": tls.tls_ca})
     protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, settings.decoded_hash_key())
     engine = Engine(
         queue=queue,
@@ -129,7 +130,7 @@ async def main() -> None:
     async def start() -> None:
         await replicas.start()
         await service.start()
-        service.watch(lambda: client.admin.command("ping"))
+        service.watch(metrics.database_probe(lambda: client.admin.command("ping")))
         engine.start()
         purger.append(asyncio.create_task(purge_forever(), name="retention"))
         print(f"aggregator listening on {settings.listen} ({'mutual TLS' if credentials else 'plaintext'})", flush=True)

@@ -315,6 +315,9 @@ class Engine:
                     kept = await self._queue.end_round(qid, gen, changes, retry, self._clock())
                 return self._schedule(query, gen, retry if kept else None)
             query.sms.handed_over, query.sms.state = True, state
+            self._metrics.result_sms_handed_over(
+                query.status, state, query.created_at, query.deliver_by, self._clock()
+            )
             changes.update({"sms.handed_over": True, "sms.state": state})
 
         next_at = round_rules.next_round_at(

@@ -1,17 +1,48 @@
 """The aggregator's metrics, named for what an SRE asks: how fast and how
 well each company answers, whether its circuit is open, how much work is
-waiting, and how old the oldest unfinished query is (the 48-hour risk)."""
+waiting, how old the oldest unfinished query is (the 48-hour risk), whether
+each result SMS went out by its query's `deliver_by` and how long after the
+query it went, whether this replica reaches its database, and when its TLS
+certificates expire. The service-level objectives built on them are in
+docs/runbook.md ("Service-level objectives and alerts")."""
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from cryptography import x509
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
+# The notifier's answer to a result SMS hand-over (engine.SMS_STATES), as it
+# counts against the query's deliver_by: submitted means every part accepted
+# by the SMS centre.
+_SUBMITTED = frozenset({"SENT", "DELIVERED"})
+RESULT_SMS_OUTCOMES = ("on_time", "late", "queued", "failed")
+
+
+def result_sms_outcome(sms_state: str, handed_over_at: dt.datetime, deliver_by: dt.datetime) -> str:
+    """How one hand-over counts for the 48-hour promise: `on_time` (the SMS
+    centre had every part by `deliver_by`), `late` (after it), `queued`
+    (PENDING: in the notifier's queue, not yet submitted; counted against the
+    promise, since we cannot know here when it goes), `failed` (FAILED)."""
+    if sms_state in _SUBMITTED:
+        return "on_time" if handed_over_at <= deliver_by else "late"
+    return "failed" if sms_state == "FAILED" else "queued"
+
+
+def certificate_not_after(path: str) -> float:
+    """The earliest notAfter (Unix seconds) of the PEM certificates in `path`."""
+    certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    return min(c.not_valid_after_utc.timestamp() for c in certificates)
+
 
 class Metrics:
-    def __init__(self) -> None:
-        meter = metrics.get_meter("yztc.aggregator")
+    def __init__(self, provider: MeterProvider | None = None) -> None:
+        meter = metrics.get_meter("yztc.aggregator", meter_provider=provider)
         self._latency = meter.create_histogram(
             "yztc.company.call.duration", unit="s", description="Company connector call latency",
             # Calls take milliseconds to seconds; the SDK's default buckets start at 5 s steps.
@@ -23,9 +54,27 @@ class Metrics:
         self._finished = meter.create_counter(
             "yztc.queries.finished", description="Queries finished, by status"
         )
+        self._result_sms = meter.create_counter(
+            "yztc.queries.result_sms", unit="{query}",
+            description="Result SMS handed to the notifier, by outcome against the query's deliver_by: "
+            "on_time, late, queued (not yet submitted), failed",
+        )
+        self._result_sms_delay = meter.create_histogram(
+            "yztc.queries.result_sms.delay", unit="s",
+            description="From a query's acceptance to the notifier's answer to its result SMS, "
+            "by query status (COMPLETED, PARTIAL) and the answer (SENT, DELIVERED, PENDING, FAILED)",
+            # Seconds when every company answers at once, up to the 48 hours of the promise.
+            # Floats: the exporter writes le="300.0", which the alert rules compare against.
+            explicit_bucket_boundaries_advisory=[
+                1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                14400.0, 43200.0, 86400.0, 144000.0, 172800.0,
+            ],
+        )
         self.backlog = 0
         self.oldest_age_seconds = 0.0
-        self._circuits: dict[str, callable] = {}
+        self.database_up = True
+        self._circuits: dict[str, Callable[[], str]] = {}
+        self._certificates: dict[str, str] = {}
         meter.create_observable_gauge(
             "yztc.queries.backlog", [self._observe_backlog], description="Queries not yet finished"
         )
@@ -37,6 +86,14 @@ class Metrics:
             "yztc.company.circuit_state", [self._observe_circuits],
             description="Circuit breaker per company: 0 closed, 1 half-open, 2 open",
         )
+        meter.create_observable_gauge(
+            "yztc.database.up", [self._observe_database],
+            description="1 while this replica's database ping (the health check's, every 2 s) succeeds",
+        )
+        meter.create_observable_gauge(
+            "yztc.tls.certificate.expiration_timestamp", [self._observe_certificates], unit="s",
+            description="notAfter (Unix seconds) of this replica's TLS certificate files, by role (cert, ca)",
+        )
 
     def company_call(self, company: str, seconds: float, outcome: str) -> None:
         self._latency.record(seconds, {"company": company, "outcome": outcome})
@@ -46,8 +103,37 @@ class Metrics:
     def query_finished(self, status: str) -> None:
         self._finished.add(1, {"status": status})
 
-    def watch_circuit(self, company: str, state) -> None:
+    def result_sms_handed_over(
+        self, status: str, sms_state: str, accepted_at: dt.datetime, deliver_by: dt.datetime, now: dt.datetime
+    ) -> None:
+        """One result SMS the notifier answered for: `status` the query's
+        (COMPLETED or PARTIAL), `sms_state` the notifier's answer."""
+        self._result_sms.add(1, {"outcome": result_sms_outcome(sms_state, now, deliver_by)})
+        self._result_sms_delay.record(
+            (now - accepted_at).total_seconds(), {"status": status, "sms_state": sms_state}
+        )
+
+    def watch_circuit(self, company: str, state: Callable[[], str]) -> None:
         self._circuits[company] = state
+
+    def watch_certificates(self, files: Mapping[str, str]) -> None:
+        """Role ("cert", "ca") -> PEM file, read at every collection (a
+        rotated Secret shows at once); unset paths are left out."""
+        self._certificates.update({role: path for role, path in files.items() if path})
+
+    def database_probe(self, ping: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """`ping` (e.g. the health check's database ping), setting
+        `yztc.database.up` from each outcome; raises what `ping` raises."""
+
+        async def probe() -> None:
+            try:
+                await ping()
+            except BaseException:  # a timeout cancels it: down too
+                self.database_up = False
+                raise
+            self.database_up = True
+
+        return probe
 
     def _observe_backlog(self, options: CallbackOptions):
         yield Observation(self.backlog)
@@ -58,3 +144,13 @@ class Metrics:
     def _observe_circuits(self, options: CallbackOptions):
         for company, state in self._circuits.items():
             yield Observation(CIRCUIT_VALUES[state()], {"company": company})
+
+    def _observe_database(self, options: CallbackOptions):
+        yield Observation(1 if self.database_up else 0)
+
+    def _observe_certificates(self, options: CallbackOptions):
+        for role, path in self._certificates.items():
+            try:
+                yield Observation(certificate_not_after(path), {"role": role})
+            except (OSError, ValueError):
+                continue  # mid-rotation or unreadable: no sample this time

@@ -32,6 +32,6 @@ k8s-check: install
 	$(PY) -m pytest -q tests/deploy
 
 # The manifests of one overlay on stdout: make -s k8s-manifests OVERLAY=prod | kubectl apply -f -
-# (config/*.json are read from outside deploy/k8s, hence the load restrictor).
+# (the same as `kubectl apply -k deploy/k8s/overlays/prod`: kustomize's defaults).
 k8s-manifests: $(KUSTOMIZE)
-	@$(KUSTOMIZE) build --load-restrictor LoadRestrictionsNone deploy/k8s/overlays/$(OVERLAY)
+	@$(KUSTOMIZE) build deploy/k8s/overlays/$(OVERLAY)

@@ -32,7 +32,7 @@ log = logging.getLogger("sms_notifier")
 async def main(settings: NotifierSettings) -> None:
     setup_logging("sms_notifier", settings.log_level)
     setup_telemetry("sms_notifier", settings)
-    log.info("settings", extra={"fields": {"settings": settings.describe()}})
+    log.debug("settings", extra={"fields": {"settings": settings.describe()}})
     client = connect(settings.mongodb_uri, "yztc-sms-notifier")
     db = client.get_default_database("yztc")
     store = MessageStore(db)
@@ -99,7 +99,7 @@ async def main(settings: NotifierSettings) -> None:
             pass
         await sender.start()
         await service.start()
-        service.watch(lambda: client.admin.command("ping"))
+        service.watch(metrics.database_probe(lambda: client.admin.command("ping")))
         print(f"sms_notifier listening on {settings.listen}", flush=True)
 
     async def stop() -> None:

@@ -1,12 +1,20 @@
 """The notifier's metrics, named for what an SRE asks: how many messages wait
 and how long the oldest has waited (the 48-hour promise), how fast parts go
-out, why messages fail, how long receipts take, and whether we are bound to
-the SMS centre. Instruments come from the OpenTelemetry API; where they are
-exported to is set up once per process (yztc.telemetry)."""
+out, how long a Send takes to get a message to the SMS centre (the person
+waiting for a verification code), why messages fail, how long receipts take,
+whether we are bound to the SMS centre, and whether we reach the database.
+Instruments come from the OpenTelemetry API; where they are exported to is
+set up once per process (yztc.telemetry)."""
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+
+
+# The aggregator's message ids: "code:<event id>" and "result:<query id>".
+MESSAGE_KINDS = frozenset({"code", "result"})
 
 
 class Metrics:
@@ -45,6 +53,20 @@ class Metrics:
             "yztc.sms.receipt.latency", unit="s",
             description="From every part accepted (SENT) to the final delivery receipt",
         )
+        self._send_duration = meter.create_histogram(
+            "yztc.sms.send.duration", unit="s",
+            description="A Send that pushes a message: from its arrival to its answer, by kind (code, result, "
+            "other: the message id's prefix) and state (SENT: every part accepted by the SMS centre; "
+            "PENDING: left to the queue; FAILED)",
+            # Pushes end within push_seconds (2 s by default); the default buckets start at 5 s steps.
+            # Floats: the exporter writes le="2.0", which the alert rules compare against.
+            explicit_bucket_boundaries_advisory=[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0],
+        )
+        self.database_up = True
+        meter.create_observable_gauge(
+            "yztc.database.up", [self._observe_database],
+            description="1 while this replica's database ping (the health check's, every 2 s) succeeds",
+        )
 
     def submitted(self, outcome: str) -> None:
         self._submits.add(1, {"outcome": outcome})
@@ -60,6 +82,30 @@ class Metrics:
 
     def receipt_latency(self, seconds: float, state: str) -> None:
         self._receipt_latency.record(seconds, {"state": state})
+
+    def pushed(self, message_id: str, seconds: float, state: str) -> None:
+        """A push ended after `seconds` in `state`; only the id's prefix
+        ("code:<event>", "result:<query>") becomes a label."""
+        prefix = message_id.partition(":")[0]
+        kind = prefix if prefix in MESSAGE_KINDS else "other"
+        self._send_duration.record(seconds, {"kind": kind, "state": state})
+
+    def database_probe(self, ping: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """`ping` (the health check's database ping), setting
+        `yztc.database.up` from each outcome; raises what `ping` raises."""
+
+        async def probe() -> None:
+            try:
+                await ping()
+            except BaseException:  # a timeout cancels it: down too
+                self.database_up = False
+                raise
+            self.database_up = True
+
+        return probe
+
+    def _observe_database(self, options: CallbackOptions):
+        yield Observation(1 if self.database_up else 0)
 
     def _observe_depth(self, options: CallbackOptions):
         yield Observation(self.queue_depth)

@@ -198,11 +198,14 @@ class Sender:
         if task is None:
             task = asyncio.create_task(self._push(message_id, dest, parts, text, attempt), name=f"sms-push-{message_id}")
             self._pushing[message_id] = task
-            task.add_done_callback(lambda t, mid=message_id: self._push_done(mid, t))
+            started = time.monotonic()
+            task.add_done_callback(lambda t, mid=message_id: self._push_done(mid, t, started))
         return await asyncio.shield(task)
 
-    def _push_done(self, message_id: str, task: asyncio.Task) -> None:
+    def _push_done(self, message_id: str, task: asyncio.Task, started: float) -> None:
         self._pushing.pop(message_id, None)
+        if not task.cancelled() and task.exception() is None:
+            self._metrics.pushed(message_id, time.monotonic() - started, task.result().state)
         if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), PyMongoError):
             log.error("push failed", exc_info=task.exception(), extra={"fields": {"message_id": message_id}})
 

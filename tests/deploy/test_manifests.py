@@ -9,7 +9,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from tests.deploy.conftest import OVERLAYS
+from tests.deploy.conftest import OVERLAYS, ROOT
+from tests.deploy.model import selects, workloads
 
 # The oldest Kubernetes we support: native gRPC probes, the preStop sleep
 # action and matchLabelKeys are all in it.
@@ -37,10 +38,17 @@ def test_overlay_builds(rendered: dict[str, str], overlay: str) -> None:
     assert "kind: Deployment" in rendered[overlay]
 
 
+# The Prometheus Operator's kinds (components/monitoring): not in Kubernetes'
+# schemas; test_alerts.py and test_dashboard.py check what they carry.
+OPERATOR_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_object_is_valid_against_the_kubernetes_schemas(objects: dict[str, list[dict]], overlay: str) -> None:
     errors = []
     for obj in objects[overlay]:
+        if (obj["apiVersion"], obj["kind"]) in OPERATOR_KINDS:
+            continue
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -82,3 +90,39 @@ def test_kube_score_finds_nothing(kube_score: Path, rendered: dict[str, str], ov
                 findings.append(f"{obj['object_name']}: {check['check']['id']}: {comments}")
     assert scored > 100, "kube-score scored almost nothing"
     assert not findings, "\n".join(findings)
+
+
+def test_only_the_operator_kinds_are_custom(objects: dict[str, list[dict]]) -> None:
+    """Anything else of a custom API group would escape the schema check."""
+    custom = {(o["apiVersion"], o["kind"]) for objs in objects.values() for o in objs if "." in o["apiVersion"].split("/")[0]
+              and not o["apiVersion"].split("/")[0].endswith(".k8s.io")}
+    assert custom == OPERATOR_KINDS
+
+
+def test_the_pod_monitor_scrapes_every_metrics_port(objects: dict[str, list[dict]]) -> None:
+    """prod's PodMonitor selects every pod with a port named "metrics" (the
+    services' 9464, the collector's 8888), and the NetworkPolicies admit the
+    Prometheus namespace on each (test_policies)."""
+    prod = objects["prod"]
+    (monitor,) = [o for o in prod if o["kind"] == "PodMonitor"]
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    assert monitor["metadata"]["labels"]["release"]
+    with_metrics = [w for w in workloads(prod) if "metrics" in w.ports().values()]
+    assert len(with_metrics) >= 4
+    for w in with_metrics:
+        assert selects(monitor["spec"]["selector"], w.labels), w.name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_configuration_files_are_config_s_own(objects: dict[str, list[dict]], overlay: str) -> None:
+    """ConfigMap yztc-config carries config/*.json byte for byte (built with
+    kustomize's default load restrictor: config/kustomization.yaml)."""
+    (config_map,) = [o for o in objects[overlay]
+                     if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("yztc-config-")]
+    files = {path.name: path.read_text(encoding="utf-8") for path in (ROOT / "config").glob("*.json")}
+    assert len(files) == 3 and config_map["data"] == files
+
+
+def test_no_copies_of_the_configuration_files_under_deploy() -> None:
+    names = {path.name for path in (ROOT / "config").glob("*.json")}
+    assert not [path for path in (ROOT / "deploy").rglob("*.json") if path.name in names]

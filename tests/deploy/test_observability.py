@@ -17,17 +17,21 @@ COLLECTOR_CONFIGS = {"prod": K8S / "base" / "otel-collector-config.yaml", "dev":
 
 
 def alert_rules() -> list[dict]:
-    return [rule for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"] for rule in group["rules"]]
+    """The alerting rules (the file also holds the objectives' recording rules)."""
+    return [rule for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+            for rule in group["rules"] if "alert" in rule]
 
 
 def exported_metric_names() -> set[str]:
-    """The aggregator's instruments as the OpenTelemetry Prometheus exporter
-    names them: dots to underscores, the unit "s" as _seconds."""
-    source = (ROOT / "aggregator" / "metrics.py").read_text(encoding="utf-8")
+    """The aggregator's and the notifier's instruments as the OpenTelemetry
+    Prometheus exporter names them: dots to underscores, the unit "s" as
+    _seconds (tests/e2e/test_metrics_in_use.py reads the real pages)."""
     names = set()
-    for call in re.finditer(r'create_\w+\(\s*"(yztc\.[a-z_.]+)"(.*?)\)', source, re.S):
-        name = call[1].replace(".", "_")
-        names.add(name + ("_seconds" if 'unit="s"' in call[2] else ""))
+    for module in ("aggregator", "sms_notifier"):
+        source = (ROOT / module / "metrics.py").read_text(encoding="utf-8")
+        for call in re.finditer(r'create_\w+\(\s*"(yztc\.[a-z_.]+)"(.*?)\)', source, re.S):
+            name = call[1].replace(".", "_")
+            names.add(name + ("_seconds" if 'unit="s"' in call[2] else ""))
     return names
 
 
@@ -44,13 +48,15 @@ def test_every_alert_is_complete_and_in_the_runbook() -> None:
         assert name in headings, f"docs/runbook.md has no '### {name}'"
 
 
-def test_alerts_use_metrics_the_aggregator_exports() -> None:
+def test_alerts_use_metrics_the_services_export() -> None:
     exported = exported_metric_names()
     assert "yztc_queries_oldest_unfinished_age_seconds" in exported
-    for rule in alert_rules():
-        for metric in re.findall(r"\byztc_[a-z_]+", rule["expr"]):
-            base = re.sub(r"_(total|count|sum|bucket)$", "", metric)
-            assert base in exported, f"{rule['alert']}: {metric} is not exported"
+    assert "yztc_sms_smsc_bound" in exported
+    for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]:
+        for rule in group["rules"]:
+            for metric in re.findall(r"\byztc_[a-z_]+", rule["expr"]):
+                base = re.sub(r"_(total|count|sum|bucket)$", "", metric)
+                assert base in exported, f"{rule.get('alert') or rule['record']}: {metric} is not exported"
 
 
 def test_the_rules_ship_in_a_configmap(objects: dict[str, list[dict]]) -> None:

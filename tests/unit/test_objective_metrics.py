@@ -1,0 +1,131 @@
+"""The metrics the service-level objectives are measured by
+(docs/runbook.md, "Service-level objectives and alerts"): the result SMS
+against its deliver_by and its delay, the Send duration by kind, whether the
+database answers, and when the TLS certificates expire."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from aggregator.metrics import Metrics as AggregatorMetrics
+from aggregator.metrics import certificate_not_after, result_sms_outcome
+from sms_notifier.metrics import Metrics as NotifierMetrics
+
+T0 = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+DELIVER_BY = T0 + dt.timedelta(hours=48)
+
+
+def collected(reader: InMemoryMetricReader) -> dict[str, list]:
+    data = reader.get_metrics_data()
+    if data is None:
+        return {}
+    return {m.name: list(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+
+
+@pytest.mark.parametrize(
+    ("state", "at", "outcome"),
+    [
+        ("SENT", T0 + dt.timedelta(seconds=3), "on_time"),
+        ("DELIVERED", DELIVER_BY, "on_time"),  # at deliver_by is still by it
+        ("SENT", DELIVER_BY + dt.timedelta(seconds=1), "late"),
+        ("PENDING", T0 + dt.timedelta(seconds=3), "queued"),
+        ("FAILED", T0 + dt.timedelta(seconds=3), "failed"),
+    ],
+)
+def test_result_sms_outcome(state: str, at: dt.datetime, outcome: str) -> None:
+    assert result_sms_outcome(state, at, DELIVER_BY) == outcome
+
+
+def test_a_result_sms_hand_over_is_counted_and_timed() -> None:
+    reader = InMemoryMetricReader()
+    metrics = AggregatorMetrics(MeterProvider(metric_readers=[reader]))
+    metrics.result_sms_handed_over("COMPLETED", "SENT", T0, DELIVER_BY, T0 + dt.timedelta(seconds=4))
+    metrics.result_sms_handed_over("PARTIAL", "PENDING", T0, DELIVER_BY, T0 + dt.timedelta(hours=47))
+    found = collected(reader)
+    assert sorted((p.attributes["outcome"], p.value) for p in found["yztc.queries.result_sms"]) == [
+        ("on_time", 1), ("queued", 1)]
+    delays = {(p.attributes["status"], p.attributes["sms_state"]): p for p in found["yztc.queries.result_sms.delay"]}
+    assert delays[("COMPLETED", "SENT")].sum == 4 and delays[("PARTIAL", "PENDING")].sum == 47 * 3600
+    # The objectives compare against these bounds (deploy/k8s/base/alerts.rules.yaml).
+    assert 300.0 in delays[("COMPLETED", "SENT")].explicit_bounds
+    assert 172800.0 in delays[("COMPLETED", "SENT")].explicit_bounds
+
+
+@pytest.mark.parametrize("kind", ("aggregator", "notifier"))
+def test_the_database_probe_follows_each_ping(kind: str) -> None:
+    reader = InMemoryMetricReader()
+    metrics = (AggregatorMetrics if kind == "aggregator" else NotifierMetrics)(MeterProvider(metric_readers=[reader]))
+    outcomes = iter([None, ConnectionError("away"), "slow", None])
+
+    async def ping() -> None:
+        outcome = next(outcomes)
+        if outcome == "slow":
+            await asyncio.sleep(10)
+        elif outcome is not None:
+            raise outcome
+
+    probe = metrics.database_probe(ping)
+
+    async def run() -> list[int]:
+        seen = []
+        for _ in range(4):
+            try:
+                await asyncio.wait_for(probe(), timeout=0.05)
+            except (ConnectionError, TimeoutError):
+                pass
+            seen.append(collected(reader)["yztc.database.up"][0].value)
+        return seen
+
+    assert asyncio.run(run()) == [1, 0, 0, 1]
+
+
+def _certificate(path: Path, not_after: dt.datetime) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aggregator")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(T0 - dt.timedelta(days=1))
+            .not_valid_after(not_after).sign(key, hashes.SHA256()))
+    with path.open("ab") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_certificate_expiry_is_the_earliest_of_the_file(tmp_path: Path) -> None:
+    chain = tmp_path / "chain.pem"
+    _certificate(chain, T0 + dt.timedelta(days=90))
+    _certificate(chain, T0 + dt.timedelta(days=10))
+    assert certificate_not_after(str(chain)) == (T0 + dt.timedelta(days=10)).timestamp()
+
+
+def test_certificate_gauge_reads_the_files_at_each_collection(tmp_path: Path) -> None:
+    reader = InMemoryMetricReader()
+    metrics = AggregatorMetrics(MeterProvider(metric_readers=[reader]))
+    cert = tmp_path / "tls.crt"
+    _certificate(cert, T0 + dt.timedelta(days=30))
+    metrics.watch_certificates({"cert": str(cert), "ca": str(tmp_path / "missing.pem"), "unset": ""})
+    [point] = collected(reader)["yztc.tls.certificate.expiration_timestamp"]
+    assert dict(point.attributes) == {"role": "cert"} and point.value == (T0 + dt.timedelta(days=30)).timestamp()
+    cert.unlink()
+    _certificate(cert, T0 + dt.timedelta(days=400))  # rotated: seen at the next collection
+    [point] = collected(reader)["yztc.tls.certificate.expiration_timestamp"]
+    assert point.value == (T0 + dt.timedelta(days=400)).timestamp()
+
+
+def test_send_duration_by_kind_never_carries_the_id() -> None:
+    reader = InMemoryMetricReader()
+    metrics = NotifierMetrics(MeterProvider(metric_readers=[reader]))
+    metrics.pushed("code:5f0c2d7e9a", 0.12, "SENT")
+    metrics.pushed("result:q-8d1e", 1.5, "PENDING")
+    metrics.pushed("13800138000", 0.2, "FAILED")
+    points = collected(reader)["yztc.sms.send.duration"]
+    assert sorted((p.attributes["kind"], p.attributes["state"], p.sum) for p in points) == [
+        ("code", "SENT", 0.12), ("other", "FAILED", 0.2), ("result", "PENDING", 1.5)]
+    assert 2.0 in points[0].explicit_bounds
