@@ -1,4 +1,5 @@
 """`python -m aggregator`: read settings, build, serve, stop gracefully on SIGTERM."""
+
 from __future__ import annotations
 
 import asyncio
@@ -66,9 +67,7 @@ async def main() -> None:
     # mutual TLS too); plaintext otherwise, the development switch.
     internal = channel_credentials(tls) if settings.internal_tls else None
     links = Links(settings.companies, settings.operators, settings.notifier_target, internal)
-    callers = {
-        e.id: CompanyCaller(e.id, links.companies[e.id], e.policy, metrics) for e in catalogue
-    }
+    callers = {e.id: CompanyCaller(e.id, links.companies[e.id], e.policy, metrics) for e in catalogue}
     for cid, caller in callers.items():
         metrics.watch_circuit(cid, caller.circuit_state)
     metrics.watch_certificates({"cert": tls.tls_cert, "ca": tls.tls_ca})

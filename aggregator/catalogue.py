@@ -1,4 +1,5 @@
 """The participating companies (id, name, hotline, 解绑与明细查询), from configuration."""
+
 from __future__ import annotations
 
 import json

@@ -16,13 +16,14 @@ the count to a document only it writes, from one flushing task (one
 writer, one write at a time: nothing lost, even on FerretDB); it reads the
 other replicas' counts as often.
 """
+
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import time
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +53,16 @@ class ChannelConfig:
     requester_id is the channel's own id of the person; limits apply to
     calls that carry one)."""
 
-    def __init__(self, channels: dict[str, dict[str, Quota]],
-                 requester_limits: dict[str, dict[str, RequesterLimit]] | None = None) -> None:
+    def __init__(
+        self,
+        channels: dict[str, dict[str, Quota]],
+        requester_limits: dict[str, dict[str, RequesterLimit]] | None = None,
+    ) -> None:
         self.channels = channels
         self.requester_limits = requester_limits or {}
 
     @classmethod
-    def from_file(cls, path: Path) -> "ChannelConfig":
+    def from_file(cls, path: Path) -> ChannelConfig:
         data = json.loads(path.read_text(encoding="utf-8"))["channels"]
         return cls(
             {
@@ -66,8 +70,10 @@ class ChannelConfig:
                 for name, spec in data.items()
             },
             {
-                name: {method: RequesterLimit(int(r["count"]), int(r["seconds"]))
-                       for method, r in spec.get("requester_limits", {}).items()}
+                name: {
+                    method: RequesterLimit(int(r["count"]), int(r["seconds"]))
+                    for method, r in spec.get("requester_limits", {}).items()
+                }
                 for name, spec in data.items()
             },
         )
@@ -129,7 +135,7 @@ class _Slot:
 
 
 class _SlotAdmission(Admission):
-    def __init__(self, quotas: "ChannelQuotas", slots: list[_Slot]) -> None:
+    def __init__(self, quotas: ChannelQuotas, slots: list[_Slot]) -> None:
         self._quotas = quotas
         self._slots = slots
         self.retry_after = 1.0
@@ -163,8 +169,7 @@ class _SlotAdmission(Admission):
 
 
 class ChannelQuotas:
-    def __init__(self, db: AsyncDatabase, config: ChannelConfig, owner: str | None = None,
-                 clock=time.time) -> None:
+    def __init__(self, db: AsyncDatabase, config: ChannelConfig, owner: str | None = None, clock=time.time) -> None:
         self._slots = db["claims"]
         self._days = db["channel_days"]
         self._config = config
@@ -203,8 +208,9 @@ class ChannelQuotas:
         k = self._reserve(prefix)
         if k > quota.per_second:
             return max(0.001, second + 1 - now)
-        slots.append(_Slot(prefix, k, quota.per_second, dt.datetime.fromtimestamp(second, dt.UTC),
-                           max(0.001, second + 1 - now)))
+        slots.append(
+            _Slot(prefix, k, quota.per_second, dt.datetime.fromtimestamp(second, dt.UTC), max(0.001, second + 1 - now))
+        )
         limit = self._config.requester_limit(channel, method)
         if limit is not None and requester:
             window = int(now // limit.seconds)

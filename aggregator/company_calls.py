@@ -1,5 +1,6 @@
 """One company, called under its policy: concurrency cap, rate limit,
 deadline, circuit breaker; failures classified as retryable or not."""
+
 from __future__ import annotations
 
 import asyncio
@@ -91,7 +92,9 @@ class CompanyCaller:
                 self._metrics.company_call(self.company, self._now() - started, code.name)
                 if code in RETRYABLE:
                     self.breaker.failure(self._now())
-                    delay = backoff(attempt + 1, self.policy.backoff_base_seconds, self.policy.backoff_max_seconds, self._rng)
+                    delay = backoff(
+                        attempt + 1, self.policy.backoff_base_seconds, self.policy.backoff_max_seconds, self._rng
+                    )
                     return Answer("retry", retry_in=delay, error=code.name)
                 # Not worth repeating (invalid argument, not found...): the
                 # company is healthy, the request is not.

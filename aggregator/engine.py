@@ -18,6 +18,7 @@ SMS: the message id makes a repeated hand-over answer from the notifier's
 record, and the companies are asked with our query id as their idempotency
 key.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -315,9 +316,7 @@ class Engine:
                     kept = await self._queue.end_round(qid, gen, changes, retry, self._clock())
                 return self._schedule(query, gen, retry if kept else None)
             query.sms.handed_over, query.sms.state = True, state
-            self._metrics.result_sms_handed_over(
-                query.status, state, query.created_at, query.deliver_by, self._clock()
-            )
+            self._metrics.result_sms_handed_over(query.status, state, query.created_at, query.deliver_by, self._clock())
             changes.update({"sms.handed_over": True, "sms.state": state})
 
         next_at = round_rules.next_round_at(

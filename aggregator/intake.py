@@ -21,6 +21,7 @@ in its own task, shielded from the caller's deadline or cancellation, so
 that a cancelled call never leaves a spent code without its query: the
 caller who tries again gets QUERY_IN_PROGRESS with the query id.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,8 +57,6 @@ TERMS_VERSION = "2026-11"
 # before it gives up (each loss folds the winner's change: progress).
 MAX_CLAIM_ROUNDS = 64
 Verdict = op_pb2.VerifySubscriberResponse.Verdict
-
-
 
 
 def _phone_or_error(raw: str) -> str:
@@ -161,8 +160,11 @@ class Intake:
             wait_until = phone_rules.next_send_allowed(phone, now)
             if wait_until is not None:
                 raise ServiceError("RATE_LIMITED", retry_after=seconds_until(wait_until, now))
-            event = Event("code", now, code=Code(uuid.uuid4().hex, code_hash(self._code_key, phone_hash, code),
-                                                  now + phone_rules.CODE_TTL))
+            event = Event(
+                "code",
+                now,
+                code=Code(uuid.uuid4().hex, code_hash(self._code_key, phone_hash, code), now + phone_rules.CODE_TTL),
+            )
             outcome = await self._commit(phone, event, admission)
             phone = outcome.phone
             if isinstance(outcome, Committed):
@@ -181,7 +183,13 @@ class Intake:
     # -- queries -----------------------------------------------------------------
 
     async def submit(
-        self, raw_phone: str, raw_id6: str, raw_code: str, consent: bool, channel: str, requester: str,
+        self,
+        raw_phone: str,
+        raw_id6: str,
+        raw_code: str,
+        consent: bool,
+        channel: str,
+        requester: str,
         admission: Admission = NO_QUOTA,
     ) -> dict:
         """Accepts a query: {"query_id", "status", "deliver_by"}; or raises a
@@ -266,8 +274,11 @@ class Intake:
         query_id = phone.code.used_by
         query = await self._queries.get(query_id)
         if query is None:
-            if phone.last is not None and phone.last.query_id == query_id \
-                    and phone_rules.unmade_query_blocks(phone.last, now):
+            if (
+                phone.last is not None
+                and phone.last.query_id == query_id
+                and phone_rules.unmade_query_blocks(phone.last, now)
+            ):
                 raise ServiceError("QUERY_IN_PROGRESS", query_id=query_id)
         elif query.status == IN_PROGRESS:
             raise ServiceError("QUERY_IN_PROGRESS", query_id=query_id)
@@ -293,7 +304,13 @@ class Intake:
             raise ServiceError("QUERY_LIMITED", retry_after=seconds_until(until, now))
 
     async def _make_query(
-        self, phone: Phone, phone_number: str, id6: str, query_id: str, channel: str, requester: str,
+        self,
+        phone: Phone,
+        phone_number: str,
+        id6: str,
+        query_id: str,
+        channel: str,
+        requester: str,
         now: dt.datetime,
     ) -> dict:
         try:
@@ -355,7 +372,9 @@ class Intake:
                     metadata=telemetry.outgoing_metadata(),
                 )
             except grpc.aio.AioRpcError as error:
-                log.warning("operator check failed", extra={"fields": {"operator": operator, "grpc": error.code().name}})
+                log.warning(
+                    "operator check failed", extra={"fields": {"operator": operator, "grpc": error.code().name}}
+                )
                 raise _OperatorSaid("unavailable") from None
             if answer.verdict == Verdict.VERDICT_MATCH:
                 return

@@ -2,6 +2,7 @@
 the operator connectors and the SMS notifier. One channel each, made at
 start-up, closed at shutdown; keep-alive and the retries of VerifySubscriber
 and GetStatus come with every channel (yztc/grpc_options.py)."""
+
 from __future__ import annotations
 
 import grpc

@@ -5,6 +5,7 @@ each result SMS went out by its query's `deliver_by` and how long after the
 query it went, whether this replica reaches its database, and when its TLS
 certificates expire. The service-level objectives built on them are in
 docs/runbook.md ("Service-level objectives and alerts")."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,30 +45,46 @@ class Metrics:
     def __init__(self, provider: MeterProvider | None = None) -> None:
         meter = metrics.get_meter("yztc.aggregator", meter_provider=provider)
         self._latency = meter.create_histogram(
-            "yztc.company.call.duration", unit="s", description="Company connector call latency",
+            "yztc.company.call.duration",
+            unit="s",
+            description="Company connector call latency",
             # Calls take milliseconds to seconds; the SDK's default buckets start at 5 s steps.
             explicit_bucket_boundaries_advisory=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
         )
         self._errors = meter.create_counter(
             "yztc.company.call.errors", description="Failed company calls, by gRPC code"
         )
-        self._finished = meter.create_counter(
-            "yztc.queries.finished", description="Queries finished, by status"
-        )
+        self._finished = meter.create_counter("yztc.queries.finished", description="Queries finished, by status")
         self._result_sms = meter.create_counter(
-            "yztc.queries.result_sms", unit="{query}",
+            "yztc.queries.result_sms",
+            unit="{query}",
             description="Result SMS handed to the notifier, by outcome against the query's deliver_by: "
             "on_time, late, queued (not yet submitted), failed",
         )
         self._result_sms_delay = meter.create_histogram(
-            "yztc.queries.result_sms.delay", unit="s",
+            "yztc.queries.result_sms.delay",
+            unit="s",
             description="From a query's acceptance to the notifier's answer to its result SMS, "
             "by query status (COMPLETED, PARTIAL) and the answer (SENT, DELIVERED, PENDING, FAILED)",
             # Seconds when every company answers at once, up to the 48 hours of the promise.
             # Floats: the exporter writes le="300.0", which the alert rules compare against.
             explicit_bucket_boundaries_advisory=[
-                1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-                14400.0, 43200.0, 86400.0, 144000.0, 172800.0,
+                1.0,
+                2.0,
+                5.0,
+                10.0,
+                30.0,
+                60.0,
+                120.0,
+                300.0,
+                600.0,
+                1800.0,
+                3600.0,
+                14400.0,
+                43200.0,
+                86400.0,
+                144000.0,
+                172800.0,
             ],
         )
         self.backlog = 0
@@ -79,19 +96,25 @@ class Metrics:
             "yztc.queries.backlog", [self._observe_backlog], description="Queries not yet finished"
         )
         meter.create_observable_gauge(
-            "yztc.queries.oldest_unfinished_age", [self._observe_oldest], unit="s",
+            "yztc.queries.oldest_unfinished_age",
+            [self._observe_oldest],
+            unit="s",
             description="Age of the oldest unfinished query",
         )
         meter.create_observable_gauge(
-            "yztc.company.circuit_state", [self._observe_circuits],
+            "yztc.company.circuit_state",
+            [self._observe_circuits],
             description="Circuit breaker per company: 0 closed, 1 half-open, 2 open",
         )
         meter.create_observable_gauge(
-            "yztc.database.up", [self._observe_database],
+            "yztc.database.up",
+            [self._observe_database],
             description="1 while this replica's database ping (the health check's, every 2 s) succeeds",
         )
         meter.create_observable_gauge(
-            "yztc.tls.certificate.expiration_timestamp", [self._observe_certificates], unit="s",
+            "yztc.tls.certificate.expiration_timestamp",
+            [self._observe_certificates],
+            unit="s",
             description="notAfter (Unix seconds) of this replica's TLS certificate files, by role (cert, ca)",
         )
 
@@ -109,9 +132,7 @@ class Metrics:
         """One result SMS the notifier answered for: `status` the query's
         (COMPLETED or PARTIAL), `sms_state` the notifier's answer."""
         self._result_sms.add(1, {"outcome": result_sms_outcome(sms_state, now, deliver_by)})
-        self._result_sms_delay.record(
-            (now - accepted_at).total_seconds(), {"status": status, "sms_state": sms_state}
-        )
+        self._result_sms_delay.record((now - accepted_at).total_seconds(), {"status": status, "sms_state": sms_state})
 
     def watch_circuit(self, company: str, state: Callable[[], str]) -> None:
         self._circuits[company] = state

@@ -1,4 +1,5 @@
 """Which operator a number belongs to by its segment (号段), from data."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ class NumberRouting:
         self._lengths = sorted({len(p) for p in self._by_prefix}, reverse=True)
 
     @classmethod
-    def from_file(cls, path: Path) -> "NumberRouting":
+    def from_file(cls, path: Path) -> NumberRouting:
         return cls(json.loads(path.read_text(encoding="utf-8"))["segments"])
 
     def operator_for(self, phone: str) -> str | None:

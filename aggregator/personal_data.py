@@ -1,6 +1,7 @@
 """How the phone number is kept: AES-GCM encrypted (to send the result SMS)
 and an HMAC for look-ups and limits. Keys come from the environment; the
 key id stored beside each ciphertext lets keys rotate."""
+
 from __future__ import annotations
 
 import base64

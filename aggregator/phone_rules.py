@@ -20,6 +20,7 @@ Rules (MISSION "Privacy and abuse", CONTRACT "Errors"):
 - a failed identity check locks the number 24 hours;
 - one running query per phone, and none within 24 h of a completed one.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -22,6 +22,7 @@ cache has lapsed, folds the accept claim in with one more read (`claim`
 loses to it, or `catch_up` finds it). Claims outlive every effect of their
 event (KEEP_CLAIMS), so nothing is lost meanwhile.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -68,8 +69,13 @@ class SlotTaken:
 def _code_doc(code: Code | None) -> dict | None:
     if code is None:
         return None
-    return {"id": code.id, "hmac": code.hmac, "expires_at": code.expires_at,
-            "failures": code.failures, "used_by": code.used_by}
+    return {
+        "id": code.id,
+        "hmac": code.hmac,
+        "expires_at": code.expires_at,
+        "failures": code.failures,
+        "used_by": code.used_by,
+    }
 
 
 def _code(doc: dict | None) -> Code | None:
@@ -137,8 +143,9 @@ class PhoneStore:
     given without a claim first catches up with the claims (`catch_up`).
     Claims are kept far longer than a cached copy lives."""
 
-    def __init__(self, db: AsyncDatabase, owner: str, cache_size: int = 100_000,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, db: AsyncDatabase, owner: str, cache_size: int = 100_000, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._phones = claims.majority(db["phones"])
         self._claims = claims.majority(db["claims"])
         self._owner = owner

@@ -1,6 +1,7 @@
 """How the aggregator treats each company, from configuration: concurrency
 cap, request rate, call deadline, retries with backoff and jitter, and a
 circuit breaker. Pure: the clock and randomness are injected."""
+
 from __future__ import annotations
 
 import random
@@ -24,15 +25,19 @@ class CompanyPolicy:
     open_retries_per_second: float = 5.0
 
     @classmethod
-    def from_config(cls, default: dict[str, Any], override: dict[str, Any] | None) -> "CompanyPolicy":
+    def from_config(cls, default: dict[str, Any], override: dict[str, Any] | None) -> CompanyPolicy:
         known = {f.name for f in fields(cls)}
         merged = {**default, **(override or {})}
         unknown = set(merged) - known
         if unknown:
             raise ValueError(f"unknown policy settings: {sorted(unknown)}")
         policy = replace(cls(), **merged)
-        if (policy.max_concurrency < 1 or policy.rate_per_second <= 0 or policy.call_timeout_seconds <= 0
-                or policy.open_retries_per_second <= 0):
+        if (
+            policy.max_concurrency < 1
+            or policy.rate_per_second <= 0
+            or policy.call_timeout_seconds <= 0
+            or policy.open_retries_per_second <= 0
+        ):
             raise ValueError("policy limits must be positive")
         return policy
 

@@ -18,6 +18,7 @@ Every hot read and write is by `_id` (FerretDB v1 pushes only `{_id: x}`
 down to SQLite); on a MongoDB cluster both collections shard on hashed
 `_id`. The final record is written with `w: "majority"`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -76,9 +77,17 @@ class Part:
         return doc
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "Part":
-        return cls(doc.get("state", PENDING), doc.get("count"), list(doc.get("apps", [])), doc.get("attempts", 0),
-                   doc.get("polls", 0), doc.get("next_at"), doc.get("ticket", ""), doc.get("error", ""))
+    def from_doc(cls, doc: dict) -> Part:
+        return cls(
+            doc.get("state", PENDING),
+            doc.get("count"),
+            list(doc.get("apps", [])),
+            doc.get("attempts", 0),
+            doc.get("polls", 0),
+            doc.get("next_at"),
+            doc.get("ticket", ""),
+            doc.get("error", ""),
+        )
 
 
 @dataclass
@@ -125,12 +134,16 @@ class Query:
             "finalize_at": self.finalize_at,
             "completed_at": self.completed_at,
             "companies": {cid: part.to_doc() for cid, part in self.companies.items()},
-            "sms": {"message_id": self.sms.message_id, "state": self.sms.state,
-                    "handed_over": self.sms.handed_over, "attempts": self.sms.attempts},
+            "sms": {
+                "message_id": self.sms.message_id,
+                "state": self.sms.state,
+                "handed_over": self.sms.handed_over,
+                "attempts": self.sms.attempts,
+            },
         }
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "Query":
+    def from_doc(cls, doc: dict) -> Query:
         sms = doc["sms"]
         return cls(
             id=doc["_id"],
@@ -145,8 +158,9 @@ class Query:
             deliver_by=doc["deliver_by"],
             finalize_at=doc["finalize_at"],
             companies={cid: Part.from_doc(p) for cid, p in doc["companies"].items()},
-            sms=ResultSms(sms["message_id"], sms.get("state", "PENDING"), sms.get("handed_over", False),
-                          sms.get("attempts", 0)),
+            sms=ResultSms(
+                sms["message_id"], sms.get("state", "PENDING"), sms.get("handed_over", False), sms.get("attempts", 0)
+            ),
             status=doc["status"],
             completed_at=doc.get("completed_at"),
             open=doc.get("open", True),
@@ -199,7 +213,7 @@ class Recorder:
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._delay)
         while self._pending:
-            batch, self._pending = self._pending[: self._batch], self._pending[self._batch:]
+            batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
             try:
                 await self._write([record for record, _ in batch])
             except Exception as error:

@@ -9,6 +9,7 @@ daily counters per company are computed. Phone documents and claims go once
 nothing they hold can limit anything (phone_store.KEEP_CLAIMS); lease
 documents after a day.
 """
+
 from __future__ import annotations
 
 import datetime as dt

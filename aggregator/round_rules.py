@@ -3,6 +3,7 @@ clock and randomness are arguments): which companies are due, what an
 answer does to a company's part, what the query's status is, and when its
 next round is. `engine.py` runs rounds with them; tested without I/O.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,13 +19,15 @@ def due_companies(parts: Mapping[str, Part], callable_ids: Collection[str], now:
     """Pending parts we can ask (a company taken out of the configuration is
     not asked) whose next try is due."""
     return [
-        cid for cid, part in parts.items()
+        cid
+        for cid, part in parts.items()
         if part.state == PENDING and cid in callable_ids and (part.next_at is None or part.next_at <= now)
     ]
 
 
-def apply_answer(part: Part, answer: Answer, policy: CompanyPolicy, now: dt.datetime,
-                 rng: random.Random) -> float | None:
+def apply_answer(
+    part: Part, answer: Answer, policy: CompanyPolicy, now: dt.datetime, rng: random.Random
+) -> float | None:
     """Updates `part` with one call's answer. Returns None when the part is
     settled (DONE or FAILED; it then has no `next_at`), else the seconds until it should be asked
     again (also set as `part.next_at`)."""
@@ -63,8 +66,12 @@ def decide_status(parts: Mapping[str, Part], now: dt.datetime, finalize_at: dt.d
 
 
 def next_round_at(
-    parts: Mapping[str, Part], callable_ids: Collection[str], status: str, now: dt.datetime,
-    finalize_at: dt.datetime, late_until: dt.datetime,
+    parts: Mapping[str, Part],
+    callable_ids: Collection[str],
+    status: str,
+    now: dt.datetime,
+    finalize_at: dt.datetime,
+    late_until: dt.datetime,
 ) -> dt.datetime | None:
     """When the next round is due, or None when the query is done for good:
     finished and no company we can ask is pending, or past the window in

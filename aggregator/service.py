@@ -1,6 +1,7 @@
 """The channel API servicer (yztc.v1.AccountQueryService): translates
 messages, identifies the channel by its client certificate, delegates to
 `Intake`, and maps domain errors to gRPC status once."""
+
 from __future__ import annotations
 
 import contextlib
@@ -65,8 +66,12 @@ def _timestamp(moment) -> timestamp_pb2.Timestamp:
 
 class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
     def __init__(
-        self, intake: Intake, catalogue: list[Enterprise], channels: ChannelConfig,
-        quotas: ChannelQuotas, mtls: bool,
+        self,
+        intake: Intake,
+        catalogue: list[Enterprise],
+        channels: ChannelConfig,
+        quotas: ChannelQuotas,
+        mtls: bool,
     ) -> None:
         self._intake = intake
         self._catalogue = catalogue
@@ -92,9 +97,7 @@ class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
                 raise ServiceError("RATE_LIMITED", retry_after=max(1, int(wait + 0.999)))
         return channel
 
-    async def _admission(
-        self, context: grpc.aio.ServicerContext, method: str, requester: str
-    ) -> tuple[str, Admission]:
+    async def _admission(self, context: grpc.aio.ServicerContext, method: str, requester: str) -> tuple[str, Admission]:
         """The calling channel and its quota slot for `method`, to be taken
         with the phone's claim (or spent by `_spend` if the call ends first)."""
         channel = self._identify(context, method)
@@ -119,7 +122,12 @@ class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
         channel, admission = await self._admission(context, "SubmitQuery", request.requester_id)
         async with _charged(admission):
             accepted = await self._intake.submit(
-                request.phone, request.id_last6, request.code, request.consent, channel, request.requester_id,
+                request.phone,
+                request.id_last6,
+                request.code,
+                request.consent,
+                channel,
+                request.requester_id,
                 admission,
             )
         trace.get_current_span().set_attribute("yztc.query_id", accepted["query_id"])

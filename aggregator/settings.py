@@ -1,4 +1,5 @@
 """The aggregator's settings (env prefix YZTC_AGGREGATOR_), validated at start."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """The texts of the SMS we send (CONTRACT "SMS"): the verification code and the result."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -11,15 +12,10 @@ CODE_VALID_MINUTES = 5
 
 
 def verification_text(code: str) -> str:
-    return (
-        f"{SIGNATURE}您的验证码为{code}，{CODE_VALID_MINUTES}分钟内有效。"
-        "如非本人操作，请忽略本短信。"
-    )
+    return f"{SIGNATURE}您的验证码为{code}，{CODE_VALID_MINUTES}分钟内有效。如非本人操作，请忽略本短信。"
 
 
-def result_text(
-    phone: str, catalogue: Sequence[Enterprise], counts: Mapping[str, int | None]
-) -> str:
+def result_text(phone: str, catalogue: Sequence[Enterprise], counts: Mapping[str, int | None]) -> str:
     """`counts[id]` is the company's count, or None if it never answered."""
     parts = []
     for enterprise in catalogue:

@@ -14,6 +14,7 @@ including its skip of a generation whose claimer died half-way). A holder
 writes only while its own heartbeat surely holds (`Replicas.fresh`), the
 fence against a stalled replica whose work was taken over meanwhile.
 """
+
 from __future__ import annotations
 
 import datetime as dt

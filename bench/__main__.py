@@ -17,6 +17,7 @@ measurement of issues 9 and 12, in this order:
 Results go to DIR/<date>.json and latest.json, latest.md, latest.png; the
 headline ratios are printed last.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,7 +85,9 @@ async def _phase(found: dict, name: str, measurement: Awaitable[dict]) -> None:
         found[name] = _failed(name, error)
 
 
-async def _main_stack_phases(stack: StackUnderTest, book: PhoneBook, profile: Profile, work: Path, profile_cpu: bool) -> dict:
+async def _main_stack_phases(
+    stack: StackUnderTest, book: PhoneBook, profile: Profile, work: Path, profile_cpu: bool
+) -> dict:
     found: dict = {}
     await asyncio.sleep(profile.settle_seconds)
     try:
@@ -115,7 +118,10 @@ async def _idle_cpu(stack: StackUnderTest, seconds: float) -> dict:
     before = proc_stats.cpu(pids)
     started = time.monotonic()
     await asyncio.sleep(seconds)
-    return {"seconds": seconds, "cpu_ms_per_s": proc_stats.rates(before, proc_stats.cpu(pids), time.monotonic() - started)}
+    return {
+        "seconds": seconds,
+        "cpu_ms_per_s": proc_stats.rates(before, proc_stats.cpu(pids), time.monotonic() - started),
+    }
 
 
 async def _count_stack_phases(stack: StackUnderTest, book: PhoneBook, profile: Profile) -> dict:
@@ -203,9 +209,13 @@ def stack_config_note(profile: Profile) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="a tiny run of every measurement (seconds; figures meaningless)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run of every measurement (seconds; figures meaningless)"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"where results go (default {RESULTS})")
-    parser.add_argument("--profile", action="store_true", help="py-spy the stack's processes during the end-to-end load")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the stack's processes during the end-to-end load"
+    )
     args = parser.parse_args(argv)
     _, complete = run(SMOKE if args.smoke else FULL, args.results, args.profile)
     return 0 if complete else 1

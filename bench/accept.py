@@ -9,6 +9,7 @@ compares like with like). After every load the engine is let finish the
 queries it accepted (their result SMS arrive), so the next load starts on
 an idle pipeline.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,14 +37,16 @@ async def measure(stack: StackUnderTest, book: PhoneBook, profile: Profile, work
     }
 
 
-async def _series(stack: StackUnderTest, book: PhoneBook, profile: Profile, work: Path, tokens: list[str] | None) -> dict:
+async def _series(
+    stack: StackUnderTest, book: PhoneBook, profile: Profile, work: Path, tokens: list[str] | None
+) -> dict:
     sizes = [max(1, round(load * profile.accept_level_seconds)) for load in profile.accept_loads]
     phones = book.take(sum(sizes) + profile.accept_peak_queries)
     codes = await verification_codes.prepare(stack, phones, profile.concurrency)
     levels = []
     at = 0
-    for load, size in zip(profile.accept_loads, sizes):
-        work_items = submissions.items(phones[at:at + size], codes)
+    for load, size in zip(profile.accept_loads, sizes, strict=False):
+        work_items = submissions.items(phones[at : at + size], codes)
         at += size
         mode = {"rate": load, "max_in_flight": 512}
         if tokens is None:
@@ -56,7 +59,11 @@ async def _series(stack: StackUnderTest, book: PhoneBook, profile: Profile, work
         records = await submissions.over_grpc(
             stack, peak_items, concurrency=profile.concurrency, seconds=profile.accept_peak_seconds
         )
-        peak = {"tool": "python grpc.aio load client", "concurrency": profile.concurrency, **_level(records, closed=True)}
+        peak = {
+            "tool": "python grpc.aio load client",
+            "concurrency": profile.concurrency,
+            **_level(records, closed=True),
+        }
         peak.update(await _drain(stack, records))
     else:
         peak = await _http_peak(stack, tokens, peak_items, profile, work)
@@ -84,14 +91,19 @@ async def _drain(stack: StackUnderTest, records: list[list]) -> dict:
     return {"drained": len(found) == len(phones)}
 
 
-async def _http_peak(stack: StackUnderTest, tokens: list[str], work_items: list[list[str]], profile: Profile, work: Path) -> dict:
+async def _http_peak(
+    stack: StackUnderTest, tokens: list[str], work_items: list[list[str]], profile: Profile, work: Path
+) -> dict:
     wrk = processes.tool("wrk")
     if wrk is None:
         records = await submissions.over_http(
             stack, tokens, work_items, concurrency=profile.concurrency, seconds=profile.accept_peak_seconds
         )
-        peak = {"tool": "python aiohttp load client (wrk not installed)", "concurrency": profile.concurrency,
-                **_level(records, closed=True)}
+        peak = {
+            "tool": "python aiohttp load client (wrk not installed)",
+            "concurrency": profile.concurrency,
+            **_level(records, closed=True),
+        }
         peak.update(await _drain(stack, records))
         return peak
     with tempfile.NamedTemporaryFile("w", dir=work, suffix=".forms", delete=False, encoding="utf-8") as forms:
@@ -99,17 +111,26 @@ async def _http_peak(stack: StackUnderTest, tokens: list[str], work_items: list[
             body = f'{{"phone":"{phone}","id_last6":"{ID_LAST6}","code":"{code}","consent":true}}'
             forms.write(f"{tokens[i % len(tokens)]}\t{body}\n")
     found = ceilings.run_wrk(
-        wrk, stack.gateway_url, WRK_DIR / "submit_queries.lua", [forms.name, "1"], profile,
+        wrk,
+        stack.gateway_url,
+        WRK_DIR / "submit_queries.lua",
+        [forms.name, "1"],
+        profile,
         seconds=profile.accept_peak_seconds,
     )
     # Which phones were accepted is not known to wrk; the first `sent` were sent.
     drained = await _drain_phones(stack, [p for p, _ in work_items[: found["sent"]]], found["accepted"])
     return {
-        "tool": "wrk", "concurrency": profile.concurrency,
-        "sent": found["sent"], "accepted": found["accepted"],
+        "tool": "wrk",
+        "concurrency": profile.concurrency,
+        "sent": found["sent"],
+        "accepted": found["accepted"],
         "accepted_per_s": round(found["accepted"] / found["seconds"], 1) if found["seconds"] else float("nan"),
-        "p50_ms": round(found["p50_us"] / 1000, 2), "p99_ms": round(found["p99_us"] / 1000, 2),
-        "refused": found["refused"], "refusals": found["refusals"], "errors": found["errors"],
+        "p50_ms": round(found["p50_us"] / 1000, 2),
+        "p99_ms": round(found["p99_us"] / 1000, 2),
+        "refused": found["refused"],
+        "refusals": found["refusals"],
+        "errors": found["errors"],
         # Every prepared form went before wrk's time was up: its latency
         # figures then include the idle /healthz requests that followed.
         "forms_exhausted": found["sent"] >= len(work_items),

@@ -21,6 +21,7 @@ off for idle: what the stack spends at rest because of the backlog is the
 cost measured. The services' share is given beside it, and, on a stack
 behind the counting proxy, the work commands per query and at rest.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -84,16 +85,19 @@ async def measure(stack: StackUnderTest, book: PhoneBook, profile: Profile) -> d
         "idle_with_backlog": rest,
         "cost_ratio": round(ratio, 3) if retried <= len(backlog) / 100 else float("nan"),
         "services_cost_ratio": round(loaded["services_cpu_ms_per_query"] / none["services_cpu_ms_per_query"], 3)
-        if none["services_cpu_ms_per_query"] else float("nan"),
+        if none["services_cpu_ms_per_query"]
+        else float("nan"),
     }
 
 
-async def _make_backlog(stack: StackUnderTest, book: PhoneBook, profile: Profile, http: aiohttp.ClientSession) -> list[str]:
+async def _make_backlog(
+    stack: StackUnderTest, book: PhoneBook, profile: Profile, http: aiohttp.ClientSession
+) -> list[str]:
     """Query ids of `backlog_open` accepted queries, each refused once by the down company."""
     phones = book.take(profile.backlog_open)
     query_ids: list[str] = []
     for at in range(0, len(phones), CODE_BATCH):
-        batch = phones[at:at + CODE_BATCH]
+        batch = phones[at : at + CODE_BATCH]
         codes = await verification_codes.prepare(stack, batch, profile.concurrency)
         records = await submissions.over_grpc(stack, submissions.items(batch, codes), concurrency=profile.concurrency)
         query_ids += [r[QUERY_ID] for r in submissions.require_accepted(records, "backlog")]

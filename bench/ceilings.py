@@ -15,13 +15,14 @@ as the pipeline so every headline is a ratio, not an absolute that drifts:
   our connectors are) concurrently per request (fan-outs/s);
 - a bare aiohttp JSON handler under wrk (requests/s).
 """
+
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
 
-from bench import processes, proc_stats
+from bench import proc_stats, processes
 from bench.echo_servers import METHOD
 from bench.profiles import Profile
 from bench.stats import summary_ms
@@ -43,8 +44,13 @@ def measure(profile: Profile, work: Path) -> dict:
     paced = grpc_echo(profile, logs, work / "echo-pki", rate=PACED_RATE)
     fanout = grpc_fanout(profile, logs)
     http = http_json(profile, logs)
-    return {"grpc_echo": echo, "grpc_echo_mtls": echo_mtls, "grpc_echo_mtls_paced": paced, "grpc_fanout": fanout,
-            "http_json": http}
+    return {
+        "grpc_echo": echo,
+        "grpc_echo_mtls": echo_mtls,
+        "grpc_echo_mtls_paced": paced,
+        "grpc_fanout": fanout,
+        "http_json": http,
+    }
 
 
 def _echo_result(result: dict) -> dict:
@@ -65,8 +71,11 @@ def grpc_echo(profile: Profile, logs: Path, pki_dir: Path | None = None, rate: f
     (port,) = free_ports(1)
     argv = ["bench.echo_servers", "grpc-echo", str(port)]
     job = {
-        "kind": "grpc_echo", "target": f"127.0.0.1:{port}", "method": METHOD,
-        "concurrency": profile.concurrency, "seconds": profile.ceiling_seconds,
+        "kind": "grpc_echo",
+        "target": f"127.0.0.1:{port}",
+        "method": METHOD,
+        "concurrency": profile.concurrency,
+        "seconds": profile.ceiling_seconds,
     }
     if rate is not None:
         job["rate"] = rate
@@ -85,8 +94,8 @@ def grpc_echo(profile: Profile, logs: Path, pki_dir: Path | None = None, rate: f
     server_ms = server_cpu * 1000 / calls if calls else float("nan")
     return {
         "what": "grpc.aio unary echo, client and server in two processes, "
-                + ("mutual TLS (ECDSA P-256 certificates, as devstack's)" if pki_dir else "plaintext")
-                + (f", paced at {rate:g} calls/s" if rate is not None else ""),
+        + ("mutual TLS (ECDSA P-256 certificates, as devstack's)" if pki_dir else "plaintext")
+        + (f", paced at {rate:g} calls/s" if rate is not None else ""),
         **_echo_result(result),
         "cpu_ms_per_call": round(client_ms + server_ms, 4),
         "client_cpu_ms_per_call": round(client_ms, 4),
@@ -101,11 +110,19 @@ def grpc_fanout(profile: Profile, logs: Path) -> dict:
     targets = ",".join(f"127.0.0.1:{p}" for p in leaves)
     commands.append((["bench.echo_servers", "grpc-fanout", str(fan), targets], fan))
     with processes.servers(commands, logs):
-        result = processes.run_load({
-            "kind": "grpc_echo", "target": f"127.0.0.1:{fan}", "method": METHOD,
-            "concurrency": profile.concurrency, "seconds": profile.ceiling_seconds,
-        })
-    return {"what": "one grpc.aio server calling 8 echo servers (8 processes) concurrently per request", **_echo_result(result)}
+        result = processes.run_load(
+            {
+                "kind": "grpc_echo",
+                "target": f"127.0.0.1:{fan}",
+                "method": METHOD,
+                "concurrency": profile.concurrency,
+                "seconds": profile.ceiling_seconds,
+            }
+        )
+    return {
+        "what": "one grpc.aio server calling 8 echo servers (8 processes) concurrently per request",
+        **_echo_result(result),
+    }
 
 
 def http_json(profile: Profile, logs: Path) -> dict:
@@ -124,13 +141,19 @@ def http_json(profile: Profile, logs: Path) -> dict:
                 "p50_ms": round(found["p50_us"] / 1000, 2),
                 "p99_ms": round(found["p99_us"] / 1000, 2),
             }
-        result = processes.run_load({
-            "kind": "http_post", "url": url, "concurrency": profile.concurrency,
-            "seconds": profile.ceiling_seconds, "body": {"phone": "13800138000", "code": "123456"},
-        })
+        result = processes.run_load(
+            {
+                "kind": "http_post",
+                "url": url,
+                "concurrency": profile.concurrency,
+                "seconds": profile.ceiling_seconds,
+                "body": {"phone": "13800138000", "code": "123456"},
+            }
+        )
         return {
             "what": "aiohttp JSON handler under the Python load client (wrk not installed)",
-            "tool": "python", **_echo_result(result),
+            "tool": "python",
+            **_echo_result(result),
         }
 
 
@@ -139,8 +162,15 @@ def run_wrk(wrk: str, url: str, script: Path, args: list[str], profile: Profile,
     servers); the script's done() prints the JSON line read back here."""
     duration = max(1, round(seconds or profile.ceiling_seconds))
     argv = [
-        wrk, "-t1", f"-c{profile.concurrency}", f"-d{duration}s", "--timeout", "30s",
-        "-s", str(script), url,
+        wrk,
+        "-t1",
+        f"-c{profile.concurrency}",
+        f"-d{duration}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
     ]
     if args:
         argv += ["--", *args]

@@ -26,6 +26,7 @@ Four figures, on a stack behind the proxy:
   put in that window, averaged over the queries. On an idle stack nothing
   else runs, so every such command is one the hand-over waited for.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -127,7 +128,7 @@ async def measure(stack: StackUnderTest, book: PhoneBook, profile: Profile) -> d
     idle_per_s = sum(rest["per_s_by_app"].get(app, 0.0) for app in PIPELINE)
     found = {
         "how": "MongoDB wire requests through a counting proxy in front of FerretDB, by client appname; "
-               "handshakes, heartbeats, pings and endSessions left out; getting the verification code not included",
+        "handshakes, heartbeats, pings and endSessions left out; getting the verification code not included",
         "queries": len(records),
         "completed": done,
         "window_seconds": round(window, 2),
@@ -188,8 +189,12 @@ class CompanyAnswers:
 
 
 async def one_at_a_time(
-    stack: StackUnderTest, phones: list[str], codes: dict[str, str], idle_per_s: dict[str, float],
-    trailing: float = 0.5, timeout: float = 60.0,
+    stack: StackUnderTest,
+    phones: list[str],
+    codes: dict[str, str],
+    idle_per_s: dict[str, float],
+    trailing: float = 0.5,
+    timeout: float = 60.0,
 ) -> dict:
     """Queries submitted one at a time, each after the last one's result SMS
     (and `trailing` seconds for its receipts): per query the round trips of
@@ -249,9 +254,9 @@ async def one_at_a_time(
     timed = [q for q in queries if "gap_round_trips" in q]
     return {
         "how": "single queries one at a time on an otherwise idle stack behind the counting proxy: aggregator + "
-               "notifier work commands strictly between the companies simulator's last \"count answered\" log "
-               "line for the query and the SMS centre's first submit_sm to the phone after it, less the idle "
-               "rate times that window; mean over the queries",
+        'notifier work commands strictly between the companies simulator\'s last "count answered" log '
+        "line for the query and the SMS centre's first submit_sm to the phone after it, less the idle "
+        "rate times that window; mean over the queries",
         "queries": n,
         "timed": len(timed),
         "idle_per_s": round(idle_rate, 2),

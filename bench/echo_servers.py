@@ -13,6 +13,7 @@ Stock asyncio, grpcio and aiohttp as the services use them, no TLS unless
 asked, no telemetry, no database: what the machine does with the framework
 alone.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,9 +29,7 @@ METHOD = "/bench.Echo/Echo"
 
 def _echo_handler(behaviour) -> grpc.GenericRpcHandler:
     # No (de)serializers: requests and answers are the raw bytes.
-    return grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(behaviour)}
-    )
+    return grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(behaviour)})
 
 
 def server_credentials(pki: Path) -> grpc.ServerCredentials:

@@ -11,6 +11,7 @@ is kept beside it, and the stack's resident memory is sampled throughout
 (its peak is the "under load" figure), with each process's CPU seconds and
 the span they were read over (so the idle rate can be taken off).
 """
+
 from __future__ import annotations
 
 import time

@@ -4,6 +4,7 @@ a query takes from accepted to its result SMS at the SMS centre. Queries go
 in at a low rate, so none waits behind another: what is left over the
 slowest company is our own work (intake to engine, the round's writes, the
 notifier, the SMS)."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -17,8 +18,14 @@ from bench.stats import percentile, summary_ms
 from bench.submissions import DONE, PHONE
 
 SPREAD_MS = {
-    "tencent": 50, "alibaba": 70, "alipay": 90, "baidu": 110,
-    "kuaishou": 130, "douyin": 150, "jd": 175, "meituan": 200,
+    "tencent": 50,
+    "alibaba": 70,
+    "alipay": 90,
+    "baidu": 110,
+    "kuaishou": 130,
+    "douyin": 150,
+    "jd": 175,
+    "meituan": 200,
 }
 
 

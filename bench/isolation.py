@@ -16,6 +16,7 @@ hanging company:
 isolation_ratio = throughput with the hang / without; the latency ratio is
 hang / without (1.0 is perfect isolation for both).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,7 +66,7 @@ async def measure(stack: StackUnderTest, book: PhoneBook, profile: Profile) -> d
 async def _condition(stack: StackUnderTest, book: PhoneBook, profile: Profile) -> dict:
     phones = book.take(profile.isolation_queries + profile.isolation_probes)
     codes = await verification_codes.prepare(stack, phones, profile.concurrency)
-    load, probes = phones[: profile.isolation_queries], phones[profile.isolation_queries:]
+    load, probes = phones[: profile.isolation_queries], phones[profile.isolation_queries :]
 
     await asyncio.sleep(profile.settle_seconds)  # the codes' SMS and receipts settle
     clock = Clock()

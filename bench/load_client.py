@@ -23,6 +23,7 @@ queueing), with at most `max_in_flight` outstanding; or closed loop,
 Unix seconds, outcome "OK" or the refusal (gRPC status:ErrorInfo reason, or
 HTTP status:error code).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,7 +65,9 @@ def grpc_refusal(error: grpc.aio.AioRpcError) -> str:
     return f"{error.code().name}:{reason}" if reason else error.code().name
 
 
-async def open_loop(items: list, rate: float, max_in_flight: int, call: Callable[[Any], Awaitable[tuple[str, str]]], clock: Clock) -> list[Record]:
+async def open_loop(
+    items: list, rate: float, max_in_flight: int, call: Callable[[Any], Awaitable[tuple[str, str]]], clock: Clock
+) -> list[Record]:
     """Item i is due at start + i/rate; each record's latency runs from when it was due."""
     gate = asyncio.Semaphore(max_in_flight)
     records: list[Record] = []
@@ -87,7 +90,13 @@ async def open_loop(items: list, rate: float, max_in_flight: int, call: Callable
     return records
 
 
-async def closed_loop(items: list, concurrency: int, seconds: float | None, call: Callable[[Any], Awaitable[tuple[str, str]]], clock: Clock) -> list[Record]:
+async def closed_loop(
+    items: list,
+    concurrency: int,
+    seconds: float | None,
+    call: Callable[[Any], Awaitable[tuple[str, str]]],
+    clock: Clock,
+) -> list[Record]:
     """`concurrency` workers take the next item as soon as their last is answered."""
     records: list[Record] = []
     pending = iter(items)
@@ -159,7 +168,7 @@ async def http_submit(job: dict, clock: Clock) -> dict:
                     if response.status == 202:
                         return "OK", answer["query_id"]
                     return f"{response.status}:{answer.get('error', {}).get('code', '')}", ""
-            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, aiohttp.ClientError) as error:
                 return type(error).__name__, ""
 
         return {"records": await run_submits(job, call, clock)}
@@ -224,7 +233,10 @@ async def _timed_loop(job: dict, clock: Clock, call: Callable[[], Awaitable[Any]
 
     await asyncio.gather(*(worker() for _ in range(int(job["concurrency"]))))
     return {
-        "calls": len(latencies), "errors": errors, "seconds": clock.now() - start, "latencies": latencies,
+        "calls": len(latencies),
+        "errors": errors,
+        "seconds": clock.now() - start,
+        "latencies": latencies,
         "cpu_seconds": time.process_time() - cpu_start,
     }
 
@@ -254,7 +266,10 @@ async def _paced_loop(job: dict, clock: Clock, call: Callable[[], Awaitable[Any]
         tasks.append(asyncio.ensure_future(one()))
     await asyncio.gather(*tasks)
     return {
-        "calls": len(latencies), "errors": errors, "seconds": clock.now() - start, "latencies": latencies,
+        "calls": len(latencies),
+        "errors": errors,
+        "seconds": clock.now() - start,
+        "latencies": latencies,
         "cpu_seconds": time.process_time() - cpu_start,
     }
 

@@ -20,6 +20,7 @@ in Unix seconds (time.time(), not a monotonic clock: the simulators stamp
 company answers and submit_sm with the wall clock of the same machine, and
 the sequential-round-trip figure compares the three).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,13 +51,13 @@ def _first_key(doc: bytes) -> str:
 
 
 def command_label(doc: bytes) -> str:
-    """"<command> <collection>" (e.g. "find work_items"): a command's first
+    """ "<command> <collection>" (e.g. "find work_items"): a command's first
     element is its name, its value the collection when it has one."""
     name, at = _cstring(doc, 5) if len(doc) >= 6 else ("?", 0)
     if name in PLUMBING or doc[4] != 0x02:  # 0x02: a string value
         return name
     size = struct.unpack_from("<i", doc, at)[0]
-    return f"{name} {doc[at + 4:at + 3 + size].decode('utf-8', 'replace')}"
+    return f"{name} {doc[at + 4 : at + 3 + size].decode('utf-8', 'replace')}"
 
 
 def command_document(opcode: int, body: bytes) -> bytes | None:
@@ -70,14 +71,14 @@ def command_document(opcode: int, body: bytes) -> bytes | None:
             at += 1
             size = struct.unpack_from("<i", body, at)[0]
             if kind == 0:
-                return body[at:at + size]
+                return body[at : at + size]
             at += size  # kind 1: a document sequence, its size first
         return None
     if opcode == OP_QUERY:
         _name, at = _cstring(body, 4)
         at += 8  # numberToSkip, numberToReturn
         size = struct.unpack_from("<i", body, at)[0]
-        return body[at:at + size]
+        return body[at : at + size]
     return None
 
 
@@ -181,7 +182,9 @@ class WireCounter:
             length, _request_id, _response_to, opcode = struct.unpack("<iiii", header)
             body = await reader.readexactly(length - 16)
             doc = command_document(opcode, body)
-            command = command_label(doc) if doc is not None else ("compressed" if opcode == OP_COMPRESSED else f"op{opcode}")
+            command = (
+                command_label(doc) if doc is not None else ("compressed" if opcode == OP_COMPRESSED else f"op{opcode}")
+            )
             if command in HANDSHAKE and app == "unknown" and doc is not None:
                 app = application_name(doc) or "unknown"
             self._count(app, command)
@@ -208,14 +211,13 @@ def all_requests(before: dict[str, dict[str, int]], after: dict[str, dict[str, i
     return sum(n - before.get(app, {}).get(cmd, 0) for app, counts in after.items() for cmd, n in counts.items())
 
 
-def work_commands(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], apps: tuple[str, ...]) -> dict[str, dict[str, int]]:
+def work_commands(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], apps: tuple[str, ...]
+) -> dict[str, dict[str, int]]:
     """Per application, the requests between two snapshots, driver plumbing left out."""
     found: dict[str, dict[str, int]] = {}
     for app in apps:
         was, now = before.get(app, {}), after.get(app, {})
-        delta = {
-            cmd: n - was.get(cmd, 0) for cmd, n in now.items()
-            if is_work(cmd) and n - was.get(cmd, 0)
-        }
+        delta = {cmd: n - was.get(cmd, 0) for cmd, n in now.items() if is_work(cmd) and n - was.get(cmd, 0)}
         found[app] = dict(sorted(delta.items()))
     return found

@@ -5,6 +5,7 @@ descendants, if any, count with it. RSS is what the issue's memory target
 means ("resident"); PSS (shared pages split between their users) is kept
 beside it because 20 Python processes share their interpreter's pages.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,7 +81,7 @@ def cpu(pids: dict[str, int]) -> dict[str, float]:
 
 
 def event_loop(pid: int) -> str | None:
-    """"uvloop" when the process has uvloop's extension mapped, else
+    """ "uvloop" when the process has uvloop's extension mapped, else
     "asyncio" (our services are all asyncio programs); None if unreadable."""
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
@@ -95,7 +96,9 @@ def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> 
 
 
 def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {n: round(after[n] - before.get(n, 0.0), 3) for n in sorted(after, key=lambda n: before.get(n, 0.0) - after[n])}
+    return {
+        n: round(after[n] - before.get(n, 0.0), 3) for n in sorted(after, key=lambda n: before.get(n, 0.0) - after[n])
+    }
 
 
 class PeakMemory:
@@ -117,7 +120,7 @@ class PeakMemory:
                 self.peak = sample
             self._stop.wait(self._every)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 

@@ -1,5 +1,6 @@
 """The bench's own helper processes: bare servers started and stopped by
 PID, load clients run to completion, free ports, external tools."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,13 +30,17 @@ def servers(commands: list[tuple[list[str], int]], log_dir: Path, timeout: float
             log = open(log_dir / f"{argv[1]}-{argv[2]}.log", "ab")
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", *argv], cwd=ROOT, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    [sys.executable, "-m", *argv],
+                    cwd=ROOT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             )
             log.close()
         deadline = time.monotonic() + timeout
-        for process, (argv, port) in zip(started, commands):
+        for process, (argv, port) in zip(started, commands, strict=False):
             while not port_open(port):
                 if process.poll() is not None:
                     raise RuntimeError(f"{' '.join(argv)} exited with {process.returncode}; see {log_dir}")
@@ -63,8 +68,11 @@ def stop(process: subprocess.Popen, grace: float = 5.0) -> None:
 def run_load(job: dict, timeout: float = 600.0) -> dict:
     """Runs one load-client job in its own process (bench/load_client.py)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.load_client"], cwd=ROOT,
-        input=json.dumps(job).encode(), capture_output=True, timeout=timeout,
+        [sys.executable, "-m", "bench.load_client"],
+        cwd=ROOT,
+        input=json.dumps(job).encode(),
+        capture_output=True,
+        timeout=timeout,
     )
     if done.returncode != 0:
         raise RuntimeError(f"load client failed ({job['kind']}): {done.stderr.decode(errors='replace')[-2000:]}")
@@ -74,8 +82,13 @@ def run_load(job: dict, timeout: float = 600.0) -> dict:
 async def run_load_async(job: dict, timeout: float = 600.0) -> dict:
     """As run_load, without blocking the orchestrator's event loop."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.load_client", cwd=ROOT,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bench.load_client",
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(json.dumps(job).encode()), timeout)

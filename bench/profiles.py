@@ -2,6 +2,7 @@
 minutes on 2 cores, most of it making the 20,000 open queries of the
 backlog measurement: 2,000 took 3 minutes at load average 10) and the smoke run of `make test` (the same code paths,
 tiny loads, no meaningful figures)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ waiting (in epoll, or a thread parked in C), and of the busy ones the
 libraries on CPU (leaf frame's package: pymongo, grpc, opentelemetry,
 stdlib asyncio, ...), the functions on CPU, and our own functions most
 often on the stack (inclusive)."""
+
 from __future__ import annotations
 
 import signal
@@ -26,7 +27,7 @@ class PySpy:
         self._running: dict[str, subprocess.Popen] = {}
         self.summaries: dict[str, dict] = {}
 
-    def __enter__(self) -> "PySpy":
+    def __enter__(self) -> PySpy:
         spy = processes.tool("py-spy")
         if spy is None:
             self.summaries = {"error": "py-spy not installed (pip install py-spy==0.4.3 into .venv)"}
@@ -34,9 +35,22 @@ class PySpy:
         self._out.mkdir(parents=True, exist_ok=True)
         for name, pid in self._pids.items():
             self._running[name] = subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--rate", str(self._rate), "--nonblocking",
-                 "--full-filenames", "--format", "raw", "--output", str(self._out / f"{name}.txt")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    str(self._rate),
+                    "--nonblocking",
+                    "--full-filenames",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(self._out / f"{name}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         return self
 
@@ -73,7 +87,7 @@ def _library(path: str) -> str:
         return path.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
     root = str(ROOT) + "/"
     if path.startswith(root):
-        return path[len(root):].split("/", 1)[0]
+        return path[len(root) :].split("/", 1)[0]
     if "/python3." in path:  # the standard library: .../lib/python3.11/<module>
         inside = path.split("/python3.", 1)[1].split("/", 1)
         return "stdlib " + (inside[1].split("/", 1)[0].removesuffix(".py") if len(inside) > 1 else "?")
@@ -105,7 +119,9 @@ def summarise(path: Path, top: int = 12) -> dict:
         leaf_fn[_short(name, where)] += n
         leaf_lib[_library(where)] += n
         # Entry points (__main__.py) are on every stack: they say nothing.
-        for function in {_short(nm, wh) for nm, wh in frames if _library(wh) in OURS and not wh.endswith("__main__.py")}:
+        for function in {
+            _short(nm, wh) for nm, wh in frames if _library(wh) in OURS and not wh.endswith("__main__.py")
+        }:
             ours[function] += n
     busy = total - waiting
 

@@ -3,6 +3,7 @@ ceiling of the same run, counts, CPU per query; issue 12's table), the
 configuration stamp (`config`), the detail behind them, a markdown table
 with each target and whether it was met, a PNG of latency against offered
 load, and the headlines printed last."""
+
 from __future__ import annotations
 
 import json
@@ -21,23 +22,48 @@ from matplotlib import pyplot as plt  # noqa: E402
 # they measured FerretDB and the bare aiohttp hello, not our services).
 TARGETS = {
     "completed_queries_per_s": (None, None, "accepted -> result SMS at the SMS centre, sustained"),
-    "db_round_trips_per_query": ("<=", 8, "aggregator + notifier, SubmitQuery to result SMS (closed loop; code not included)"),
+    "db_round_trips_per_query": (
+        "<=",
+        8,
+        "aggregator + notifier, SubmitQuery to result SMS (closed loop; code not included)",
+    ),
     "db_round_trips_last_answer_to_sms": (
-        "<=", 0, "aggregator + notifier, last company answer to the result SMS's submit_sm, net of idle"),
+        "<=",
+        0,
+        "aggregator + notifier, last company answer to the result SMS's submit_sm, net of idle",
+    ),
     "service_cpu_ms_per_query": (
-        None, None, "aggregator + notifier + connectors CPU ms per completed query, idle taken off (gRPC load: no gateway)"),
+        None,
+        None,
+        "aggregator + notifier + connectors CPU ms per completed query, idle taken off (gRPC load: no gateway)",
+    ),
     "service_cpu_vs_grpc_floor": ("<=", 3, "service CPU / (gRPC calls per query x bare echo CPU per call, same TLS)"),
     "service_cpu_vs_paced_grpc_floor": (
-        None, None, "the same, against the echo paced at about a connector's rate in the run (informational)"),
+        None,
+        None,
+        "the same, against the echo paced at about a connector's rate in the run (informational)",
+    ),
     "ferretdb_cpu_ms_per_round_trip": (None, None, "FerretDB CPU / requests it served (a stand-in's cost)"),
     "completed_vs_bare_fanout": (">=", 0.2, "completed queries/s / bare 8-way fan-outs/s"),
     "fanout_overhead": ("<=", 1.10, "accept -> result SMS (p50) / slowest company latency (200 ms)"),
-    "backlog_cost_ratio": ("<=", 1.2, "stack CPU per completed query with the backlog open (one company down) / with none"),
+    "backlog_cost_ratio": (
+        "<=",
+        1.2,
+        "stack CPU per completed query with the backlog open (one company down) / with none",
+    ),
     "idle_db_ops_per_s": ("<=", 2, "database work commands a second at rest, per replica (the busiest service)"),
     "isolation_ratio": (">=", 0.9, "others-answered throughput with one company hanging / without"),
     "memory_mib": ("<=", 1536, "resident memory of the whole stack under load, MiB"),
-    "e2e_efficiency": (None, None, "completed queries/s x gRPC calls per query / bare echo RPC/s (no target since issue 12)"),
-    "http_accept_ratio": (None, None, "POST /api/v1/queries accepted/s at peak / bare aiohttp requests/s (no target since issue 12)"),
+    "e2e_efficiency": (
+        None,
+        None,
+        "completed queries/s x gRPC calls per query / bare echo RPC/s (no target since issue 12)",
+    ),
+    "http_accept_ratio": (
+        None,
+        None,
+        "POST /api/v1/queries accepted/s at peak / bare aiohttp requests/s (no target since issue 12)",
+    ),
 }
 HEADLINES = tuple(TARGETS)
 # Our services' processes (stack child names); the gateway counts only when
@@ -82,7 +108,7 @@ def service_cpu(results: dict) -> dict:
     paced_floor = calls * paced if calls is not None and paced is not None else None
     return {
         "how": "per-process CPU (utime + stime, /proc) over the end-to-end load, less each process's CPU at rest "
-               "over the same span, per completed query",
+        "over the same span, per completed query",
         "ms_per_query": round(total, 3),
         "ms_per_query_by_process": per_process,
         "idle_taken_off_ms_per_query": round(sum(idle.get(n, 0.0) for n in per_process) * span / done, 4),
@@ -127,7 +153,9 @@ def headlines(results: dict) -> dict:
         "memory_mib": _pick(results, "memory", "under_load", "total_rss_mib"),
         "e2e_efficiency": _ratio(completed * calls if completed is not None and calls is not None else None, echo, 3),
         "http_accept_ratio": _ratio(
-            _pick(results, "accept", "http", "peak", "accepted_per_s"), _pick(results, "ceilings", "http_json", "per_s"), 4
+            _pick(results, "accept", "http", "peak", "accepted_per_s"),
+            _pick(results, "ceilings", "http_json", "per_s"),
+            4,
         ),
     }
 
@@ -197,10 +225,15 @@ def markdown(results: dict, plot_name: str) -> str:
         lines.append(f"| `{key}` | {_fmt(results.get(key))} | {verdict['target'] or ''} | {met} | {verdict['what']} |")
     lines += ["", _config_md(results.get("config"))]
     for title, section in (
-        ("Ceilings", _ceilings_md), ("Accept (verification codes prepared beforehand)", _accept_md),
-        ("End to end", _e2e_md), ("Our services' CPU against the bare gRPC floor", _service_cpu_md),
-        ("Database round trips", _db_md), ("Fan-out overhead", _fanout_md), ("Backlog cost", _backlog_md),
-        ("Isolation", _isolation_md), ("Memory", _memory_md),
+        ("Ceilings", _ceilings_md),
+        ("Accept (verification codes prepared beforehand)", _accept_md),
+        ("End to end", _e2e_md),
+        ("Our services' CPU against the bare gRPC floor", _service_cpu_md),
+        ("Database round trips", _db_md),
+        ("Fan-out overhead", _fanout_md),
+        ("Backlog cost", _backlog_md),
+        ("Isolation", _isolation_md),
+        ("Memory", _memory_md),
     ):
         lines += ["", f"## {title}", ""]
         try:
@@ -208,7 +241,13 @@ def markdown(results: dict, plot_name: str) -> str:
         except (KeyError, TypeError, AttributeError):
             errors = [v["error"] for v in results.values() if isinstance(v, dict) and "error" in v]
             lines.append(f"Not measured in this run{': ' + '; '.join(errors) if errors else ''}.")
-    lines += ["", "## Limits raised for the run", "", *[f"- `{k}={v}`" for k, v in results["limits_raised"].items()], ""]
+    lines += [
+        "",
+        "## Limits raised for the run",
+        "",
+        *[f"- `{k}={v}`" for k, v in results["limits_raised"].items()],
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -228,18 +267,23 @@ def _config_md(config: object) -> str:
 def _ceilings_md(results: dict, _plot: str) -> list[str]:
     c = results["ceilings"]
     rows = [
-        "| bare | per s | p50 ms | p99 ms | CPU ms per call (client + server) |", "|---|---|---|---|---|",
+        "| bare | per s | p50 ms | p99 ms | CPU ms per call (client + server) |",
+        "|---|---|---|---|---|",
         f"| grpc.aio unary echo, plaintext (RPC) | {_fmt(c['grpc_echo']['per_s'])} | {_fmt(c['grpc_echo']['p50_ms'])} | "
         f"{_fmt(c['grpc_echo']['p99_ms'])} | {_fmt(c['grpc_echo'].get('cpu_ms_per_call'))} |",
     ]
     if isinstance(c.get("grpc_echo_mtls"), dict):
         m = c["grpc_echo_mtls"]
-        rows.append(f"| grpc.aio unary echo, mutual TLS (RPC) | {_fmt(m['per_s'])} | {_fmt(m['p50_ms'])} | "
-                    f"{_fmt(m['p99_ms'])} | {_fmt(m.get('cpu_ms_per_call'))} |")
+        rows.append(
+            f"| grpc.aio unary echo, mutual TLS (RPC) | {_fmt(m['per_s'])} | {_fmt(m['p50_ms'])} | "
+            f"{_fmt(m['p99_ms'])} | {_fmt(m.get('cpu_ms_per_call'))} |"
+        )
     if isinstance(c.get("grpc_echo_mtls_paced"), dict):
         m = c["grpc_echo_mtls_paced"]
-        rows.append(f"| the same, paced (RPC; offered, not a ceiling) | {_fmt(m['per_s'])} | {_fmt(m['p50_ms'])} | "
-                    f"{_fmt(m['p99_ms'])} | {_fmt(m.get('cpu_ms_per_call'))} |")
+        rows.append(
+            f"| the same, paced (RPC; offered, not a ceiling) | {_fmt(m['per_s'])} | {_fmt(m['p50_ms'])} | "
+            f"{_fmt(m['p99_ms'])} | {_fmt(m.get('cpu_ms_per_call'))} |"
+        )
     return [
         *rows,
         f"| 8-way fan-out echo (fan-outs) | {_fmt(c['grpc_fanout']['per_s'])} | {_fmt(c['grpc_fanout']['p50_ms'])} | {_fmt(c['grpc_fanout']['p99_ms'])} | |",
@@ -255,11 +299,16 @@ def _service_cpu_md(results: dict, _plot: str) -> list[str]:
         f"{_fmt(s['idle_taken_off_ms_per_query'])} ms a query taken off for idle). Floor: "
         f"{_fmt(s['grpc_calls_per_query'])} gRPC calls x {_fmt(s['echo_cpu_ms_per_call'])} ms ({s['echo']} echo, "
         f"client + server) = {_fmt(s['grpc_floor_ms_per_query'])} ms: **{_fmt(s['vs_grpc_floor'])}x** the floor."
-        + (f" The echo paced at about a connector's rate in the run costs {_fmt(s['paced_echo_cpu_ms_per_call'])} ms "
-           f"a call: {_fmt(s['paced_grpc_floor_ms_per_query'])} ms for the same calls, {_fmt(s['vs_paced_grpc_floor'])}x "
-           "(informational: a process that mostly waits pays a wake-up per call)."
-           if s.get("vs_paced_grpc_floor") is not None else ""),
-        "", "| process | CPU ms / query |", "|---|---|",
+        + (
+            f" The echo paced at about a connector's rate in the run costs {_fmt(s['paced_echo_cpu_ms_per_call'])} ms "
+            f"a call: {_fmt(s['paced_grpc_floor_ms_per_query'])} ms for the same calls, {_fmt(s['vs_paced_grpc_floor'])}x "
+            "(informational: a process that mostly waits pays a wake-up per call)."
+            if s.get("vs_paced_grpc_floor") is not None
+            else ""
+        ),
+        "",
+        "| process | CPU ms / query |",
+        "|---|---|",
         *[f"| {name} | {ms:.2f} |" for name, ms in groups],
     ]
 
@@ -289,15 +338,23 @@ def _e2e_md(results: dict, _plot: str) -> list[str]:
         f"**{_fmt(e['completed_per_s'])} queries/s** ({_fmt(e['completed_per_s_10_90'])}/s between the 10th and 90th "
         f"percentile of completions); accept to result SMS p50 {_fmt(a2r['p50_ms'])} ms, p99 {_fmt(a2r['p99_ms'])} ms; "
         f"{_fmt(e['grpc_calls_per_query'])} gRPC calls per query.",
-        "", "CPU time per completed query, by process:", "",
-        "| process | CPU ms / query |", "|---|---|",
+        "",
+        "CPU time per completed query, by process:",
+        "",
+        "| process | CPU ms / query |",
+        "|---|---|",
     ]
     for name, ms in _cpu_groups(e["cpu_seconds_per_query"]):
         lines.append(f"| {name} | {ms:.2f} |")
     profiles = {n: p for n, p in (e.get("profiles") or {}).items() if isinstance(p, dict) and p.get("samples")}
     if profiles:
-        lines += ["", "py-spy during the load (busy samples; waiting = in epoll or parked in C):", "",
-                  "| process | waiting | on CPU, by library | our code on the stack |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "py-spy during the load (busy samples; waiting = in epoll or parked in C):",
+            "",
+            "| process | waiting | on CPU, by library | our code on the stack |",
+            "|---|---|---|---|",
+        ]
         for name, found in profiles.items():
             libs = ", ".join(f"{f} {p}%" for f, p in found["busy_by_library_percent"][:5])
             ours = ", ".join(f"{f} {p}%" for f, p in found["busy_ours_inclusive_percent"][:4])
@@ -310,7 +367,8 @@ def _db_md(results: dict, _plot: str) -> list[str]:
     ferretdb_ms = _pick(results, "end_to_end", "cpu_seconds_per_query", "ferretdb")
     per_trip = (
         f" In the end-to-end run FerretDB spent {_fmt(ferretdb_ms * 1000 / d['per_query'])} ms of CPU per counted round trip."
-        if ferretdb_ms is not None and _number(d.get("per_query")) else ""
+        if ferretdb_ms is not None and _number(d.get("per_query"))
+        else ""
     )
     idle = d.get("idle") or {}
     ferret = d.get("ferretdb") or {}
@@ -325,7 +383,9 @@ def _db_md(results: dict, _plot: str) -> list[str]:
         "",
         f"FerretDB: **{_fmt(ferret.get('cpu_ms_per_round_trip'))} ms** of CPU per request "
         f"({ferret.get('how', '')}; {ferret.get('requests_served')} requests, {_fmt(ferret.get('cpu_seconds'))} s).{per_trip}",
-        "", "| service | command | per query |", "|---|---|---|",
+        "",
+        "| service | command | per query |",
+        "|---|---|---|",
     ]
     for app, commands in d["per_query_by_command"].items():
         for cmd, n in commands.items():
@@ -334,13 +394,17 @@ def _db_md(results: dict, _plot: str) -> list[str]:
     if isinstance(seq, dict):
         a2s = seq["last_answer_to_sms"]
         lines += [
-            "", "### Between the last company answer and the result SMS", "",
+            "",
+            "### Between the last company answer and the result SMS",
+            "",
             f"**{_fmt(seq['gap'])}** round trips net of idle ({_fmt(seq['gap_raw'])} counted, idle "
             f"{_fmt(seq['idle_per_s'])}/s), {seq['timed']} of {seq['queries']} queries timed; last company answer to "
             f"the result SMS's first submit_sm p50 {_fmt(a2s['p50_ms'])} ms, max {_fmt(a2s['max_ms'])} ms. "
             f"One at a time, the whole query took {_fmt(seq['per_query'])} round trips net of idle "
             f"({_fmt(seq['per_query_raw'])} counted); accept p50 {_fmt(seq['accept']['p50_ms'])} ms. Method: {seq['how']}.",
-            "", "| service: command | per query, in the gap |", "|---|---|",
+            "",
+            "| service: command | per query, in the gap |",
+            "|---|---|",
             *[f"| {cmd} | {n} |" for cmd, n in seq["gap_by_command"].items()],
         ]
     return lines
@@ -354,15 +418,25 @@ def _backlog_md(results: dict, _plot: str) -> list[str]:
         f"{b['open_queries']} queries left open by {b['company_down']} being down (made in {_fmt(b['backlog_made_seconds'])} s; "
         f"its retries put hours away for the run: `{json.dumps(b['policy_for_the_run'])}`; "
         f"{b['backlog_retried']} of them retried during the measurement). {none['completed']} queries closed loop each way:",
-        "", "| condition | completed | s | stack CPU ms / query | services CPU ms / query | DB round trips / query |",
+        "",
+        "| condition | completed | s | stack CPU ms / query | services CPU ms / query | DB round trips / query |",
         "|---|---|---|---|---|---|",
     ]
     for c in (none, loaded):
-        lines.append(f"| {c['condition']} | {c['completed']}/{c['queries']} | {_fmt(c['seconds'])} | "
-                     f"{_fmt(c['cpu_ms_per_query'])} | {_fmt(c['services_cpu_ms_per_query'])} | "
-                     f"{_fmt(c.get('db_round_trips_per_query'))} |")
-    lines += ["", f"Ratio **{_fmt(b['cost_ratio'])}** (services alone {_fmt(b['services_cost_ratio'])})"
-                  + (f"; at rest with the backlog open: {_fmt(rest.get('per_s'))} database work commands a second." if rest else ".")]
+        lines.append(
+            f"| {c['condition']} | {c['completed']}/{c['queries']} | {_fmt(c['seconds'])} | "
+            f"{_fmt(c['cpu_ms_per_query'])} | {_fmt(c['services_cpu_ms_per_query'])} | "
+            f"{_fmt(c.get('db_round_trips_per_query'))} |"
+        )
+    lines += [
+        "",
+        f"Ratio **{_fmt(b['cost_ratio'])}** (services alone {_fmt(b['services_cost_ratio'])})"
+        + (
+            f"; at rest with the backlog open: {_fmt(rest.get('per_s'))} database work commands a second."
+            if rest
+            else "."
+        ),
+    ]
     return lines
 
 
@@ -378,7 +452,11 @@ def _fanout_md(results: dict, _plot: str) -> list[str]:
 
 def _isolation_md(results: dict, _plot: str) -> list[str]:
     i = results["isolation"]
-    bound = " (an upper bound: the run's last queries had not all been answered in time)" if i["hanging"].get("timed_out") else ""
+    bound = (
+        " (an upper bound: the run's last queries had not all been answered in time)"
+        if i["hanging"].get("timed_out")
+        else ""
+    )
     return [
         f"{i['hanging_company']} holding every request {i['hang_ms'] / 1000:.0f} s: "
         f"others-answered throughput {_fmt(i['hanging']['others_answered_per_s'])}/s{bound} against "
@@ -432,8 +510,14 @@ def _plot(results: dict, path: Path) -> None:
         thr.plot(loads, [lv["accepted_per_s"] for lv in series["levels"]], "-o", color=colour, label=label)
         peak = series["peak"]
         if _number(peak.get("accepted_per_s")):
-            lat.plot([peak["accepted_per_s"]], [peak["p50_ms"]], "*", color=colour, markersize=12,
-                     label=f"{label} closed-loop peak p50")
+            lat.plot(
+                [peak["accepted_per_s"]],
+                [peak["p50_ms"]],
+                "*",
+                color=colour,
+                markersize=12,
+                label=f"{label} closed-loop peak p50",
+            )
             thr.axhline(peak["accepted_per_s"], color=colour, linestyle=":", label=f"{label} closed-loop peak")
     loads = sorted(offered)
     thr.plot(loads, loads, color="grey", linewidth=0.8, label="accepted = offered")

@@ -7,6 +7,7 @@ latencies (10-60 ms) but all synchronously: the figures then measure our
 pipeline, not the async company's poll schedule. Channel quotas are roomy,
 as in the e2e tests: the bench loads the engine, not the quotas.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ SEGMENTS = ("138", "186", "133", "192")
 OPERATORS = {"138": "cmcc", "186": "cucc", "133": "ctcc", "192": "cbn"}
 ID_LAST6 = "12345X"
 BASE_LATENCY_MS = {
-    "tencent": 30, "alibaba": 40, "alipay": 20, "baidu": 50,
-    "kuaishou": 35, "douyin": 40, "jd": 60, "meituan": 10,
+    "tencent": 30,
+    "alibaba": 40,
+    "alipay": 20,
+    "baidu": 50,
+    "kuaishou": 35,
+    "douyin": 40,
+    "jd": 60,
+    "meituan": 10,
 }
 # Mini-program users for the HTTP API (reusable demo auth codes).
 AUTH_CODES = {f"bench-user-{i}": f"208890000000000{i}" for i in range(1, 5)}
@@ -54,8 +61,12 @@ def write_scenario(path: Path, phones: int) -> Path:
             {"phone": p, "id_last6": ID_LAST6, "operator": OPERATORS[p[:3]], "status": "active"} for p in numbers
         ],
         # A few accounts each, as real results have (and so SMS texts of real length).
-        "accounts": {p: {"tencent": {"微信": 1, "QQ": n % 3}, "alipay": n % 2, "jd": n % 4} for n, p in enumerate(numbers)},
-        "companies": {c: {"latency_ms": ms, "fail_rate": 0.0, "mode": "sync", "down": False} for c, ms in BASE_LATENCY_MS.items()},
+        "accounts": {
+            p: {"tencent": {"微信": 1, "QQ": n % 3}, "alipay": n % 2, "jd": n % 4} for n, p in enumerate(numbers)
+        },
+        "companies": {
+            c: {"latency_ms": ms, "fail_rate": 0.0, "mode": "sync", "down": False} for c, ms in BASE_LATENCY_MS.items()
+        },
         "alipay": {"auth_codes": AUTH_CODES},
     }
     path.write_text(json.dumps(scenario, ensure_ascii=False), encoding="utf-8")

@@ -1,6 +1,7 @@
 """What reached the handsets, read from the SMS-centre simulator's inspection
 API (CONTRACT: `GET /messages?dest=` -> {"messages": [{"source", "dest",
 "text", "segments", "received_at"}]}) and its `DELETE /messages` hook."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,7 +57,9 @@ class SmsCentre:
     async def has_result(self, phone: str) -> bool:
         return any(RESULT_MARK in m["text"] for m in await self.messages(phone))
 
-    async def wait_results(self, phones: list[str], timeout: float, poll: float = 0.5, until: int | None = None) -> dict[str, float]:
+    async def wait_results(
+        self, phones: list[str], timeout: float, poll: float = 0.5, until: int | None = None
+    ) -> dict[str, float]:
         """{phone: result SMS time} once every phone (or `until` of them) has
         its result, or what came by the timeout. Between full reads it
         watches one phone still waiting (the latest accepted), which costs

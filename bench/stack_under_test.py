@@ -7,6 +7,7 @@ The bench drives it only through its external interfaces: the channel API
 (gRPC, mutual TLS as channel `wechat-demo`), the HTTP API, and the
 simulators' inspection and test hooks.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,12 @@ RAISED_LIMITS = {
 
 class StackUnderTest:
     def __init__(
-        self, var: Path, scenario: Path, channels: Path, *, count_db: bool = False,
+        self,
+        var: Path,
+        scenario: Path,
+        channels: Path,
+        *,
+        count_db: bool = False,
         aggregator_env: dict[str, str] | None = None,
     ) -> None:
         self.ports = Ports.free()
@@ -112,8 +118,9 @@ class StackUnderTest:
         loaded (a uvloop extension in /proc/<pid>/maps)."""
         assert self.stack is not None
         children = {c.name: c for c in self.stack.supervisor.children}
-        services = {n: c for n, c in children.items()
-                    if n.startswith(("aggregator", "sms_notifier", "gateway", "connector-"))}
+        services = {
+            n: c for n, c in children.items() if n.startswith(("aggregator", "sms_notifier", "gateway", "connector-"))
+        }
 
         def env(name: str, key: str) -> str | None:
             child = children.get(name)
@@ -129,8 +136,9 @@ class StackUnderTest:
         return {
             "telemetry_exporter": env("aggregator", "YZTC_TRACES_EXPORTER") or "none",
             "traces_sample_ratio": float(ratio) if ratio else default,
-            "traces_sample_ratio_from": "YZTC_TRACES_SAMPLE_RATIO" if ratio else (
-                "the services' default" if default is not None else "no sampling setting in this code"),
+            "traces_sample_ratio_from": "YZTC_TRACES_SAMPLE_RATIO"
+            if ratio
+            else ("the services' default" if default is not None else "no sampling setting in this code"),
             "internal_tls": env("aggregator", "YZTC_AGGREGATOR_INTERNAL_TLS") in ("1", "true", "True"),
             "event_loop": kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None),
             "event_loop_by_process": loops,

@@ -1,6 +1,7 @@
 """Small statistics over measured samples (percentiles with linear
 interpolation, as numpy's default), written out to keep the bench's
 dependencies to matplotlib alone."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -4,6 +4,7 @@ API or the HTTP API, and reading its records back.
 A record is [phone, due, sent, done, outcome, query_id] (load_client.py):
 times in Unix seconds, outcome "OK" when the query was accepted.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,14 +24,26 @@ def items(phones: list[str], codes: dict[str, str]) -> list[list[str]]:
 
 async def over_grpc(stack: StackUnderTest, work: list[list[str]], **mode) -> list[list]:
     """mode: concurrency=N [seconds=S] (closed loop) or rate=R [max_in_flight=M] (open loop)."""
-    job = {"kind": "grpc_submit", "target": stack.aggregator_target, "pki": str(stack.pki_dir),
-           "items": work, "id_last6": ID_LAST6, **mode}
+    job = {
+        "kind": "grpc_submit",
+        "target": stack.aggregator_target,
+        "pki": str(stack.pki_dir),
+        "items": work,
+        "id_last6": ID_LAST6,
+        **mode,
+    }
     return (await processes.run_load_async(job))["records"]
 
 
 async def over_http(stack: StackUnderTest, tokens: list[str], work: list[list[str]], **mode) -> list[list]:
-    job = {"kind": "http_submit", "url": f"{stack.gateway_url}/api/v1/queries", "tokens": tokens,
-           "items": work, "id_last6": ID_LAST6, **mode}
+    job = {
+        "kind": "http_submit",
+        "url": f"{stack.gateway_url}/api/v1/queries",
+        "tokens": tokens,
+        "items": work,
+        "id_last6": ID_LAST6,
+        **mode,
+    }
     return (await processes.run_load_async(job))["records"]
 
 

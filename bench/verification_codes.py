@@ -2,6 +2,7 @@
 them: RequestVerificationCode over the channel API for every phone, then the
 code read from the SMS it sent (the SMS-centre simulator's inspection API).
 A code lives 5 minutes, so each measurement prepares its own just before."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,9 @@ from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc
 
 
-async def prepare(stack: StackUnderTest, phones: list[str], concurrency: int = 32, timeout: float = 300.0) -> dict[str, str]:
+async def prepare(
+    stack: StackUnderTest, phones: list[str], concurrency: int = 32, timeout: float = 300.0
+) -> dict[str, str]:
     """{phone: code} for every phone; the SMS centre is emptied first, so the
     codes read back are only these."""
     gate = asyncio.Semaphore(concurrency)

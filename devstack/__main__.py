@@ -5,6 +5,7 @@ line whenever a service exits and is restarted (as Kubernetes would, with
 back-off; the others stay up). Everything the services write is in
 var/logs/<service>.log.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Development PKI made with `cryptography`: one CA, and a certificate per
 identity (servers and channels). Production certificates come from the
 operators' own CA; these never leave var/pki."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -57,9 +58,15 @@ def ensure_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -85,9 +92,8 @@ def issue(
     cert_path, key_path = folder / f"{common_name}.pem", folder / f"{common_name}-key.pem"
     if cert_path.exists() and key_path.exists() and ca is None:
         existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if (
-            existing.issuer == ca_cert.subject
-            and existing.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        if existing.issuer == ca_cert.subject and existing.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(
+            days=1
         ):
             return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())

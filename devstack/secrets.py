@@ -1,6 +1,7 @@
 """Development secrets in var/keys, made once and reused: the phone
 encryption and hashing keys, and the two RSA key pairs of the Alipay
 exchange (our app's, and the Alipay simulator's)."""
+
 from __future__ import annotations
 
 import base64
@@ -40,9 +41,7 @@ def rsa_pair(folder: Path, name: str) -> tuple[Path, Path]:
         )
         private.chmod(0o600)
         public.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
     return private, public
 

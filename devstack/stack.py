@@ -1,5 +1,6 @@
 """The whole local stack as `make run` starts it, on the CONTRACT's default
 ports or on free ports (tests, benchmark), with its data under one folder."""
+
 from __future__ import annotations
 
 import json
@@ -35,23 +36,51 @@ DEFAULTS = {
 # production; one of these is not passed on to any child (the stack's value
 # wins, and `make run` names what it ignored). YZTC_METRICS_* are not set by
 # the stack but kept back too: one port cannot serve seventeen processes.
-STACK_OWNED = frozenset({
-    "YZTC_TLS_CA", "YZTC_TLS_CERT", "YZTC_TLS_KEY",
-    "YZTC_METRICS_PORT", "YZTC_METRICS_HOST",
-    "YZTC_SIM_COMPANIES_LISTEN", "YZTC_SIM_OPERATORS_LISTEN", "YZTC_SIM_ALIPAY_LISTEN",
-    "YZTC_SIM_SMSC_LISTEN", "YZTC_SIM_SMPP_LISTEN", "YZTC_SIM_SMPP_SYSTEM_ID", "YZTC_SIM_SMPP_PASSWORD",
-    "YZTC_SIM_ALIPAY_APP_ID", "YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE", "YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE",
-    "YZTC_SIM_ALIPAY_AES_KEY",
-    "YZTC_CONNECTOR_LISTEN", "YZTC_CONNECTOR_UPSTREAM_URL",
-    "YZTC_NOTIFIER_LISTEN", "YZTC_NOTIFIER_SMSC_HOST", "YZTC_NOTIFIER_SMSC_PORT", "YZTC_NOTIFIER_SYSTEM_ID",
-    "YZTC_NOTIFIER_PASSWORD", "YZTC_NOTIFIER_DATA_KEY", "YZTC_NOTIFIER_DATA_KEY_ID",
-    "YZTC_AGGREGATOR_LISTEN", "YZTC_AGGREGATOR_COMPANIES", "YZTC_AGGREGATOR_OPERATORS",
-    "YZTC_AGGREGATOR_NOTIFIER_TARGET", "YZTC_AGGREGATOR_PHONE_KEYS", "YZTC_AGGREGATOR_PHONE_KEY_ID",
-    "YZTC_AGGREGATOR_HASH_KEY", "YZTC_AGGREGATOR_INTERNAL_TLS",
-    "YZTC_GATEWAY_LISTEN", "YZTC_GATEWAY_AGGREGATOR_TARGET", "YZTC_GATEWAY_AGGREGATOR_SERVER_NAME",
-    "YZTC_GATEWAY_ALIPAY_URL", "YZTC_GATEWAY_ALIPAY_APP_ID", "YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE",
-    "YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE", "YZTC_GATEWAY_ALIPAY_AES_KEY",
-})
+STACK_OWNED = frozenset(
+    {
+        "YZTC_TLS_CA",
+        "YZTC_TLS_CERT",
+        "YZTC_TLS_KEY",
+        "YZTC_METRICS_PORT",
+        "YZTC_METRICS_HOST",
+        "YZTC_SIM_COMPANIES_LISTEN",
+        "YZTC_SIM_OPERATORS_LISTEN",
+        "YZTC_SIM_ALIPAY_LISTEN",
+        "YZTC_SIM_SMSC_LISTEN",
+        "YZTC_SIM_SMPP_LISTEN",
+        "YZTC_SIM_SMPP_SYSTEM_ID",
+        "YZTC_SIM_SMPP_PASSWORD",
+        "YZTC_SIM_ALIPAY_APP_ID",
+        "YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE",
+        "YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE",
+        "YZTC_SIM_ALIPAY_AES_KEY",
+        "YZTC_CONNECTOR_LISTEN",
+        "YZTC_CONNECTOR_UPSTREAM_URL",
+        "YZTC_NOTIFIER_LISTEN",
+        "YZTC_NOTIFIER_SMSC_HOST",
+        "YZTC_NOTIFIER_SMSC_PORT",
+        "YZTC_NOTIFIER_SYSTEM_ID",
+        "YZTC_NOTIFIER_PASSWORD",
+        "YZTC_NOTIFIER_DATA_KEY",
+        "YZTC_NOTIFIER_DATA_KEY_ID",
+        "YZTC_AGGREGATOR_LISTEN",
+        "YZTC_AGGREGATOR_COMPANIES",
+        "YZTC_AGGREGATOR_OPERATORS",
+        "YZTC_AGGREGATOR_NOTIFIER_TARGET",
+        "YZTC_AGGREGATOR_PHONE_KEYS",
+        "YZTC_AGGREGATOR_PHONE_KEY_ID",
+        "YZTC_AGGREGATOR_HASH_KEY",
+        "YZTC_AGGREGATOR_INTERNAL_TLS",
+        "YZTC_GATEWAY_LISTEN",
+        "YZTC_GATEWAY_AGGREGATOR_TARGET",
+        "YZTC_GATEWAY_AGGREGATOR_SERVER_NAME",
+        "YZTC_GATEWAY_ALIPAY_URL",
+        "YZTC_GATEWAY_ALIPAY_APP_ID",
+        "YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE",
+        "YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE",
+        "YZTC_GATEWAY_ALIPAY_AES_KEY",
+    }
+)
 
 
 def devstack_knob(name: str) -> bool:
@@ -70,15 +99,11 @@ class Ports:
     sim_alipay: int = 9103
     sim_smsc: int = 9104
     sim_smpp: int = 2775
-    companies: dict[str, int] = field(
-        default_factory=lambda: {cid: 50061 + i for i, cid in enumerate(COMPANY_IDS)}
-    )
-    operators: dict[str, int] = field(
-        default_factory=lambda: {oid: 50071 + i for i, oid in enumerate(OPERATOR_IDS)}
-    )
+    companies: dict[str, int] = field(default_factory=lambda: {cid: 50061 + i for i, cid in enumerate(COMPANY_IDS)})
+    operators: dict[str, int] = field(default_factory=lambda: {oid: 50071 + i for i, oid in enumerate(OPERATOR_IDS)})
 
     @classmethod
-    def free(cls, companies: tuple[str, ...] = COMPANY_IDS) -> "Ports":
+    def free(cls, companies: tuple[str, ...] = COMPANY_IDS) -> Ports:
         """Ports the OS says are free now."""
         found = iter(free_ports(9 + len(companies) + len(OPERATOR_IDS)))
 
@@ -86,8 +111,14 @@ class Ports:
             return next(found)
 
         return cls(
-            gateway=pick(), aggregator=pick(), notifier=pick(), database=pick(),
-            sim_companies=pick(), sim_operators=pick(), sim_alipay=pick(), sim_smsc=pick(),
+            gateway=pick(),
+            aggregator=pick(),
+            notifier=pick(),
+            database=pick(),
+            sim_companies=pick(),
+            sim_operators=pick(),
+            sim_alipay=pick(),
+            sim_smsc=pick(),
             sim_smpp=pick(),
             companies={cid: pick() for cid in companies},
             operators={oid: pick() for oid in OPERATOR_IDS},
@@ -141,8 +172,8 @@ class Stack:
         self.ports = ports
         self._environ = dict(os.environ if environ is None else environ)
         self.scenario = scenario or self._environ.get("YZTC_SCENARIO", "")
-        self.mongodb_uri = mongodb_uri or self._environ.get("MONGODB_URI") or (
-            f"mongodb://127.0.0.1:{ports.database}/yztc"
+        self.mongodb_uri = (
+            mongodb_uri or self._environ.get("MONGODB_URI") or (f"mongodb://127.0.0.1:{ports.database}/yztc")
         )
         self._own_database = not (mongodb_uri or self._environ.get("MONGODB_URI"))
         self.supervisor = Supervisor(self.var / "logs", echo=echo)
@@ -169,7 +200,8 @@ class Stack:
     def passed_on(self) -> dict[str, str]:
         """The YZTC_* settings of the environment that reach every service."""
         return {
-            k: v for k, v in self._environ.items()
+            k: v
+            for k, v in self._environ.items()
             if k.startswith("YZTC_") and k not in STACK_OWNED and not devstack_knob(k)
         }
 
@@ -362,4 +394,3 @@ class Stack:
     def describe(self) -> str:
         lines = [f"  {c.name:<18} {c.listens}" for c in self.supervisor.children]
         return "\n".join(lines)
-

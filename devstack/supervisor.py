@@ -15,6 +15,7 @@ stop it by PID; a Procfile runner does neither. supervisord would, but as a
 daemon driven by generated config files. The back-off is one formula
 (`Backoff.next`), not worth a dependency.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,7 +86,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def exit_reason(returncode: int) -> str:
-    """"exit code 1", or "killed by SIGKILL" for a Popen returncode of -9."""
+    """ "exit code 1", or "killed by SIGKILL" for a Popen returncode of -9."""
     if returncode >= 0:
         return f"exit code {returncode}"
     try:

@@ -1,5 +1,6 @@
 """`python -m platform_connectors company tencent` (or `operator cmcc`):
 one connector process for one enterprise."""
+
 from __future__ import annotations
 
 import argparse

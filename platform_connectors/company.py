@@ -1,4 +1,5 @@
 """The company connector: CountAccounts / PollCount over the company's HTTP API."""
+
 from __future__ import annotations
 
 import grpc
@@ -50,7 +51,5 @@ class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServic
         except UpstreamError as error:
             await abort(context, error)
         if body.get("status") == "pending":
-            return pb.CountAccountsResponse(
-                outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=request.ticket
-            )
+            return pb.CountAccountsResponse(outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=request.ticket)
         return _answer(body)

@@ -2,6 +2,7 @@
 
 The ID six passes through in memory only: never logged, never stored.
 """
+
 from __future__ import annotations
 
 import grpc

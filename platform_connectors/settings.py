@@ -1,5 +1,6 @@
 """A connector's settings (env prefix YZTC_CONNECTOR_); which enterprise it
 serves comes from the command line, so one image serves them all."""
+
 from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict

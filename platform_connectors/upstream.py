@@ -1,8 +1,7 @@
 """HTTP calls to an enterprise's API, with its failures mapped to gRPC status
 codes the aggregator's retry policy understands."""
-from __future__ import annotations
 
-import asyncio
+from __future__ import annotations
 
 import aiohttp
 import grpc
@@ -56,7 +55,7 @@ class Upstream:
                 if response.status >= 400:
                     raise UpstreamError(grpc.StatusCode.INVALID_ARGUMENT, f"upstream answered {response.status}")
                 return response.status, await response.json()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError(grpc.StatusCode.DEADLINE_EXCEEDED, "upstream timed out") from None
         except aiohttp.ClientError as error:
             raise UpstreamError(grpc.StatusCode.UNAVAILABLE, f"upstream unreachable: {type(error).__name__}") from None
@@ -65,4 +64,3 @@ class Upstream:
 async def abort(context: grpc.aio.ServicerContext, error: UpstreamError) -> None:
     """Aborts the call with the upstream failure's code (and no personal data)."""
     await context.abort(error.code, error.why)
-

@@ -1,5 +1,6 @@
 """`python -m simulators`: serve all four simulators from one process, each on
 its own address, until SIGTERM or SIGINT."""
+
 from __future__ import annotations
 
 import asyncio

@@ -6,6 +6,7 @@ Alipay over the encrypted string *with* its surrounding double quotes.
 Written on `cryptography` independently of the gateway's decryption, so the
 tests check one implementation against another.
 """
+
 from __future__ import annotations
 
 import base64

@@ -6,6 +6,7 @@ Written on `cryptography` rather than the SDK's helpers on purpose: the
 simulator then checks the SDK (and our gateway) against an independent
 implementation instead of against itself.
 """
+
 from __future__ import annotations
 
 import base64

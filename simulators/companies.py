@@ -17,6 +17,7 @@ The phone travels in the body, never in the URL, where proxies and access
 logs would keep it. A repeated request_id gets the first answer again, so a
 client may retry safely.
 """
+
 from __future__ import annotations
 
 import logging
@@ -166,8 +167,11 @@ async def _change_behaviour(request: web.Request) -> web.Response:
     current = desk.behaviour(company)
     changes = await json_object(request)
     merged = {
-        "latency_ms": current.latency_ms, "fail_rate": current.fail_rate,
-        "down": current.down, "mode": current.mode, **changes,
+        "latency_ms": current.latency_ms,
+        "fail_rate": current.fail_rate,
+        "down": current.down,
+        "mode": current.mode,
+        **changes,
     }
     try:
         behaviour = company_behaviour(merged, f"behaviour of {company}")

@@ -1,5 +1,6 @@
 """Injected misbehaviour shared by the simulators: latency, being down, and
 random failures drawn from an injected (seedable) random source."""
+
 from __future__ import annotations
 
 import asyncio

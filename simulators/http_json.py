@@ -1,5 +1,6 @@
 """JSON at the simulators' HTTP edges: reading request bodies (anything but
 the expected object is a 400 with a reason, never a stack trace) and answering."""
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@
 
 The ID six is compared and forgotten: it is never logged nor kept.
 """
+
 from __future__ import annotations
 
 import logging

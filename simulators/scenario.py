@@ -1,5 +1,6 @@
 """The simulators' scenario: who subscribes where, who has which accounts, and
 how each outside party behaves; loaded from JSON and validated up front."""
+
 from __future__ import annotations
 
 import json
@@ -129,10 +130,7 @@ def parse_scenario(data: Any) -> Scenario:
     return Scenario(
         subscribers=_subscribers(data.get("subscribers", [])),
         accounts=_accounts(data.get("accounts", {}), company_ids),
-        companies={
-            company: _company_behaviour(value, f"companies.{company}")
-            for company, value in companies.items()
-        },
+        companies={company: _company_behaviour(value, f"companies.{company}") for company, value in companies.items()},
         company_ids=company_ids,
         operators={
             operator: _behaviour(value, f"operators.{operator}")

@@ -1,5 +1,6 @@
 """Settings of `python -m simulators`, from YZTC_* environment variables,
 validated at start."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -13,6 +13,7 @@ simulator has to refuse a wrong password, and to drop a connection at an
 exact PDU, neither of which that server offers from Python (it accepts
 every bind, and closes sessions only by unbind).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -132,7 +133,7 @@ class SmppServer:
             return ESME_RINVPASWD
         return ESME_ROK
 
-    def bound(self, session: "_Session") -> None:
+    def bound(self, session: _Session) -> None:
         self.centre.counters["binds"] += 1
         log.info("bound", extra={"fields": {"session": session.number, "system_id": session.system_id}})
         self._receipts_waiting.set()  # receipts kept for this ESME can go now
@@ -150,7 +151,7 @@ class SmppServer:
         self._receipts.append(receipt)
         self._receipts_waiting.set()
 
-    def _receiver_for(self, receipt: Receipt) -> "_Session | None":
+    def _receiver_for(self, receipt: Receipt) -> _Session | None:
         origin = self._sessions.get(receipt.session)
         if origin is not None and origin.can_receive:
             return origin
@@ -176,7 +177,9 @@ class SmppServer:
 
 
 class _Session:
-    def __init__(self, server: SmppServer, number: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, server: SmppServer, number: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.server = server
         self.number = number
         self._reader = reader
@@ -262,10 +265,17 @@ class _Session:
             return True
         decoded = smpp34.decode(raw)
         pdu = SubmitSm(
-            decoded.source_addr, decoded.source_addr_ton, decoded.source_addr_npi,
-            decoded.destination_addr, decoded.dest_addr_ton, decoded.dest_addr_npi,
-            decoded.esm_class, decoded.data_coding, decoded.registered_delivery,
-            decoded.short_message, {t.tag: t.value for t in decoded.tlvs},
+            decoded.source_addr,
+            decoded.source_addr_ton,
+            decoded.source_addr_npi,
+            decoded.destination_addr,
+            decoded.dest_addr_ton,
+            decoded.dest_addr_npi,
+            decoded.esm_class,
+            decoded.data_coding,
+            decoded.registered_delivery,
+            decoded.short_message,
+            {t.tag: t.value for t in decoded.tlvs},
         )
         answer = self.server.centre.on_submit(pdu, self.number)
         if answer.drop:

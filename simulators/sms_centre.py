@@ -15,6 +15,7 @@ each phone. The inspection API is the CONTRACT's.
 How the centre misbehaves comes from the scenario's `sms_centre` section
 (simulators/scenario.py: SmsCentreBehaviour).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,8 +48,11 @@ ESME_RSYSERR = 0x08
 ESME_RINVDSTADR = 0x0B
 ESME_RTHROTTLED = 0x58
 STATUS_NAMES = {
-    ESME_ROK: "ESME_ROK", ESME_RINVMSGLEN: "ESME_RINVMSGLEN", ESME_RSYSERR: "ESME_RSYSERR",
-    ESME_RINVDSTADR: "ESME_RINVDSTADR", ESME_RTHROTTLED: "ESME_RTHROTTLED",
+    ESME_ROK: "ESME_ROK",
+    ESME_RINVMSGLEN: "ESME_RINVMSGLEN",
+    ESME_RSYSERR: "ESME_RSYSERR",
+    ESME_RINVDSTADR: "ESME_RINVDSTADR",
+    ESME_RTHROTTLED: "ESME_RTHROTTLED",
 }
 
 _UDHI = 0x40
@@ -170,7 +174,7 @@ def decode_text(data_coding: int, body: bytes) -> str:
 
 
 def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class SmsCentre:
@@ -204,7 +208,7 @@ class SmsCentre:
         self._partial.clear()
 
     def _stamp(self) -> str:
-        return self.now().astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return self.now().astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def record(self, source: str, dest: str, text: str, segments: int) -> Message:
         message = Message(source, dest, text, segments, self._stamp())
@@ -236,7 +240,9 @@ class SmsCentre:
                 "data_coding": pdu.data_coding,
                 "registered_delivery": pdu.registered_delivery,
                 "udh": udh.hex() if udh else None,
-                "status": "dropped" if answer.drop else STATUS_NAMES.get(answer.command_status, hex(answer.command_status)),
+                "status": "dropped"
+                if answer.drop
+                else STATUS_NAMES.get(answer.command_status, hex(answer.command_status)),
                 "message_id": answer.message_id or None,
             }
         )

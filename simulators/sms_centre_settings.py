@@ -1,5 +1,6 @@
 """Settings of the SMS centre's SMPP face (YZTC_SIM_SMPP_*): where it
 listens and the one ESME account it accepts binds from."""
+
 from __future__ import annotations
 
 from pydantic import Field, field_validator

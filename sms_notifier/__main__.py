@@ -1,4 +1,5 @@
 """`python -m sms_notifier`: read settings, build, serve, stop gracefully on SIGTERM."""
+
 from __future__ import annotations
 
 import asyncio

@@ -17,6 +17,7 @@ records exist (message_store.py says who writes which, and when).
 
 Times are aware UTC datetimes; `at` is every record's retention clock.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -141,9 +142,7 @@ def receipt_record(smsc_id: str, stat: str, at: dt.datetime) -> dict:
     return {"_id": receipt_id(smsc_id), "stat": stat, "at": at}
 
 
-def state_of(
-    message_id: str, sent: dict | None, final: dict | None, queued: dict | None = None
-) -> MessageState | None:
+def state_of(message_id: str, sent: dict | None, final: dict | None, queued: dict | None = None) -> MessageState | None:
     """The message as its records tell it (None: no record of it). The final
     record wins, then SENT, then a queue item (PENDING)."""
     base = sent or final or queued

@@ -23,6 +23,7 @@ written with `w: "majority"`: a SENT record rolled back by a failover would
 let a retry send the message again. The hourly retention purge is the one
 scan.
 """
+
 from __future__ import annotations
 
 import asyncio

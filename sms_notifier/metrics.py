@@ -5,13 +5,13 @@ waiting for a verification code), why messages fail, how long receipts take,
 whether we are bound to the SMS centre, and whether we reach the database.
 Instruments come from the OpenTelemetry API; where they are exported to is
 set up once per process (yztc.telemetry)."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
-
 
 # The aggregator's message ids: "code:<event id>" and "result:<query id>".
 MESSAGE_KINDS = frozenset({"code", "result"})
@@ -24,37 +24,45 @@ class Metrics:
         self.oldest_pending_age_seconds = 0.0
         self.bound = False
         meter.create_observable_gauge(
-            "yztc.sms.queue.depth", [self._observe_depth],
+            "yztc.sms.queue.depth",
+            [self._observe_depth],
             description="Messages accepted and not yet submitted (PENDING)",
         )
         meter.create_observable_gauge(
-            "yztc.sms.queue.oldest_pending_age", [self._observe_oldest], unit="s",
+            "yztc.sms.queue.oldest_pending_age",
+            [self._observe_oldest],
+            unit="s",
             description="Age of the oldest PENDING message",
         )
         meter.create_observable_gauge(
-            "yztc.sms.smsc.bound", [self._observe_bound],
+            "yztc.sms.smsc.bound",
+            [self._observe_bound],
             description="1 while this replica is bound to the SMS centre",
         )
         self._submits = meter.create_counter(
-            "yztc.sms.submits", unit="{part}",
+            "yztc.sms.submits",
+            unit="{part}",
             description="submit_sm sent, by outcome (accepted, transient, permanent, connection_lost)",
         )
         self._sent = meter.create_counter(
             "yztc.sms.messages.sent", unit="{message}", description="Messages with every part accepted"
         )
         self._failures = meter.create_counter(
-            "yztc.sms.failures", unit="{event}",
+            "yztc.sms.failures",
+            unit="{event}",
             description="Failed submissions by reason (e.g. ESME_RTHROTTLED) and whether the message failed for good",
         )
         self._finished = meter.create_counter(
             "yztc.sms.messages.finished", unit="{message}", description="Messages DELIVERED or FAILED"
         )
         self._receipt_latency = meter.create_histogram(
-            "yztc.sms.receipt.latency", unit="s",
+            "yztc.sms.receipt.latency",
+            unit="s",
             description="From every part accepted (SENT) to the final delivery receipt",
         )
         self._send_duration = meter.create_histogram(
-            "yztc.sms.send.duration", unit="s",
+            "yztc.sms.send.duration",
+            unit="s",
             description="A Send that pushes a message: from its arrival to its answer, by kind (code, result, "
             "other: the message id's prefix) and state (SENT: every part accepted by the SMS centre; "
             "PENDING: left to the queue; FAILED)",
@@ -64,7 +72,8 @@ class Metrics:
         )
         self.database_up = True
         meter.create_observable_gauge(
-            "yztc.database.up", [self._observe_database],
+            "yztc.database.up",
+            [self._observe_database],
             description="1 while this replica's database ping (the health check's, every 2 s) succeeds",
         )
 

@@ -3,6 +3,7 @@ receipt", carrying the submitted part's message id and its final state, in
 the optional parameters (receipted_message_id, message_state; SMPP 3.4
 §5.3.2.12/.35) and, by the de-facto format of SMPP 3.4 Appendix B, in the
 text ("id:… sub:… dlvrd:… submit date:… done date:… stat:DELIVRD err:…")."""
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,16 @@ _MESSAGE_TYPE_MASK = 0x3C
 _DELIVERY_RECEIPT = 0x04
 
 # message_state values (§5.2.28) as the receipt text spells them.
-_STATE_NAMES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
+_STATE_NAMES = {
+    1: "ENROUTE",
+    2: "DELIVRD",
+    3: "EXPIRED",
+    4: "DELETED",
+    5: "UNDELIV",
+    6: "ACCEPTD",
+    7: "UNKNOWN",
+    8: "REJECTD",
+}
 DELIVERED = frozenset({"DELIVRD"})
 FAILED = frozenset({"EXPIRED", "DELETED", "UNDELIV", "UNKNOWN", "REJECTD"})
 

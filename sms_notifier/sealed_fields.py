@@ -4,6 +4,7 @@ verification code or a person's account counts), so they are stored only
 encrypted and deleted once no further submission can need them. The key id
 stored beside the ciphertext lets the key rotate: old keys stay configured
 until the queue has no message sealed with them."""
+
 from __future__ import annotations
 
 import base64

@@ -16,6 +16,7 @@ its `d:` record). Lease documents `q:<message id>#<generation>` live in
 `sms_leases`. The collection stays small, so the worker's scan of it (≤ 1/s
 when idle) is cheap on FerretDB too.
 """
+
 from __future__ import annotations
 
 import datetime as dt

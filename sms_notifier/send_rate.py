@@ -12,6 +12,7 @@ On ESME_RTHROTTLED the rate halves (down to `min_rate`) and submitting
 pauses for `pause` seconds; every accepted submit then wins back 10 % of
 the configured rate (additive increase, multiplicative decrease).
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -42,6 +42,7 @@ and a repeated Send reaching this replica is answered from memory.
 Memory: the state of the messages this replica sent (bounded, oldest
 forgotten first), for Send repeats and GetStatus; receipts: settling.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -196,7 +197,9 @@ class Sender:
             return known if known.state != PENDING else await self._current(known)
         task = self._pushing.get(message_id)
         if task is None:
-            task = asyncio.create_task(self._push(message_id, dest, parts, text, attempt), name=f"sms-push-{message_id}")
+            task = asyncio.create_task(
+                self._push(message_id, dest, parts, text, attempt), name=f"sms-push-{message_id}"
+            )
             self._pushing[message_id] = task
             started = time.monotonic()
             task.add_done_callback(lambda t, mid=message_id: self._push_done(mid, t, started))
@@ -291,9 +294,7 @@ class Sender:
 
     # -- submitting parts (pushes and queue rounds alike) ----------------------------
 
-    async def _submit(
-        self, message_id: str, dest: str, parts: list[ucs2_parts.Part], deadline: float
-    ) -> Submitted:
+    async def _submit(self, message_id: str, dest: str, parts: list[ucs2_parts.Part], deadline: float) -> Submitted:
         """Submits `parts` pipelined: in order, each after its turn at the
         pacer, none after `deadline` (time.monotonic()), none after an answer
         other than "accepted" came; then awaits every answer."""
@@ -378,9 +379,7 @@ class Sender:
         self._metrics.failure(reason, final=True)
         self._metrics.finished(FAILED)
         log.warning("sms failed", extra={"fields": {"message_id": message_id, "why": reason}})
-        doc = records.final_record(
-            message_id, FAILED, reason, now, segments=segments, rounds=rounds, parts=accepted
-        )
+        doc = records.final_record(message_id, FAILED, reason, now, segments=segments, rounds=rounds, parts=accepted)
         await self._durably(message_id, lambda: self._store.record_final(doc))
         return state
 
@@ -534,8 +533,15 @@ class Sender:
         rounds = item.get("rounds", 0) + 1
         segments = item["segments"]
         if self._now() - item["created_at"] > self._give_up_after:
-            await self._fail_queued(item_id, gen, message_id, f"gave up after {item.get('last_error') or 'retries'}",
-                                    segments, rounds - 1, accepted)
+            await self._fail_queued(
+                item_id,
+                gen,
+                message_id,
+                f"gave up after {item.get('last_error') or 'retries'}",
+                segments,
+                rounds - 1,
+                accepted,
+            )
             return
         try:
             dest, text = self._sealer.open(message_id, item["sealed"])
@@ -565,7 +571,9 @@ class Sender:
         self._remember(state)
         self.settler.sent(message_id, state.smsc_ids, now)
         self._metrics.sent()
-        docs = records.sent_records(message_id, accepted, len(parts), item["udh_ref"], now, item.get("attempt", 0), rounds)
+        docs = records.sent_records(
+            message_id, accepted, len(parts), item["udh_ref"], now, item.get("attempt", 0), rounds
+        )
         await self._record_in_lease(message_id, lambda: self._store.record_sent(docs))
         await self._queue.finish(item_id, gen)
 
@@ -575,8 +583,9 @@ class Sender:
         if not await self._queue.holds(item_id, gen):
             return
         state = MessageState(message_id, FAILED, segments, rounds, sorted(accepted.items()), reason=reason)
-        doc = records.final_record(message_id, FAILED, reason, self._now(), segments=segments, rounds=rounds,
-                                   parts=accepted)
+        doc = records.final_record(
+            message_id, FAILED, reason, self._now(), segments=segments, rounds=rounds, parts=accepted
+        )
         await self._record_in_lease(message_id, lambda: self._store.record_final(doc))
         await self._queue.finish(item_id, gen)
         self._remember(state)
@@ -629,6 +638,4 @@ class Sender:
     async def refresh_metrics(self) -> None:
         depth, oldest = await self._queue.backlog()
         self._metrics.queue_depth = depth + len(self._pushing)
-        self._metrics.oldest_pending_age_seconds = (
-            max(0.0, (self._now() - oldest).total_seconds()) if oldest else 0.0
-        )
+        self._metrics.oldest_pending_age_seconds = max(0.0, (self._now() - oldest).total_seconds()) if oldest else 0.0

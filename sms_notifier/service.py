@@ -4,6 +4,7 @@ fallback queue) or FAILED (refused for good), idempotent on the caller's
 message id (protos/yztc/v1/sms_notifier.proto, sender.py); GetStatus reads it
 back. A database that is needed and away is UNAVAILABLE (nothing was sent,
 or what was is remembered for the caller's next try)."""
+
 from __future__ import annotations
 
 import re

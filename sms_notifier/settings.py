@@ -1,5 +1,6 @@
 """The notifier's settings (env prefix YZTC_NOTIFIER_), validated at start:
 a missing password or data key stops start-up."""
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,7 @@ class NotifierSettings(CommonSettings):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "NotifierSettings":
+    def _consistent(self) -> NotifierSettings:
         if self.reconnect_min_seconds > self.reconnect_max_seconds:
             raise ValueError("reconnect_min_seconds is above reconnect_max_seconds")
         if self.retry_min_seconds > self.retry_max_seconds:

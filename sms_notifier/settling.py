@@ -22,6 +22,7 @@ went to another replica's session). The centre may send a receipt before
 its submit_sm_resp: a receipt for an unknown part first waits for this
 replica's submissions in flight to register their parts.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -279,9 +280,7 @@ class Settler:
             self._open.pop(message_id, None)
         elif settled is None:
             # Not SENT yet (parts still in the fallback queue): hold on.
-            message.spill = asyncio.get_running_loop().call_later(
-                self._in_hand_seconds, self._spill_soon, message_id
-            )
+            message.spill = asyncio.get_running_loop().call_later(self._in_hand_seconds, self._spill_soon, message_id)
 
     def _background(self, coro, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

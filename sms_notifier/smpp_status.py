@@ -1,6 +1,7 @@
 """What an SMS centre's answer to a submit_sm means for the message: accepted,
 worth trying again later (transient), or never going to work (permanent).
 Command status values from SMPP 3.4 §5.1.3."""
+
 from __future__ import annotations
 
 import enum
@@ -46,9 +47,7 @@ class Verdict(enum.Enum):
 # bad state (a reconnect mends it): the same PDU may well pass later.
 # Anything not named here is about the message itself (bad address, bad
 # length, refused content) and will fail again however often it is sent.
-TRANSIENT = frozenset(
-    {ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR, ESME_RSUBMITFAIL, ESME_RX_T_APPN, ESME_RINVBNDSTS}
-)
+TRANSIENT = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR, ESME_RSUBMITFAIL, ESME_RX_T_APPN, ESME_RINVBNDSTS})
 
 
 def verdict(command_status: int) -> Verdict:

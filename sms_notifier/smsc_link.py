@@ -28,6 +28,7 @@ binding does not enforce `window_size`, so a semaphore does), reconnecting
 specified. Its timers are the core's defaults (enquire_link 30 s, response
 30 s); the Python binding does not expose them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -233,7 +234,9 @@ class SmscLink:
             except smpp34.SmppError as error:
                 log.warning(
                     "cannot bind to the SMS centre",
-                    extra={"fields": {"smsc": f"{self._host}:{self._port}", "why": str(error), "retry_in": round(delay, 2)}},
+                    extra={
+                        "fields": {"smsc": f"{self._host}:{self._port}", "why": str(error), "retry_in": round(delay, 2)}
+                    },
                 )
                 await self._stop_client(client)
                 await asyncio.sleep(delay * (0.5 + self._rng.random()))
@@ -244,11 +247,15 @@ class SmscLink:
             self._smsc = smsc
             self._metrics.bound = True
             self.bound.set()
-            log.info("bound to the SMS centre", extra={"fields": {"smsc": f"{self._host}:{self._port}", "as": "transceiver"}})
+            log.info(
+                "bound to the SMS centre", extra={"fields": {"smsc": f"{self._host}:{self._port}", "as": "transceiver"}}
+            )
             self.on_bound()
             await self._read_events(smsc, self._broken)
             self._session_ended()
-            log.warning("SMS centre session ended; reconnecting", extra={"fields": {"smsc": f"{self._host}:{self._port}"}})
+            log.warning(
+                "SMS centre session ended; reconnecting", extra={"fields": {"smsc": f"{self._host}:{self._port}"}}
+            )
             await self._stop_client(client)
             await asyncio.sleep(self._reconnect_min * (0.5 + self._rng.random()))
 
@@ -337,9 +344,12 @@ class SmscLink:
                 if time.monotonic() + delay > give_up_at:
                     log.exception("receipt not recorded; given up", extra={"fields": fields})
                     return
-                log.warning("receipt not recorded yet; retrying", extra={"fields": {**fields, "error": type(error).__name__}})
+                log.warning(
+                    "receipt not recorded yet; retrying", extra={"fields": {**fields, "error": type(error).__name__}}
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
 
 async def _ignore(receipt: Receipt) -> None:
     pass

@@ -2,6 +2,7 @@
 and, beyond one SMS, a concatenated message whose parts carry a User Data
 Header with the concatenation element (reference, total, sequence), which
 every handset reassembles (3GPP TS 23.040 §9.2.3.24.1)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,4 +65,3 @@ def split(text: str, ref: int, max_parts: int = 10) -> list[Part]:
         Part(seq, total, bytes([0x05, 0x00, 0x03, ref, total, seq]) + b"".join(chunk), ESM_CLASS_UDHI)
         for seq, chunk in enumerate(chunks, start=1)
     ]
-

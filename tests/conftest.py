@@ -1,5 +1,6 @@
 """Fixtures shared by all rings: a real FerretDB on a free port with a fresh
 data folder, started by PID and stopped by PID."""
+
 from __future__ import annotations
 
 import os

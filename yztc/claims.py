@@ -20,6 +20,7 @@ insert that meets E11000 reads the document and counts it as its own when the
 nonce is ours. Claims are written with `w: "majority"` (a claim rolled back
 by a failover would let two writers through; FerretDB ignores the setting).
 """
+
 from __future__ import annotations
 
 import secrets

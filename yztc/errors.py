@@ -5,6 +5,7 @@ turns it into a gRPC status with `google.rpc.ErrorInfo` (reason = code), the
 gateway turns that back into the CONTRACT's JSON shape. Messages are in
 Chinese, for the person, and never contain personal data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,9 +47,7 @@ CATALOGUE: dict[str, ErrorKind] = {
         "该号码已注销，无法查询。请联系各互联网企业客服处理相关账号。",
     ),
     "RATE_LIMITED": ErrorKind(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "操作过于频繁，请稍后再试。"),
-    "QUERY_LIMITED": ErrorKind(
-        429, grpc.StatusCode.RESOURCE_EXHAUSTED, "该号码24小时内已完成查询，请稍后再试。"
-    ),
+    "QUERY_LIMITED": ErrorKind(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "该号码24小时内已完成查询，请稍后再试。"),
     "UNAVAILABLE": ErrorKind(503, grpc.StatusCode.UNAVAILABLE, "服务暂时不可用，请稍后再试。"),
 }
 
@@ -101,7 +100,7 @@ class ServiceError(Exception):
         return rpc_status.to_status(status)
 
     @classmethod
-    def from_grpc_error(cls, error: grpc.aio.AioRpcError) -> "ServiceError":
+    def from_grpc_error(cls, error: grpc.aio.AioRpcError) -> ServiceError:
         """The CONTRACT error a failed call to one of our services carried;
         UNAVAILABLE when the failure was the transport, not an answer."""
         status = rpc_status.from_call(error)

@@ -1,6 +1,7 @@
 """Every service's event loop: uvloop (libuv), +8-22 % throughput on gRPC
 echo and +9-15 % on the fan-out against asyncio's own loop
 (../shared/notes/throughput-design.md §2.3, item 7)."""
+
 from __future__ import annotations
 
 from collections.abc import Coroutine

@@ -7,6 +7,7 @@ Names and semantics are gRPC core's channel arguments (grpc/grpc
 doc/keepalive.md, include/grpc/impl/channel_arg_names.h) and its service
 config (gRFC A6 "gRPC Retry Design", doc/service_config.md).
 """
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """gRPC server bootstrap shared by every service: health checking, reflection,
 telemetry, the keep-alive policy (yztc/grpc_options.py), graceful shutdown on
 SIGTERM/SIGINT (grpc/grpc examples/python)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,7 @@ class GrpcService:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._names = list(service_names)
-        reflection.enable_server_reflection(
-            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        reflection.enable_server_reflection([*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
         if credentials is None:
             self.port = self.server.add_insecure_port(address)
         else:
@@ -48,11 +47,7 @@ class GrpcService:
         self._watcher: asyncio.Task | None = None
 
     async def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ["", *self._names]:
             await self.health.set(name, status)
 
@@ -88,9 +83,7 @@ class GrpcService:
         await self.server.stop(self._grace)
 
 
-async def run_until_signalled(
-    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
-) -> None:
+async def run_until_signalled(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
     """Start, wait for SIGTERM or SIGINT, then stop: the life of every service."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

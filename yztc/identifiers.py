@@ -25,6 +25,7 @@ expression (Python `re`, ECMA-262 and Rust `regex` alike: JSON Schema, the
 OpenAPI document), for a string of at most *_MAX_LENGTH characters.
 Error texts never echo the input: it may be personal data.
 """
+
 from __future__ import annotations
 
 import re

@@ -34,6 +34,7 @@ time no other replica claims before, less a sixth of a lease for clocks):
 the fence matters to a holder that stalled past its lease, and such a
 holder, reading the clock afresh, finds the lease near its end and reads.
 """
+
 from __future__ import annotations
 
 import datetime as dt

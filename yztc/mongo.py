@@ -1,4 +1,5 @@
 """The one AsyncMongoClient of a process, from MONGODB_URI."""
+
 from __future__ import annotations
 
 from pymongo import AsyncMongoClient

@@ -17,6 +17,7 @@ id; by then others may have taken its work over. Work whose owner is not
 among the live replicas is an orphan (a replica that stopped gracefully
 `leave`s at once).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +36,10 @@ log = logging.getLogger(__name__)
 
 class Replicas:
     def __init__(
-        self, db: AsyncDatabase, service: str, lease: dt.timedelta,
+        self,
+        db: AsyncDatabase,
+        service: str,
+        lease: dt.timedelta,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -3,6 +3,7 @@
 Each service subclasses `CommonSettings` with its own env prefix; values are
 validated at start-up, so a bad value stops the process before it serves.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,16 +20,12 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="YZTC_LOG_LEVEL")
     # none: no export; console: JSON lines to traces_file (or stderr; may
     # contain "{service}"); otlp: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT.
-    traces_exporter: Literal["none", "console", "otlp"] = Field(
-        "none", validation_alias="YZTC_TRACES_EXPORTER"
-    )
+    traces_exporter: Literal["none", "console", "otlp"] = Field("none", validation_alias="YZTC_TRACES_EXPORTER")
     traces_file: str = Field("", validation_alias="YZTC_TRACES_FILE")
     # Head sampling with an exporter: the share of root spans (gateway
     # requests, the aggregator's rounds of queries that came without a trace)
     # recorded, 0..1; every hop below follows its parent's decision.
-    traces_sample_ratio: float = Field(
-        0.01, ge=0.0, le=1.0, validation_alias="YZTC_TRACES_SAMPLE_RATIO"
-    )
+    traces_sample_ratio: float = Field(0.01, ge=0.0, le=1.0, validation_alias="YZTC_TRACES_SAMPLE_RATIO")
     # A span per MongoDB command inside sampled traces (+0.07 ms CPU per
     # command): for debugging, with an exporter only.
     trace_db: bool = Field(False, validation_alias="YZTC_TRACE_DB")

@@ -23,6 +23,7 @@ PyMongo command spans are for debugging only (`YZTC_TRACE_DB=1`).
 Call `setup_telemetry` before building the Mongo client (the PyMongo
 instrumentation registers a global command listener).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,9 +79,7 @@ def setup_telemetry(service: str, settings: CommonSettings) -> None:
         # One file per service ("{service}" in the path), so processes never interleave lines.
         path = settings.traces_file.format(service=service)
         _out = open(path, "a", encoding="utf-8") if path else sys.stderr
-        exporter = ConsoleSpanExporter(
-            out=_out, formatter=lambda span: span.to_json(indent=None) + "\n"
-        )
+        exporter = ConsoleSpanExporter(out=_out, formatter=lambda span: span.to_json(indent=None) + "\n")
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     else:  # otlp
         # It pulls in requests, which other set-ups need not load.

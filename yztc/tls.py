@@ -1,5 +1,6 @@
 """gRPC transport security from settings: mutual TLS, or plaintext when no
 certificate is configured (the explicit development switch)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Fixtures of the deployment tests: the tools (built with `make` when
 missing, as the ferretdb fixture does) and each overlay built once."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,5 +1,6 @@
 """The service map the manifests must implement: the workloads of each
 overlay, who may call each of them on which port, and whom each calls."""
+
 from __future__ import annotations
 
 import json

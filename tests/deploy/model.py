@@ -1,5 +1,6 @@
 """A small reading of built manifests for the policy tests: workloads and
 their pods, label selectors, and what the NetworkPolicies admit."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -2,6 +2,7 @@
 selects, every expression of the rules and of the dashboard, Grafana's
 variables replaced so that promtool parses them, and the names the services
 export read from their /metrics pages."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,25 @@ DASHBOARD = K8S / "components" / "monitoring" / "dashboards" / "yztc.json"
 # controller, kube-state-metrics, the OpenTelemetry Collector.
 EXTERNAL_PREFIXES = ("nginx_ingress_controller_", "kube_", "otelcol_")
 
-_KEYWORDS = frozenset({
-    "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-    "group_left", "group_right", "inf", "nan", "start", "end",
-})
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "inf",
+        "nan",
+        "start",
+        "end",
+    }
+)
 # Grafana's built-in variables, as a range promtool accepts.
 _GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1d"}
 
@@ -68,7 +84,7 @@ def dashboard_panels() -> list[dict]:
 
 
 def dashboard_queries() -> dict[str, str]:
-    """"<panel title> / <refId>" -> its PromQL, Grafana's variables replaced."""
+    """ "<panel title> / <refId>" -> its PromQL, Grafana's variables replaced."""
     queries = {}
     for panel in dashboard_panels():
         for target in panel.get("targets", []):

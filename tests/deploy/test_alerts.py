@@ -3,6 +3,7 @@
 fire and those that must stay silent), every alert is tested both ways, and
 the PrometheusRule of components/monitoring is generated from the one rules
 file. Offline."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,8 +32,11 @@ def alert_names() -> set[str]:
 
 def test_promtool_is_the_pinned_release(promtool: Path) -> None:
     """The binary make installed is built from mk/monitoring.mk's version."""
-    pinned = next(line.split("?=")[1].strip() for line in (ROOT / "mk" / "monitoring.mk").read_text().splitlines()
-                  if line.startswith("PROMETHEUS_VERSION"))
+    pinned = next(
+        line.split("?=")[1].strip()
+        for line in (ROOT / "mk" / "monitoring.mk").read_text().splitlines()
+        if line.startswith("PROMETHEUS_VERSION")
+    )
     done = subprocess.run(["go", "version", "-m", str(promtool)], capture_output=True, text=True, timeout=60)
     assert f"github.com/prometheus/prometheus\t{pinned}" in done.stdout, done.stdout + done.stderr
 
@@ -64,8 +68,11 @@ def test_promtool_unit_tests_can_fail(promtool: Path, tmp_path: Path) -> None:
 
 
 def test_every_alert_is_tested_firing_and_silent() -> None:
-    cases = [check for test in yaml.safe_load(UNIT_TESTS.read_text(encoding="utf-8"))["tests"]
-             for check in test["alert_rule_test"]]
+    cases = [
+        check
+        for test in yaml.safe_load(UNIT_TESTS.read_text(encoding="utf-8"))["tests"]
+        for check in test["alert_rule_test"]
+    ]
     fires = {c["alertname"] for c in cases if c["exp_alerts"]}
     silent = {c["alertname"] for c in cases if not c["exp_alerts"]}
     assert alert_names() - fires == set(), "alerts no unit test sees firing"
@@ -127,8 +134,9 @@ def test_both_forms_ship(objects: dict[str, list[dict]], overlay: str) -> None:
     prod, with the Prometheus Operator, the PrometheusRule too, labelled for
     its Prometheus: both equal to the rules file."""
     source = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    (config_map,) = [o for o in of_kind(objects[overlay], "ConfigMap")
-                     if o["metadata"]["name"].startswith("yztc-alert-rules")]
+    (config_map,) = [
+        o for o in of_kind(objects[overlay], "ConfigMap") if o["metadata"]["name"].startswith("yztc-alert-rules")
+    ]
     assert yaml.safe_load(config_map["data"]["yztc.rules.yaml"]) == source
     prometheus_rules = of_kind(objects[overlay], "PrometheusRule")
     if overlay == "dev":

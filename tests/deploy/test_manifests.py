@@ -1,5 +1,6 @@
 """Both overlays build, every object is valid against Kubernetes' own schemas
 (strict: no unknown fields), and kube-score finds nothing. Offline."""
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,17 @@ def test_kube_score_finds_nothing(kube_score: Path, rendered: dict[str, str], ov
     annotation beside a comment saying why."""
     flags = [arg for check in KUBE_SCORE_OPTIONAL for arg in ("--enable-optional-test", check)]
     done = subprocess.run(
-        [str(kube_score), "score", "--kubernetes-version", f"v{KUBERNETES_VERSION}", "--output-format", "json",
-         *flags, *KUBE_SCORE_OVERLAY_FLAGS[overlay], "-"],
+        [
+            str(kube_score),
+            "score",
+            "--kubernetes-version",
+            f"v{KUBERNETES_VERSION}",
+            "--output-format",
+            "json",
+            *flags,
+            *KUBE_SCORE_OVERLAY_FLAGS[overlay],
+            "-",
+        ],
         input=rendered[overlay],
         capture_output=True,
         text=True,
@@ -85,8 +95,9 @@ def test_kube_score_finds_nothing(kube_score: Path, rendered: dict[str, str], ov
                 continue
             scored += 1
             if check["grade"] < 10:
-                comments = "; ".join(f"{c.get('summary', '')} {c.get('description', '')}".strip()
-                                     for c in check.get("comments") or [])
+                comments = "; ".join(
+                    f"{c.get('summary', '')} {c.get('description', '')}".strip() for c in check.get("comments") or []
+                )
                 findings.append(f"{obj['object_name']}: {check['check']['id']}: {comments}")
     assert scored > 100, "kube-score scored almost nothing"
     assert not findings, "\n".join(findings)
@@ -94,8 +105,12 @@ def test_kube_score_finds_nothing(kube_score: Path, rendered: dict[str, str], ov
 
 def test_only_the_operator_kinds_are_custom(objects: dict[str, list[dict]]) -> None:
     """Anything else of a custom API group would escape the schema check."""
-    custom = {(o["apiVersion"], o["kind"]) for objs in objects.values() for o in objs if "." in o["apiVersion"].split("/")[0]
-              and not o["apiVersion"].split("/")[0].endswith(".k8s.io")}
+    custom = {
+        (o["apiVersion"], o["kind"])
+        for objs in objects.values()
+        for o in objs
+        if "." in o["apiVersion"].split("/")[0] and not o["apiVersion"].split("/")[0].endswith(".k8s.io")
+    }
     assert custom == OPERATOR_KINDS
 
 
@@ -117,8 +132,9 @@ def test_the_pod_monitor_scrapes_every_metrics_port(objects: dict[str, list[dict
 def test_the_configuration_files_are_config_s_own(objects: dict[str, list[dict]], overlay: str) -> None:
     """ConfigMap yztc-config carries config/*.json byte for byte (built with
     kustomize's default load restrictor: config/kustomization.yaml)."""
-    (config_map,) = [o for o in objects[overlay]
-                     if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("yztc-config-")]
+    (config_map,) = [
+        o for o in objects[overlay] if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("yztc-config-")
+    ]
     files = {path.name: path.read_text(encoding="utf-8") for path in (ROOT / "config").glob("*.json")}
     assert len(files) == 3 and config_map["data"] == files
 

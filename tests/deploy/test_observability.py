@@ -1,6 +1,7 @@
 """Alerts and the collector: every alert is explained in the runbook and
 names metrics the services export; the collector's pipelines are whole,
 listen where the manifests say, and mask phone numbers."""
+
 from __future__ import annotations
 
 import re
@@ -13,13 +14,20 @@ from tests.deploy.model import named, workloads
 
 RULES = K8S / "base" / "alerts.rules.yaml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
-COLLECTOR_CONFIGS = {"prod": K8S / "base" / "otel-collector-config.yaml", "dev": K8S / "overlays" / "dev" / "collector-dev.yaml"}
+COLLECTOR_CONFIGS = {
+    "prod": K8S / "base" / "otel-collector-config.yaml",
+    "dev": K8S / "overlays" / "dev" / "collector-dev.yaml",
+}
 
 
 def alert_rules() -> list[dict]:
     """The alerting rules (the file also holds the objectives' recording rules)."""
-    return [rule for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
-            for rule in group["rules"] if "alert" in rule]
+    return [
+        rule
+        for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
 
 
 def exported_metric_names() -> set[str]:
@@ -61,8 +69,11 @@ def test_alerts_use_metrics_the_services_export() -> None:
 
 def test_the_rules_ship_in_a_configmap(objects: dict[str, list[dict]]) -> None:
     for overlay in objects.values():
-        rules = named(overlay, "ConfigMap", next(
-            o["metadata"]["name"] for o in overlay if o["metadata"]["name"].startswith("yztc-alert-rules")))
+        rules = named(
+            overlay,
+            "ConfigMap",
+            next(o["metadata"]["name"] for o in overlay if o["metadata"]["name"].startswith("yztc-alert-rules")),
+        )
         assert yaml.safe_load(rules["data"]["yztc.rules.yaml"])["groups"]
 
 

@@ -1,6 +1,7 @@
 """The policies every workload of both overlays holds to, checked on the
 built manifests: probes, resources, security context, a PodDisruptionBudget,
 spreading, and NetworkPolicies that admit its callers and no one else."""
+
 from __future__ import annotations
 
 import pytest
@@ -109,19 +110,29 @@ def test_pod_disruption_budget(objects: dict[str, list[dict]], overlay: str, nam
     assert len(budgets) == 1, f"{len(budgets)} PodDisruptionBudgets select {name}"
     assert "maxUnavailable" in budgets[0]["spec"], "maxUnavailable never blocks a drain, whatever the replicas"
     # The budget selects this workload's pods only.
-    others = [x.name for x in workloads(objects[overlay]) if x.name != name and selects(budgets[0]["spec"]["selector"], x.labels)]
+    others = [
+        x.name
+        for x in workloads(objects[overlay])
+        if x.name != name and selects(budgets[0]["spec"]["selector"], x.labels)
+    ]
     assert not others
 
 
-@pytest.mark.parametrize(("overlay", "name"), [c for c in CASES if c[1] in SERVICES + ("otel-collector",)],
-                         ids=[i for c, i in zip(CASES, IDS) if c[1] in SERVICES + ("otel-collector",)])
+@pytest.mark.parametrize(
+    ("overlay", "name"),
+    [c for c in CASES if c[1] in SERVICES + ("otel-collector",)],
+    ids=[i for c, i in zip(CASES, IDS, strict=False) if c[1] in SERVICES + ("otel-collector",)],
+)
 def test_spread_across_zones_and_nodes(objects: dict[str, list[dict]], overlay: str, name: str) -> None:
     w = workload(objects, overlay, name)
     zones = [t for t in w.pod.get("topologySpreadConstraints", []) if t["topologyKey"] == "topology.kubernetes.io/zone"]
     assert zones and selects(zones[0]["labelSelector"], w.labels)
     terms = w.pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
-    assert any(t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
-               and selects(t["podAffinityTerm"]["labelSelector"], w.labels) for t in terms)
+    assert any(
+        t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        and selects(t["podAffinityTerm"]["labelSelector"], w.labels)
+        for t in terms
+    )
 
 
 AUTOSCALED = ("gateway", "aggregator", "sms-notifier")
@@ -164,12 +175,13 @@ def test_network_policy_admits_the_callers_and_no_one_else(
 
 
 @pytest.mark.parametrize(("overlay", "name"), CASES, ids=IDS)
-def test_network_policy_lets_it_reach_what_it_calls(
-    objects: dict[str, list[dict]], overlay: str, name: str
-) -> None:
+def test_network_policy_lets_it_reach_what_it_calls(objects: dict[str, list[dict]], overlay: str, name: str) -> None:
     w = workload(objects, overlay, name)
-    missing = [f"{to}:{port}" for to, port in sorted(expected_egress(overlay, name))
-               if not egress_allows(objects[overlay], w, to, port)]
+    missing = [
+        f"{to}:{port}"
+        for to, port in sorted(expected_egress(overlay, name))
+        if not egress_allows(objects[overlay], w, to, port)
+    ]
     assert not missing, f"{name} cannot reach {missing}"
     assert egress_allows(objects[overlay], w, "ns:kube-system", 53), "DNS"
     # Nothing in the cluster beyond what it calls (the ipBlocks exclude private ranges).

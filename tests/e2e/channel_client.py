@@ -1,5 +1,6 @@
 """A channel client for the e2e tests: many queries through the gRPC channel
 API as channel `wechat-demo`, codes read from the SMS-centre simulator."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,9 @@ def write_scenario(path: Path, phones_: list[str], companies: dict, accounts: di
     """Subscribers for the phones (cmcc, ID six 12345X), and per phone a few accounts."""
     scenario = {
         "subscribers": [{"phone": p, "id_last6": "12345X", "operator": "cmcc", "status": "active"} for p in phones_],
-        "accounts": accounts if accounts is not None else {p: {"tencent": {"微信": 1, "QQ": i % 3}, "jd": i % 4} for i, p in enumerate(phones_)},
+        "accounts": accounts
+        if accounts is not None
+        else {p: {"tencent": {"微信": 1, "QQ": i % 3}, "jd": i % 4} for i, p in enumerate(phones_)},
         "companies": companies,
     }
     path.write_text(json.dumps(scenario, ensure_ascii=False), encoding="utf-8")
@@ -113,7 +116,7 @@ async def states(stack: Stack, ids: dict[str, str]) -> dict[str, pb.Query]:
                 return await api.GetQuery(pb.GetQueryRequest(query_id=qid), timeout=20)
 
         found = await asyncio.gather(*(get(qid) for qid in ids.values()))
-    return dict(zip(ids, found))
+    return dict(zip(ids, found, strict=False))
 
 
 # SENT: the SMS centre has taken every part (so its simulator holds the text).
@@ -128,10 +131,14 @@ async def wait_until_finished(stack: Stack, ids: dict[str, str], timeout: float)
     while True:
         found = await states(stack, ids)
         running = [p for p, q in found.items() if q.status == pb.QUERY_STATUS_IN_PROGRESS]
-        unsent = [p for p, q in found.items() if q.status != pb.QUERY_STATUS_IN_PROGRESS and q.sms_state not in SMS_SETTLED]
+        unsent = [
+            p for p, q in found.items() if q.status != pb.QUERY_STATUS_IN_PROGRESS and q.sms_state not in SMS_SETTLED
+        ]
         if not running and not unsent:
             return found
-        assert time.monotonic() < deadline, f"{len(running)} queries still in progress, {len(unsent)} result SMS not settled"
+        assert time.monotonic() < deadline, (
+            f"{len(running)} queries still in progress, {len(unsent)} result SMS not settled"
+        )
         await asyncio.sleep(1.0)
 
 

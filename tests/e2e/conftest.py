@@ -1,5 +1,6 @@
 """The whole stack, started the way `make run` starts it (devstack.Stack), on
 free ports with its own data folder and FerretDB, for the e2e tests."""
+
 from __future__ import annotations
 
 import asyncio
@@ -89,9 +90,7 @@ def expected_counts(scenario: dict, phone: str) -> dict[str, tuple[int, dict[str
 
 async def messages_for(stack: Stack, phone: str) -> list[dict]:
     async with aiohttp.ClientSession() as http:
-        async with http.get(
-            f"http://127.0.0.1:{stack.ports.sim_smsc}/messages", params={"dest": phone}
-        ) as response:
+        async with http.get(f"http://127.0.0.1:{stack.ports.sim_smsc}/messages", params={"dest": phone}) as response:
             assert response.status == 200
             return (await response.json())["messages"]
 

@@ -7,6 +7,7 @@ everything from 127.0.0.1 with one session, explores the API instead of
 meeting 429 after the first few hundred requests (the limits themselves are
 tested at their boundaries in tests/integration/test_gateway_rate_limits.py).
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -3,6 +3,7 @@ tiny loads, its own stacks on free ports) writes its result files with every
 headline figure of issue 12's table (and the two kept from issue 9), each
 with its target in the table, and the configuration stamp. No timing is
 asserted: these figures mean nothing."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,14 @@ TARGETS = {
     "isolation_ratio": ">= 0.9",
     "memory_mib": "<= 1536",
 }
-CONFIG = ("telemetry_exporter", "traces_sample_ratio", "internal_tls", "event_loop", "replicas", "notifier_max_per_second")
+CONFIG = (
+    "telemetry_exporter",
+    "traces_sample_ratio",
+    "internal_tls",
+    "event_loop",
+    "replicas",
+    "notifier_max_per_second",
+)
 
 
 def _number(value: object) -> bool:
@@ -54,7 +62,11 @@ def test_bench_smoke_writes_every_headline(tmp_path):
     env["PYTHONUNBUFFERED"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--results", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -78,5 +90,5 @@ def test_bench_smoke_writes_every_headline(tmp_path):
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
     # The headline ratios are what the run prints last.
-    closing = done.stdout.strip().splitlines()[-len(HEADLINES):]
+    closing = done.stdout.strip().splitlines()[-len(HEADLINES) :]
     assert [line.split()[0] for line in closing] == list(HEADLINES)

@@ -1,5 +1,6 @@
 """The happy path over the gRPC channel API, as a WeChat channel's backend
 calls it with its client certificate (CONTRACT: var/pki/wechat-demo*.pem)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,7 +49,9 @@ async def test_happy_path_over_grpc(stack, scenario):
 
         deadline = time.monotonic() + 60
         while True:
-            query = await api.GetQuery(pb.GetQueryRequest(query_id=accepted.query_id, requester_id="openid-1"), timeout=5)
+            query = await api.GetQuery(
+                pb.GetQueryRequest(query_id=accepted.query_id, requester_id="openid-1"), timeout=5
+            )
             if query.status != pb.QUERY_STATUS_IN_PROGRESS and query.sms_state != pb.SMS_STATE_PENDING:
                 break
             assert time.monotonic() < deadline
@@ -61,7 +64,9 @@ async def test_happy_path_over_grpc(stack, scenario):
         assert ServiceError.from_grpc_error(caught.value).code == "NOT_FOUND"
 
         health = health_pb2_grpc.HealthStub(channel)
-        assert (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status == health_pb2.HealthCheckResponse.SERVING
+        assert (
+            await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        ).status == health_pb2.HealthCheckResponse.SERVING
 
     assert query.status == pb.QUERY_STATUS_COMPLETED and query.phone == "186****6000"
     expected = expected_counts(scenario, PHONE)

@@ -1,4 +1,5 @@
 """Who may call the channel API, how much, and what health says (issue 7)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,9 @@ async def test_only_configured_channels_with_our_valid_certificates_get_in(stack
     refused = {
         "no certificate": (None, None),
         "another CA": pki.issue(tmp_path / "other-ca", "wechat-demo"),
-        "expired": pki.issue(tmp_path / "expired", "wechat-demo", validity=-dt.timedelta(days=1),
-                             ca=pki.ensure_ca(stack.pki_dir)),
+        "expired": pki.issue(
+            tmp_path / "expired", "wechat-demo", validity=-dt.timedelta(days=1), ca=pki.ensure_ca(stack.pki_dir)
+        ),
     }
     for why, (c, k) in refused.items():
         async with _open(stack, c, k) as channel:

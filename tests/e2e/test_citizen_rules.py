@@ -3,6 +3,7 @@ boundaries are shown with an injected clock in
 tests/integration/test_aggregator_stores.py): identity checks, re-routing,
 cancelled numbers, the 24-hour lock, one running query per phone, and a
 privacy sweep of every collection, log and trace after a run."""
+
 from __future__ import annotations
 
 import asyncio

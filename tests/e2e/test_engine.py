@@ -2,6 +2,7 @@
 crashes lose nothing and send nothing twice, replicas share work without
 asking a company twice, a down company is isolated and its circuit opens,
 the deadline ends a query PARTIAL, and a ninth company is configuration."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,8 +53,10 @@ async def test_crash_loses_nothing_and_sends_each_result_once(make_stack, tmp_pa
     # Every company asked for every query; a round cut short by the crash
     # may ask again (with the same query id: the company's idempotency key).
     assert all(set(calls[c]) == set(ids.values()) for c in COMPANY_IDS)
-    print(f"\n[{victim} killed] queries {len(final)}, result SMS {sum(map(len, sms.values()))}, "
-          f"calls per company {{{', '.join(f'{c}: {sum(calls[c].values())}' for c in COMPANY_IDS)}}}")
+    print(
+        f"\n[{victim} killed] queries {len(final)}, result SMS {sum(map(len, sms.values()))}, "
+        f"calls per company {{{', '.join(f'{c}: {sum(calls[c].values())}' for c in COMPANY_IDS)}}}"
+    )
 
 
 async def _submits(stack) -> list[dict]:
@@ -98,8 +101,10 @@ async def test_a_crash_while_result_sms_go_out_sends_each_once(make_stack, tmp_p
         key = (submit["dest"], submit["udh"])
         seen[key] = seen.get(key, 0) + 1
     repeated_parts = sum(n - 1 for n in seen.values())
-    print(f"\n[{victim} killed while sending] result SMS {sum(map(len, sms.values()))} for {len(numbers)} queries, "
-          f"parts repeated {repeated_parts}, whole messages repeated {repeated_messages}")
+    print(
+        f"\n[{victim} killed while sending] result SMS {sum(map(len, sms.values()))} for {len(numbers)} queries, "
+        f"parts repeated {repeated_parts}, whole messages repeated {repeated_messages}"
+    )
     if victim == "aggregator":
         assert repeated_parts == 0 and repeated_messages == 0
     else:
@@ -136,7 +141,12 @@ async def test_a_down_company_is_isolated_then_completes_or_ends_partial(make_st
     stack = make_stack(
         write_scenario(tmp_path / "scenario.json", numbers, companies),
         aggregator_env={"YZTC_AGGREGATOR_DELIVER_WITHIN_SECONDS": "25", "YZTC_AGGREGATOR_FINALIZE_MARGIN_SECONDS": "1"},
-        policy={"breaker_failures": 3, "breaker_open_seconds": 2, "backoff_base_seconds": 0.3, "backoff_max_seconds": 1},
+        policy={
+            "breaker_failures": 3,
+            "breaker_open_seconds": 2,
+            "backoff_base_seconds": 0.3,
+            "backoff_max_seconds": 1,
+        },
     )
     ids = await submit_many(stack, numbers[:20])
     # The others answer while douyin is down (how fast, against a run without

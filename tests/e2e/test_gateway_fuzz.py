@@ -14,6 +14,7 @@ and one real my.getPhoneNumber payload from the Alipay simulator. The run
 is bounded by examples per operation and a fixed seed: about 10 s on an
 idle machine of 2 cores, some 40 s when it is shared with other test runs.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -84,26 +85,39 @@ async def test_live_gateway_keeps_to_its_openapi_document(gateway_stack, tmp_pat
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(values), encoding="utf-8")
     command = [
-        sys.executable, "-m", "schemathesis.cli",
-        "--config-file", str(config),
-        "run", f"{gateway_url(gateway_stack)}/api/v1/openapi.json",
-        "--header", f"Authorization: Bearer {values['token'][0]}",
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--checks", "all",
-        "--exclude-checks", EXCLUDED_CHECKS,
-        "--max-examples", str(MAX_EXAMPLES),
-        "--seed", str(SEED),
-        "--generation-database", "none",
-        "--workers", "1",
-        "--request-timeout", "10",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(config),
+        "run",
+        f"{gateway_url(gateway_stack)}/api/v1/openapi.json",
+        "--header",
+        f"Authorization: Bearer {values['token'][0]}",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        EXCLUDED_CHECKS,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--generation-database",
+        "none",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "10",
         "--no-color",
-        "--report", "junit",
-        "--report-dir", str(tmp_path / "report"),
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path / "report"),
     ]
     # cwd: schemathesis and Hypothesis leave their working files there.
-    run = await asyncio.to_thread(
-        subprocess.run, command, cwd=tmp_path, capture_output=True, text=True, timeout=180
-    )
+    run = await asyncio.to_thread(subprocess.run, command, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     report = run.stdout[-20000:] + run.stderr[-5000:]
     print(report)  # shown with -s, or by pytest on failure
     assert run.returncode == 0, report

@@ -3,6 +3,7 @@ through the Alipay simulator, phone authorisation with payloads the
 simulator made (valid and tampered), a query visible only to the user who
 made it, and the enterprise directory from config/enterprises.json served
 with an ETag."""
+
 from __future__ import annotations
 
 import base64

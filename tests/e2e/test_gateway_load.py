@@ -17,6 +17,7 @@ proxy so X-Forwarded-For can name the clients:
 Printed: requests per second and latency percentiles of the valid client,
 without and with each flood, and the status counts of everyone.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.acceptance
 def _wrk() -> None:
     if shutil.which("wrk") is None:
         pytest.fail("the load check needs wrk: apt-get install wrk")
+
 
 SECONDS = int(os.environ.get("YZTC_GATEWAY_LOAD_SECONDS", "15"))
 USERS = 50

@@ -1,5 +1,6 @@
 """The whole query flow with grpcurl as channel `wechat-demo`, as the
 channel guide shows it: list through reflection, code, submit, get."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,13 @@ def grpcurl(stack, *args: str, data: dict | None = None) -> subprocess.Completed
         subprocess.run(["make", "grpcurl"], cwd=ROOT, check=True)
     pki = stack.pki_dir
     command = [
-        str(GRPCURL), "-cacert", str(pki / "ca.pem"), "-cert", str(pki / "wechat-demo.pem"),
-        "-key", str(pki / "wechat-demo-key.pem"),
+        str(GRPCURL),
+        "-cacert",
+        str(pki / "ca.pem"),
+        "-cert",
+        str(pki / "wechat-demo.pem"),
+        "-key",
+        str(pki / "wechat-demo-key.pem"),
     ]
     if data is not None:
         command += ["-d", json.dumps(data)]
@@ -44,7 +50,8 @@ async def test_query_flow_with_grpcurl(stack, scenario):
 
     id6 = next(s["id_last6"] for s in scenario["subscribers"] if s["phone"] == PHONE)
     submitted = grpcurl(
-        stack, "yztc.v1.AccountQueryService/SubmitQuery",
+        stack,
+        "yztc.v1.AccountQueryService/SubmitQuery",
         data={"phone": PHONE, "id_last6": id6, "code": code, "consent": True},
     )
     assert submitted.returncode == 0, submitted.stderr

@@ -1,6 +1,7 @@
 """The happy path over HTTP, as the mini-program walks it: session, code by
 SMS, query, result SMS from 10699000, and the query COMPLETED with the
 scenario's counts."""
+
 from __future__ import annotations
 
 import asyncio

@@ -9,6 +9,7 @@ SMS and starts no query. The HTTP side is a user of its own (minted by the
 Alipay simulator), the gRPC side a requester id per call, so the probes use
 up no other test's requester limits.
 """
+
 from __future__ import annotations
 
 import itertools

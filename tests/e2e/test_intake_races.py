@@ -1,6 +1,7 @@
 """Issue 12's intake faults, through the real channel API on the whole
 stack: brute force by concurrency, and a caller's deadline that must not
 leave a spent code behind."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,9 @@ async def test_200_concurrent_guesses_are_counted_before_they_are_judged(make_st
         guesses.insert(150, code)  # the right one, among them
         answers = await asyncio.gather(*(_submit(api, phone, g) for g in guesses))
 
-        codes = [ServiceError.from_grpc_error(a).code if isinstance(a, grpc.aio.AioRpcError) else "ACCEPTED"
-                 for a in answers]
+        codes = [
+            ServiceError.from_grpc_error(a).code if isinstance(a, grpc.aio.AioRpcError) else "ACCEPTED" for a in answers
+        ]
         kinds = _claims_by_kind(stack)
         # Exactly five attempts were ever judged wrong (each counted by its
         # claim before it was answered); every other guess was refused

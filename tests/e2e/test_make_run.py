@@ -5,6 +5,7 @@ environment's YZTC_* settings reach the services, the stack's own addresses
 stay the stack's; a service killed with SIGKILL is started again while the
 others stay up, and a query then completes end to end; Ctrl-C ends it with
 status 0, no process left, and no traceback anywhere."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,11 @@ from devstack.supervisor import port_open
 PHONE, ID_LAST6 = "13800138000", "12345X"  # the default scenario's first demo phone
 OTHER_PHONE = "18600186000"
 SERVICES = {
-    "ferretdb", "simulators", "sms_notifier", "aggregator", "gateway",
+    "ferretdb",
+    "simulators",
+    "sms_notifier",
+    "aggregator",
+    "gateway",
     *(f"connector-{e}" for e in ("tencent", "alibaba", "alipay", "baidu", "kuaishou", "douyin", "jd", "meituan")),
     *(f"connector-{o}" for o in ("cmcc", "cucc", "ctcc", "cbn")),
 }
@@ -167,8 +172,12 @@ async def test_make_run_restarts_a_killed_service_and_stops_cleanly(tmp_path):
         YZTC_GATEWAY_LISTEN=f"127.0.0.1:{typed}",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     out = Output(proc.stdout)
@@ -181,8 +190,7 @@ async def test_make_run_restarts_a_killed_service_and_stops_cleanly(tmp_path):
         ready = [line.split()[1] for line in before if line.startswith("  ready ")]
         assert sorted(ready) == sorted(SERVICES), before
         others = [
-            line for line in before
-            if line.strip() and not line.startswith(("  ready ", "starting the yztc stack"))
+            line for line in before if line.strip() and not line.startswith(("  ready ", "starting the yztc stack"))
         ]
         assert others == ["  not passed on, the stack sets these itself: YZTC_GATEWAY_LISTEN"], before
         end = await asyncio.to_thread(out.wait_for, r"Ctrl-C stops everything", 10, running)
@@ -244,8 +252,12 @@ def test_ctrl_c_while_starting_stops_what_started(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("YZTC_") and k != "MONGODB_URI"}
     env.update(YZTC_DEVSTACK_FREE_PORTS="1", YZTC_DEVSTACK_VAR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     out = Output(proc.stdout)

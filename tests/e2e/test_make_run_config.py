@@ -2,6 +2,7 @@
 whole stack: which environment variables reach the services (devstack.Stack
 builds each child's environment, nothing is started), and the restart
 back-off, as a formula and with real short-lived processes."""
+
 from __future__ import annotations
 
 import sys
@@ -17,8 +18,12 @@ from devstack.supervisor import Backoff, Child, Supervisor
 def _children(stack: Stack) -> list[Child]:
     stack.prepare()
     return [
-        stack.database(), stack.simulators(), *stack.connectors(), stack.notifier(),
-        stack.aggregator(), stack.gateway(),
+        stack.database(),
+        stack.simulators(),
+        *stack.connectors(),
+        stack.notifier(),
+        stack.aggregator(),
+        stack.gateway(),
     ]
 
 
@@ -131,7 +136,11 @@ def test_a_crashing_child_is_restarted_with_backoff_while_the_others_stay_up(tmp
         supervisor.stop_all(grace=5)
     assert time.monotonic() - started < 5, "the steady child did not stop on SIGTERM"
     assert [line.split("restart ", 1)[1].split(" (")[0] for line in exits[:5]] == [
-        "1 in 0.1 s", "2 in 0.2 s", "3 in 0.4 s", "4 in 0.4 s", "5 in 0.4 s",
+        "1 in 0.1 s",
+        "2 in 0.2 s",
+        "3 in 0.4 s",
+        "4 in 0.4 s",
+        "5 in 0.4 s",
     ]
     assert all("crashing" in line and "(exit code 3)" in line for line in exits), exits
     assert steady.process.pid == first_pid and steady.process.returncode == -15

@@ -2,6 +2,7 @@
 stops on SIGTERM (what devstack sends it) with status 0 and no traceback,
 whichever of it and the notifier stops first. Deterministic here, where
 the whole-stack test (test_make_run.py) meets the case only by chance."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,13 @@ BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP = 0x09, 0x80000009
 
 def _bind_transceiver(system_id: str, password: str) -> bytes:
     body = (
-        system_id.encode() + b"\0" + password.encode() + b"\0" + b"\0"  # system_type
-        + bytes([0x34, 0, 0]) + b"\0"  # interface_version 3.4, addr_ton, addr_npi, address_range
+        system_id.encode()
+        + b"\0"
+        + password.encode()
+        + b"\0"
+        + b"\0"  # system_type
+        + bytes([0x34, 0, 0])
+        + b"\0"  # interface_version 3.4, addr_ton, addr_npi, address_range
     )
     return struct.pack(">IIII", 16 + len(body), BIND_TRANSCEIVER, 0, 1) + body
 
@@ -43,8 +49,12 @@ def test_simulators_stop_without_a_traceback_while_an_esme_is_bound(tmp_path: Pa
         YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(tmp_path / "app-public.pem"),
     )
     with subprocess.Popen(
-        [sys.executable, "-m", "simulators"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "simulators"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     ) as proc:
         assert proc.stdout is not None
         try:

@@ -6,6 +6,7 @@ deliver, so every counter and histogram has a sample; then every metric the
 dashboard's panels and the rules select (recording rules resolved to what
 they are made of) must be on those /metrics pages, and no page may carry a
 phone number."""
+
 from __future__ import annotations
 
 import asyncio
@@ -97,8 +98,10 @@ async def walk_a_query(stack: MeteredStack, http: aiohttp.ClientSession) -> dict
 
     async def company_failed() -> bool:
         page = await scrape(http, aggregator)
-        return any(line.startswith("yztc_company_call_errors_total") and f'company="{FAILING_COMPANY}"' in line
-                   for line in page.splitlines())
+        return any(
+            line.startswith("yztc_company_call_errors_total") and f'company="{FAILING_COMPANY}"' in line
+            for line in page.splitlines()
+        )
 
     await until(company_failed, f"failed call to {FAILING_COMPANY}")
     sim = f"http://127.0.0.1:{stack.ports.sim_companies}/sim/companies/{FAILING_COMPANY}/behaviour"
@@ -134,8 +137,12 @@ async def test_dashboard_and_rules_use_exported_metrics(stack: MeteredStack) -> 
     async with aiohttp.ClientSession() as http:
         pages = await walk_a_query(stack, http)
     exposed = set().union(*(exposed_names(page) for page in pages.values()))
-    assert {"yztc_queries_result_sms_total", "yztc_sms_send_duration_seconds_bucket", "yztc_database_up",
-            "yztc_tls_certificate_expiration_timestamp_seconds"} <= exposed
+    assert {
+        "yztc_queries_result_sms_total",
+        "yztc_sms_send_duration_seconds_bucket",
+        "yztc_database_up",
+        "yztc_tls_certificate_expiration_timestamp_seconds",
+    } <= exposed
     missing = {
         where: sorted(name for name in names if not name.startswith(EXTERNAL_PREFIXES) and name not in exposed)
         for where, names in used_names().items()
@@ -143,11 +150,14 @@ async def test_dashboard_and_rules_use_exported_metrics(stack: MeteredStack) -> 
     assert not {where: names for where, names in missing.items() if names}, sorted(exposed)
     # The bucket bounds the objectives compare against are bounds the services export.
     rules_text = " ".join(rule["expr"] for rule in rules())
-    for name, bound in (("yztc_queries_result_sms_delay_seconds_bucket", "300.0"),
-                        ("yztc_sms_send_duration_seconds_bucket", "2.0")):
+    for name, bound in (
+        ("yztc_queries_result_sms_delay_seconds_bucket", "300.0"),
+        ("yztc_sms_send_duration_seconds_bucket", "2.0"),
+    ):
         assert f'le="{bound}"' in rules_text
-        assert any(line.startswith(name) and f'le="{bound}"' in line for page in pages.values()
-                   for line in page.splitlines()), f"{name} has no bucket le=\"{bound}\""
+        assert any(
+            line.startswith(name) and f'le="{bound}"' in line for page in pages.values() for line in page.splitlines()
+        ), f'{name} has no bucket le="{bound}"'
 
 
 async def test_no_personal_data_on_the_metrics_pages(stack: MeteredStack) -> None:

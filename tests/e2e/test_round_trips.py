@@ -11,6 +11,7 @@ one_at_a_time). The lower bound makes the test fail both ways: a count of
 zero means the proxy saw nothing of the services (a renamed application,
 a harness fault), not a perfect pipeline.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,11 +55,11 @@ def test_db_round_trips_per_query_are_pinned(tmp_path):
             "last company answer -> SMS, net of idle": found["gap"],
             "in that gap, by command": found["gap_by_command"],
         },
-        ensure_ascii=False, indent=1,
+        ensure_ascii=False,
+        indent=1,
     )
     assert found["queries"] == QUERIES, explained
     per_query = found["per_query"]
     assert 1 <= per_query <= MAX_PER_QUERY, (
-        f"{per_query} database round trips per query (aggregator + notifier), "
-        f"expected 1..{MAX_PER_QUERY}:\n{explained}"
+        f"{per_query} database round trips per query (aggregator + notifier), expected 1..{MAX_PER_QUERY}:\n{explained}"
     )

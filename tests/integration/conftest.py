@@ -2,6 +2,7 @@
 once per module (development keys, as `make run` makes them), and the one
 gateway fixture (`gateways`, tests/integration/gateways.py) that starts
 gateways and their backends."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

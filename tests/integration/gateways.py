@@ -1,6 +1,7 @@
 """The one way the gateway tests start a gateway (GatewayTestServer, as
 `python -m gateway` serves it) and what it talks to (`Gateways`, the
 `gateways` fixture of tests/integration/conftest.py)."""
+
 from __future__ import annotations
 
 import base64

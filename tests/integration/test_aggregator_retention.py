@@ -1,6 +1,7 @@
 """Retention against a real FerretDB: personal fields of final records go
 after the retention period while anonymous counters stay; phones and claims
 go once they can no longer limit anything; old lease documents go."""
+
 import datetime as dt
 
 import pytest
@@ -26,11 +27,22 @@ async def db(mongodb_uri):
 
 def _query(qid: str, created_at: dt.datetime, status: str, parts: dict[str, Part]) -> Query:
     return Query(
-        id=qid, phone_hash="hash", phone_box={"kid": "k1", "ct": "x"}, phone_masked="138****8000",
-        channel="wechat-demo", requester_id="user", consent={"at": created_at, "terms_version": "t"},
-        trace={"traceparent": "x"}, created_at=created_at, deliver_by=created_at + 2 * DAYS,
-        finalize_at=created_at + DAYS, companies=parts, sms=ResultSms(f"result:{qid}"), status=status,
-        completed_at=created_at + dt.timedelta(minutes=1), open=False,
+        id=qid,
+        phone_hash="hash",
+        phone_box={"kid": "k1", "ct": "x"},
+        phone_masked="138****8000",
+        channel="wechat-demo",
+        requester_id="user",
+        consent={"at": created_at, "terms_version": "t"},
+        trace={"traceparent": "x"},
+        created_at=created_at,
+        deliver_by=created_at + 2 * DAYS,
+        finalize_at=created_at + DAYS,
+        companies=parts,
+        sms=ResultSms(f"result:{qid}"),
+        status=status,
+        completed_at=created_at + dt.timedelta(minutes=1),
+        open=False,
     )
 
 
@@ -38,8 +50,9 @@ async def test_personal_fields_go_after_retention_and_counters_stay(db):
     retention = Retention(db, KEEP, PhoneStore(db, "r"))
     await retention.ensure_indexes()
     closed = _query("closed", NOW, PARTIAL, {"tencent": Part(DONE, 3), "douyin": Part(FAILED)})
-    other = _query("other", NOW + dt.timedelta(minutes=5), COMPLETED,
-                   {"tencent": Part(DONE, 2), "douyin": Part(DONE, 0)})
+    other = _query(
+        "other", NOW + dt.timedelta(minutes=5), COMPLETED, {"tencent": Part(DONE, 2), "douyin": Part(DONE, 0)}
+    )
     recent = _query("recent", NOW + 2 * DAYS, COMPLETED, {"tencent": Part(DONE, 1), "douyin": Part(DONE, 4)})
     await db["queries"].insert_many([q.to_doc() for q in (closed, other, recent)])
     open_ = _query("open", NOW, "IN_PROGRESS", {"tencent": Part()})
@@ -59,7 +72,10 @@ async def test_personal_fields_go_after_retention_and_counters_stay(db):
     assert (await db["work"].find_one({"_id": "open"}))["phone_hash"] == "hash"  # open work is not a record
 
     assert await db["query_stats"].find_one({"_id": "closed"}) == {
-        "_id": "closed", "day": "2026-11-29", "channel": "wechat-demo", "status": PARTIAL,
+        "_id": "closed",
+        "day": "2026-11-29",
+        "channel": "wechat-demo",
+        "status": PARTIAL,
         "companies": {"tencent": 3, "douyin": None},
     }
     assert await retention.daily_counts("2026-11-29") == {
@@ -101,8 +117,9 @@ async def test_phones_and_claims_go_once_they_can_no_longer_limit_anything(db):
 
 async def test_lease_documents_go_after_a_day(db):
     retention = Retention(db, KEEP, PhoneStore(db, "r"))
-    await db["leases"].insert_many([{"_id": "q#1", "item": "q", "at": NOW},
-                                    {"_id": "q#2", "item": "q", "at": NOW + dt.timedelta(hours=1)}])
+    await db["leases"].insert_many(
+        [{"_id": "q#1", "item": "q", "at": NOW}, {"_id": "q#2", "item": "q", "at": NOW + dt.timedelta(hours=1)}]
+    )
     await retention.purge(NOW + dt.timedelta(hours=24) - MS)
     assert await db["leases"].count_documents({}) == 2
     await retention.purge(NOW + dt.timedelta(hours=24))
@@ -121,8 +138,9 @@ async def test_a_phone_whose_last_write_was_lost_is_not_forgotten_before_its_cla
     v1 = await phones.claim(Phone("h"), old_code)
     await phones.write(v1.phone, NOW)
     later = NOW + dt.timedelta(hours=2)
-    assert isinstance(await phones.claim(v1.phone, Event("code", later, code=Code("c2", "old-2", later + CODE_TTL))),
-                      Committed)  # ...and its document write is lost
+    assert isinstance(
+        await phones.claim(v1.phone, Event("code", later, code=Code("c2", "old-2", later + CODE_TTL))), Committed
+    )  # ...and its document write is lost
 
     now = NOW + KEEP_CLAIMS + dt.timedelta(hours=1)
     await retention.purge(now)

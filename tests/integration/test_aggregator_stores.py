@@ -2,6 +2,7 @@
 (yztc/claims.py), the phone store's claim chain, the work queue of open
 queries and the final records. FerretDB applies updates as a read then a
 write, so exactness rests on unique inserts; the races here prove it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -129,7 +130,7 @@ class ReplyDropper:
         async def upward() -> None:
             async for frame, request_id, _, op in frames(c_reader):
                 if op == 2013 and frame[20] == 0:  # OP_MSG, body section first
-                    body = bson.decode(frame[21:21 + struct.unpack_from("<i", frame, 21)[0]])
+                    body = bson.decode(frame[21 : 21 + struct.unpack_from("<i", frame, 21)[0]])
                     if body.get("insert") == self._collection:
                         self.inserts += 1
                         if self.armed:
@@ -165,8 +166,9 @@ async def dropper_db(mongodb_uri, db):
     host, _, rest = mongodb_uri.removeprefix("mongodb://").partition("/")
     dropper = ReplyDropper(int(host.rsplit(":", 1)[1]), "claims")
     port = await dropper.start()
-    client = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/{rest}", tz_aware=True, directConnection=True,
-                              serverSelectionTimeoutMS=5000)
+    client = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{port}/{rest}", tz_aware=True, directConnection=True, serverSelectionTimeoutMS=5000
+    )
     yield client.get_default_database(), dropper
     await client.close()
     await dropper.stop()
@@ -220,7 +222,7 @@ async def test_one_claim_wins_a_version_and_the_losers_fold_its_event(db):
     phone = await stores[0].read("h")
     assert phone == Phone("h")
     events = [Event("code", NOW + i * MS, code=_code(f"c{i}", f"hmac{i}", NOW + i * MS)) for i in range(10)]
-    outcomes = await asyncio.gather(*(s.claim(phone, e) for s, e in zip(stores, events)))
+    outcomes = await asyncio.gather(*(s.claim(phone, e) for s, e in zip(stores, events, strict=False)))
 
     won = [i for i, o in enumerate(outcomes) if isinstance(o, Committed)]
     assert len(won) == 1

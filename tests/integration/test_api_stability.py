@@ -1,6 +1,7 @@
 """The channel API stays stable: buf lint passes, nothing breaks against the
 released image (protos/released/yztc-v1.binpb), and a breaking change in a
 scratch copy is caught."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,7 +38,9 @@ def test_a_breaking_change_is_caught(buf, tmp_path):
     shutil.copytree(ROOT / "protos", scratch, ignore=shutil.ignore_patterns("released"))
     proto = scratch / "yztc" / "v1" / "account_query.proto"
     text = proto.read_text(encoding="utf-8")
-    changed = text.replace("  string query_id = 1;\n  QueryStatus status = 2;", "  int64 query_id = 1;\n  QueryStatus status = 2;")
+    changed = text.replace(
+        "  string query_id = 1;\n  QueryStatus status = 2;", "  int64 query_id = 1;\n  QueryStatus status = 2;"
+    )
     assert changed != text
     proto.write_text(changed, encoding="utf-8")
     breaking = _run(buf, "breaking", "--against", str(IMAGE), cwd=scratch)

@@ -1,6 +1,7 @@
 """Channel quotas against a real FerretDB: the per-second quota is exact
 across replicas under concurrency, costs about one insert per request, and
 the per-day quota holds across replicas to within a second of traffic."""
+
 from __future__ import annotations
 
 import asyncio
@@ -81,7 +82,6 @@ async def test_per_day_quota_holds_across_replicas(db_and_counter):
     results = [await replicas[1].take("ch", "GetQuery") for _ in range(6)]
     assert results[:4] == [None] * 4
     assert all(r is not None and r > 3600 for r in results[4:])
-
 
 
 async def test_requests_straddling_a_second_keep_their_numbers(db_and_counter):
@@ -180,8 +180,9 @@ async def test_a_requester_limit_holds_across_replicas_and_only_for_calls_that_n
     db, _ = db_and_counter
     from aggregator.channel_quotas import RequesterLimit
 
-    config = ChannelConfig({"ch": {"*": Quota(1000, 10_000)}},
-                           {"ch": {"SubmitQuery": RequesterLimit(count=3, seconds=3600)}})
+    config = ChannelConfig(
+        {"ch": {"*": Quota(1000, 10_000)}}, {"ch": {"SubmitQuery": RequesterLimit(count=3, seconds=3600)}}
+    )
     replicas = [ChannelQuotas(db, config, owner=f"r{i}", clock=lambda: T0) for i in range(2)]
     answers = await asyncio.gather(*(replicas[i % 2].take("ch", "SubmitQuery", "user-1") for i in range(10)))
     allowed = [a for a in answers if a is None]

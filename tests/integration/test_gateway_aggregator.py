@@ -2,6 +2,7 @@
 port): answers mapped to the CONTRACT's JSON, ErrorInfo reasons to CONTRACT
 errors, the session's Alipay user id passed as requester_id, deadlines,
 readiness, and the mutual-TLS channel."""
+
 from __future__ import annotations
 
 import asyncio
@@ -68,7 +69,10 @@ class StubAggregator(pb_grpc.AccountQueryServiceServicer):
             sms_state=pb.SMS_STATE_DELIVERED,
             enterprises=[
                 pb.EnterpriseResult(
-                    id="tencent", name="腾讯", state=pb.ENTERPRISE_STATE_DONE, count=3,
+                    id="tencent",
+                    name="腾讯",
+                    state=pb.ENTERPRISE_STATE_DONE,
+                    count=3,
                     apps=[pb.AppCount(name="微信", count=1), pb.AppCount(name="QQ", count=2)],
                 ),
                 pb.EnterpriseResult(id="jd", name="京东", state=pb.ENTERPRISE_STATE_DONE, count=0),
@@ -107,9 +111,7 @@ Start = Callable[..., Awaitable[tuple[TestClient, StubAggregator, GrpcService]]]
 def start(gateways: Gateways) -> Start:
     """start(server_tls=None, client_tls=None) -> (gateway client, stub, gRPC service)."""
 
-    async def _start(
-        server_tls: GrpcTlsSettings | None = None, client_tls: GrpcTlsSettings | None = None
-    ):
+    async def _start(server_tls: GrpcTlsSettings | None = None, client_tls: GrpcTlsSettings | None = None):
         stub = StubAggregator()
         service = await gateways.aggregator(stub, server_credentials(server_tls) if server_tls else None)
         settings = {"tls": client_tls} if client_tls else {}
@@ -161,7 +163,11 @@ async def test_submit_query_is_accepted(start):
     }
     [(_, request)] = stub.calls
     assert (request.phone, request.id_last6, request.code, request.consent, request.requester_id) == (
-        "13800138000", "12345X", "123456", True, USER,
+        "13800138000",
+        "12345X",
+        "123456",
+        True,
+        USER,
     )
 
 
@@ -188,7 +194,9 @@ async def test_invalid_input_never_reaches_the_aggregator(start):
     client, stub, _ = await start()
     auth = await _auth(client)
     await client.post("/api/v1/queries", json={"phone": "1"}, headers=auth)
-    await client.post("/api/v1/queries", json={"phone": "13800138000", "id_last6": "123456", "code": "123456"}, headers=auth)
+    await client.post(
+        "/api/v1/queries", json={"phone": "13800138000", "id_last6": "123456", "code": "123456"}, headers=auth
+    )
     await client.post("/api/v1/verification-codes", json={"phone": 1}, headers=auth)
     assert stub.calls == []
 
@@ -203,8 +211,13 @@ async def test_query_is_mapped_to_contract_json(start):
         "phone": "138****8000",
         "deliver_by": "2026-12-01T08:30:15Z",
         "enterprises": [
-            {"id": "tencent", "name": "腾讯", "state": "DONE", "count": 3,
-             "apps": [{"name": "微信", "count": 1}, {"name": "QQ", "count": 2}]},
+            {
+                "id": "tencent",
+                "name": "腾讯",
+                "state": "DONE",
+                "count": 3,
+                "apps": [{"name": "微信", "count": 1}, {"name": "QQ", "count": 2}],
+            },
             {"id": "jd", "name": "京东", "state": "DONE", "count": 0, "apps": []},
             {"id": "baidu", "name": "百度", "state": "PENDING", "count": None, "apps": []},
             {"id": "meituan", "name": "美团", "state": "FAILED", "count": None, "apps": []},
@@ -227,18 +240,14 @@ async def test_enterprises_without_a_token(start):
     response = await client.get("/api/v1/enterprises")
     assert response.status == 200
     assert await response.json() == {
-        "enterprises": [
-            {"id": "tencent", "name": "腾讯", "hotline": "95017", "detail_and_unbind": "微信：我-设置"}
-        ]
+        "enterprises": [{"id": "tencent", "name": "腾讯", "hotline": "95017", "detail_and_unbind": "微信：我-设置"}]
     }
 
 
 async def test_slow_aggregator_meets_the_deadline_as_unavailable(start):
     client, _, _ = await start()
     started = asyncio.get_running_loop().time()
-    response = await client.post(
-        "/api/v1/verification-codes", json={"phone": SLOW_PHONE}, headers=await _auth(client)
-    )
+    response = await client.post("/api/v1/verification-codes", json={"phone": SLOW_PHONE}, headers=await _auth(client))
     assert response.status == 503
     assert asyncio.get_running_loop().time() - started < 2
 

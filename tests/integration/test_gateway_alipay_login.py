@@ -2,6 +2,7 @@
 signs and verifies, aiohttp carries, sessions land in a real FerretDB; the
 user is keyed by user_id or open_id, whichever Alipay gives (and the
 settings prefer), and what the session does is bound to that key."""
+
 from __future__ import annotations
 
 import asyncio

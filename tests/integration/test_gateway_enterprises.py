@@ -1,6 +1,7 @@
 """GET /api/v1/enterprises in front of a stub aggregator: public, cacheable
 (ETag, Cache-Control), 304 on If-None-Match, asked of the aggregator once
 per cache period."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,7 +29,10 @@ async def test_answer_is_cacheable_with_an_etag(gateway):
     assert response.status == 200
     assert response.content_type == "application/json" and response.charset == "utf-8"
     assert (await response.json())["enterprises"][0] == {
-        "id": "tencent", "name": "腾讯", "hotline": "95017", "detail_and_unbind": "微信：我-设置",
+        "id": "tencent",
+        "name": "腾讯",
+        "hotline": "95017",
+        "detail_and_unbind": "微信：我-设置",
     }
     assert response.headers["Cache-Control"] == "public, max-age=120"
     etag = response.headers["ETag"]

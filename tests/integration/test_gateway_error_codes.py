@@ -26,6 +26,7 @@ the gateway carries every code to the client intact. REQUEST_TOO_LARGE
 (414/431), which only the HTTP parser's refusals carry and no gRPC call
 can, is produced in test_gateway_parser_refusals.py.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """`python -m gateway` as a process: fails fast on bad settings, announces
 where it listens, serves, and stops cleanly on SIGTERM."""
+
 from __future__ import annotations
 
 import asyncio
@@ -77,4 +78,3 @@ async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-

@@ -4,6 +4,7 @@ case 4), sent as raw bytes over a socket to a running gateway: each gets a
 headers, and nothing of the request is echoed in the answer or written to
 the log. Today's main answered them with aiohttp's text/plain 400 quoting
 the first 100 bytes of the input, and logged the input with a traceback."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """POST /api/v1/phone-number with payloads from the Alipay simulator: the
 gateway verifies Alipay's signature, decrypts with the app's AES key and
 gives the number for the form; anything else is 400 INVALID_ARGUMENT."""
+
 from __future__ import annotations
 
 import base64
@@ -131,7 +132,8 @@ async def test_malformed_body_is_invalid_argument(start, body):
 async def test_not_json_is_unsupported_media_type(start):
     gateway = await start()
     response = await gateway.post(
-        "/api/v1/phone-number", data=b"response=x&sign=y",
+        "/api/v1/phone-number",
+        data=b"response=x&sign=y",
         headers={**await _auth(gateway), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status == 415

@@ -3,6 +3,7 @@ every API route, per Alipay user, logins per user, codes per session and
 per IP; X-Forwarded-For only from trusted proxies; limits shared by
 replicas; and exact counting under concurrency on FerretDB (whose $inc
 would lose updates)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,9 +24,7 @@ from yztc.errors import ServiceError
 from yztc.mongo import connect
 
 USER, OTHER_USER = "2088000000000001", "2088000000000002"
-SCENARIO = parse_scenario(
-    {"alipay": {"auth_codes": {"code-user": USER, "code-other": OTHER_USER}}}
-)
+SCENARIO = parse_scenario({"alipay": {"auth_codes": {"code-user": USER, "code-other": OTHER_USER}}})
 PHONE = {"phone": "13800138000"}
 
 
@@ -166,7 +165,9 @@ async def test_codes_per_ip_across_sessions_and_users(start):
 
 async def test_aggregators_per_phone_limit_passes_through(start):
     client = await start()
-    response = await client.post("/api/v1/verification-codes", json={"phone": "13900139000"}, headers=await _auth(client))
+    response = await client.post(
+        "/api/v1/verification-codes", json={"phone": "13900139000"}, headers=await _auth(client)
+    )
     await _limited(response, 60)
     assert response.headers["Retry-After"] == "42"
 

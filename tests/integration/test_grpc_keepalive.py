@@ -11,6 +11,7 @@ says the same. The client is HTTP/2 written by hand (RFC 9113 §3.4, §4.1,
 interval after connecting (so 40 s and more), and does not report the
 GOAWAY's code and debug data.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+
 from yztc.grpc_options import (
     CLIENT_KEEPALIVE_OPTIONS,
     CLIENT_PING_INTERVAL_MIN_MS,
@@ -92,8 +94,12 @@ class Connection:
         block = b"".join(
             _literal(name, value)
             for name, value in [
-                (":method", "POST"), (":scheme", "http"), (":path", "/grpc.health.v1.Health/Watch"),
-                (":authority", "localhost"), ("content-type", "application/grpc"), ("te", "trailers"),
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":path", "/grpc.health.v1.Health/Watch"),
+                (":authority", "localhost"),
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
             ]
         )
         self.writer.write(_frame(HEADERS, END_HEADERS, 1, block))

@@ -4,6 +4,7 @@ operator connectors and the notifier, yztc.tls.open_channel as the gateway
 opens its channel to the aggregator), an idempotent call that meets one
 UNAVAILABLE from a server is tried again and succeeds; Send is not retried;
 other codes are not retried."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -136,8 +137,15 @@ async def test_three_unavailable_in_a_row_end_the_call(clients: Clients, method:
     assert clients.script.calls[method] == 3  # maxAttempts
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.NOT_FOUND, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                  grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL])
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+    ],
+)
 async def test_other_codes_are_not_retried(clients: Clients, code: grpc.StatusCode):
     clients.script.failures["GetQuery"] = [code]
     with pytest.raises(grpc.aio.AioRpcError) as caught:

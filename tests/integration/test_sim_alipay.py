@@ -4,6 +4,7 @@ The SDK cannot reach a server_url with an explicit port (its
 get_http_connection crashes), so requests are built and answers verified by
 the SDK's own private helpers, with aiohttp carrying them in between.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -82,7 +83,9 @@ async def http(start: Start) -> TestClient:
     return await start()
 
 
-def _sdk(keys: dict[str, rsa.RSAPrivateKey], http: TestClient, signer: str = "app", app_id: str = APP_ID) -> DefaultAlipayClient:
+def _sdk(
+    keys: dict[str, rsa.RSAPrivateKey], http: TestClient, signer: str = "app", app_id: str = APP_ID
+) -> DefaultAlipayClient:
     config = AlipayClientConfig()
     config.server_url = str(http.make_url("/gateway.do"))
     config.app_id = app_id
@@ -161,7 +164,10 @@ async def test_unknown_code_is_refused(http: TestClient, keys: dict) -> None:
     response = await _oauth(http, _sdk(keys, http), "no-such-code")
     assert not response.is_success()
     assert (response.code, response.msg, response.sub_code, response.sub_msg) == (
-        "40002", "Invalid Arguments", "isv.code-invalid", "授权码code无效"
+        "40002",
+        "Invalid Arguments",
+        "isv.code-invalid",
+        "授权码code无效",
     )
 
 

@@ -2,6 +2,7 @@
 /sim/phone-number-payloads): encrypted with the app's AES key, signed like
 Alipay over the quoted response, checked here with alipay-sdk-python's own
 RSA verification."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """The companies' account-count simulator, served for real and called over HTTP."""
+
 from __future__ import annotations
 
 import random

@@ -1,5 +1,6 @@
 """`python -m simulators` as `make run` starts it: a real process, started and
 stopped by PID, serving all four simulators."""
+
 from __future__ import annotations
 
 import json
@@ -65,6 +66,7 @@ def simulators(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
 
 async def test_serves_all_four_and_stops_cleanly_on_sigterm(
     simulators: tuple[subprocess.Popen[str], dict[str, str]],

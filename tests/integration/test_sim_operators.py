@@ -1,4 +1,5 @@
 """The operators' real-name check simulator, served for real and called over HTTP."""
+
 from __future__ import annotations
 
 import logging

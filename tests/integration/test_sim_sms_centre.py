@@ -1,4 +1,5 @@
 """The SMS centre simulator: submission, the CONTRACT's inspection API, segments."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,7 +24,7 @@ class StepClock:
     """A clock that moves one second per reading, so order is visible in received_at."""
 
     def __init__(self) -> None:
-        self.now = dt.datetime(2024, 5, 1, 4, 0, 0, tzinfo=dt.timezone.utc)
+        self.now = dt.datetime(2024, 5, 1, 4, 0, 0, tzinfo=dt.UTC)
 
     def __call__(self) -> dt.datetime:
         self.now += dt.timedelta(seconds=1)
@@ -55,10 +56,20 @@ async def test_submit_then_inspect_by_destination(client: TestClient) -> None:
     await _submit(client, "13800138000", "第二条")
 
     assert await _messages(client, "13800138000") == [
-        {"source": "10699000", "dest": "13800138000", "text": "您的验证码为123456，5分钟内有效。",
-         "segments": 1, "received_at": "2024-05-01T04:00:01.000Z"},
-        {"source": "10699000", "dest": "13800138000", "text": "第二条",
-         "segments": 1, "received_at": "2024-05-01T04:00:03.000Z"},
+        {
+            "source": "10699000",
+            "dest": "13800138000",
+            "text": "您的验证码为123456，5分钟内有效。",
+            "segments": 1,
+            "received_at": "2024-05-01T04:00:01.000Z",
+        },
+        {
+            "source": "10699000",
+            "dest": "13800138000",
+            "text": "第二条",
+            "segments": 1,
+            "received_at": "2024-05-01T04:00:03.000Z",
+        },
     ]
     assert [m["dest"] for m in await _messages(client)] == ["13800138000", "13900139000", "13800138000"]
     assert await _messages(client, "13300133000") == []
@@ -81,8 +92,12 @@ async def test_delete_clears_everything(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{"dest": "13800138000", "text": "x"}, {"source": "10699000", "dest": "+8613800138000", "text": "x"},
-     {"source": "10699000", "dest": "13800138000", "text": ""}, {"source": "10699000", "dest": "13800138000"}],
+    [
+        {"dest": "13800138000", "text": "x"},
+        {"source": "10699000", "dest": "+8613800138000", "text": "x"},
+        {"source": "10699000", "dest": "13800138000", "text": ""},
+        {"source": "10699000", "dest": "13800138000"},
+    ],
 )
 async def test_malformed_submission_is_400(client: TestClient, payload: dict) -> None:
     async with client.post("/submit", json=payload) as resp:

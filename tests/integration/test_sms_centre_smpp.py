@@ -3,6 +3,7 @@ raw client (PDUs built with smpp34's codec): binds and passwords, joining
 concatenated parts, receipts, and the scenario's throttling, invalid
 destinations and dropped connections; the CONTRACT's inspection API shows
 what arrived."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,7 @@ class Esme:
         self.seq = 0
 
     @classmethod
-    async def connect(cls, port: int) -> "Esme":
+    async def connect(cls, port: int) -> Esme:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
     async def read(self) -> tuple[int, int, int, bytes]:
@@ -56,8 +57,14 @@ class Esme:
     async def submit(self, short_message: bytes, dest: str = PHONE, esm_class: int = 0) -> None:
         self.seq += 1
         pdu = smpp34.SubmitSm(
-            "10699000", dest, short_message, source_addr_ton=3, esm_class=esm_class, data_coding=8,
-            registered_delivery=1, sequence_number=self.seq,
+            "10699000",
+            dest,
+            short_message,
+            source_addr_ton=3,
+            esm_class=esm_class,
+            data_coding=8,
+            registered_delivery=1,
+            sequence_number=self.seq,
         )
         self.writer.write(pdu.encode())
         await self.writer.drain()

@@ -2,6 +2,7 @@
 (npm `smpp`, tests/peers/node_smpp/smsc.js), which decodes our submit_sm
 with its own code, joins the parts by their UDH and pushes receipts. Our
 client is checked against someone else's reading of SMPP 3.4."""
+
 from __future__ import annotations
 
 import json

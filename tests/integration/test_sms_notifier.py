@@ -2,6 +2,7 @@
 over SMPP 3.4, real processes and a real FerretDB: the acceptance tests of
 issue 6 (and of issue 12's push: Send submits at once, the queue is the
 fallback), each with the figures it shows printed (pytest -s)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,6 @@ from pymongo import AsyncMongoClient
 
 from devstack.stack import free_port
 from tests.conftest import FERRETDB
-
 from tests.integration.test_sms_support import (  # noqa: F401  (fixtures)
     PHONE,
     RESULT_TEXT,
@@ -250,9 +250,7 @@ async def test_two_replicas_share_the_queue_and_send_each_message_once(sms_centr
     dests = phones(120, "1360000")
     async with first.channel() as one, second.channel() as two:
         # Each replica is handed half the messages; either may send any of them.
-        await asyncio.gather(
-            *(send(one if i % 2 else two, f"code:r{i}", p, code_text(i)) for i, p in enumerate(dests))
-        )
+        await asyncio.gather(*(send(one if i % 2 else two, f"code:r{i}", p, code_text(i)) for i, p in enumerate(dests)))
         await wait_for_receipts(centre, 120)
         final = await wait_for_states(one, [f"code:r{i}" for i in range(120)], FINAL)
     submits = await centre.submits()
@@ -271,7 +269,10 @@ async def test_a_crashed_replica_loses_nothing(sms_centre_factory, notifier_fact
     ids = [f"code:c{i}" for i in range(60)]
     async with crashing.channel() as channel:
         # Send submits at once; 60 at 40/s take 1.5 s: the kill comes while they go out.
-        calls = [asyncio.create_task(send(channel, m, p, code_text(i))) for i, (m, p) in enumerate(zip(ids, dests))]
+        calls = [
+            asyncio.create_task(send(channel, m, p, code_text(i)))
+            for i, (m, p) in enumerate(zip(ids, dests, strict=False))
+        ]
         deadline = time.monotonic() + 20
         while len(await centre.messages()) < 20:
             assert time.monotonic() < deadline
@@ -325,7 +326,9 @@ async def test_receipts_right_behind_the_submit_answers_are_matched_in_memory(
 def _own_ferretdb(port: int, data: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [str(FERRETDB), "--listen-addr", f"127.0.0.1:{port}", "--data-dir", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None and proc.stdout.readline().startswith("ready "), "FerretDB did not start"
     return proc

@@ -1,5 +1,6 @@
 """Given a certificate, the notifier serves mutual TLS and answers only the
 aggregator (the client certificate's common name), as the connectors do."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 the same message exactly one wins (a unique lease document, atomic on
 FerretDB and MongoDB alike), a stale view never wins, and a holder whose
 lease has passed to another replica finds out before it writes again."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,7 @@ async def test_of_eight_replicas_racing_for_each_of_40_messages_exactly_one_wins
         async def race(item: dict) -> list[tuple[str, int]]:
             # Every replica read the item before any claimed it, as in a real race.
             won = await asyncio.gather(*(q.claim(dict(item), NOW) for q in queues))
-            return [(q.owner, gen) for q, gen in zip(queues, won) if gen is not None]
+            return [(q.owner, gen) for q, gen in zip(queues, won, strict=False) if gen is not None]
 
         results = await asyncio.gather(*(race(item) for item in items))
         assert all(len(winners) == 1 for winners in results), [w for w in results if len(w) != 1]

@@ -3,6 +3,7 @@ simulator (`python -m simulators`) and the notifier (`python -m
 sms_notifier`) as real processes on free ports, started and stopped by PID,
 and small clients for the notifier's gRPC API and the simulator's
 inspection API."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,6 @@ RESULT_TEXT = (
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YZTC_") and k != "MONGODB_URI"}
     env.update(PYTHONUNBUFFERED="1", **extra)
-
 
     return env
 
@@ -212,7 +212,9 @@ def start_notifier(
 def notifier_factory(tmp_path: Path, mongodb_uri: str) -> Iterator:
     started: list[Notifier] = []
 
-    def make(smpp_port: int, name: str = "notifier", extra_env: dict[str, str] | None = None, **settings: str) -> Notifier:
+    def make(
+        smpp_port: int, name: str = "notifier", extra_env: dict[str, str] | None = None, **settings: str
+    ) -> Notifier:
         notifier = start_notifier(tmp_path, mongodb_uri, smpp_port, name, extra_env, **settings)
         started.append(notifier)
         return notifier
@@ -228,9 +230,7 @@ async def send(channel: grpc.aio.Channel, message_id: str, dest: str, text: str,
     """Send, by default as the caller's first attempt for this message id
     (as the aggregator sends a new message); 0 or >= 2: maybe not the first."""
     stub = sms_notifier_pb2_grpc.SmsNotifierStub(channel)
-    return await stub.Send(
-        pb.SendRequest(message_id=message_id, dest=dest, text=text, attempt=attempt), timeout=10
-    )
+    return await stub.Send(pb.SendRequest(message_id=message_id, dest=dest, text=text, attempt=attempt), timeout=10)
 
 
 async def status(channel: grpc.aio.Channel, message_id: str) -> pb.SmsStatus:
@@ -249,7 +249,7 @@ async def wait_for_states(
     while True:
         for chunk in range(0, len(waiting), 20):
             ids = waiting[chunk : chunk + 20]
-            found.update(zip(ids, await asyncio.gather(*(status(channel, m) for m in ids))))
+            found.update(zip(ids, await asyncio.gather(*(status(channel, m) for m in ids)), strict=False))
         waiting = [m for m in waiting if STATES[found[m].state] not in states]
         if not waiting:
             return found

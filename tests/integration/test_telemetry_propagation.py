@@ -2,6 +2,7 @@
 request span → its call to a stub aggregator (gRPC metadata); a connector's
 server span → its HTTP request to the company (`traceparent` header). One
 trace when sampled, nothing carried when not. And grpc.aio on uvloop."""
+
 from __future__ import annotations
 
 import base64
@@ -42,11 +43,16 @@ def tracing(tmp_path: Path) -> Iterator:
     path = tmp_path / "spans.jsonl"
 
     def turn_on(ratio: float) -> None:
-        telemetry.setup_telemetry("test", CommonSettings.model_validate({
-            "YZTC_TRACES_EXPORTER": "console",
-            "YZTC_TRACES_FILE": str(path),
-            "YZTC_TRACES_SAMPLE_RATIO": ratio,
-        }))
+        telemetry.setup_telemetry(
+            "test",
+            CommonSettings.model_validate(
+                {
+                    "YZTC_TRACES_EXPORTER": "console",
+                    "YZTC_TRACES_FILE": str(path),
+                    "YZTC_TRACES_SAMPLE_RATIO": ratio,
+                }
+            ),
+        )
 
     def spans() -> list[dict]:
         telemetry.shutdown_telemetry()

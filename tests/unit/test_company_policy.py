@@ -2,6 +2,7 @@
 token bucket, the circuit breaker, and the caller that puts them together
 (with a stand-in for the connector's stub; the engine tests in tests/e2e
 run them against real connector processes)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -88,14 +89,15 @@ async def test_a_refused_request_is_not_retried_and_does_not_open_the_circuit():
 
         async def CountAccounts(self, request, timeout, metadata=()):  # noqa: N802
             Refusing.calls += 1
-            raise grpc.aio.AioRpcError(grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "bad")
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "bad"
+            )
 
     caller = CompanyCaller("jd", Refusing(), CompanyPolicy(breaker_failures=1), Metrics())
     for i in range(3):
         answer = await caller.ask(f"q{i}", "13800000001", "", 0)
         assert answer.kind == "failed" and answer.error == "INVALID_ARGUMENT"
     assert Refusing.calls == 3 and caller.circuit_state() == CLOSED
-
 
 
 def test_calls_refused_by_an_open_circuit_come_back_spread_out_not_all_at_once():
@@ -105,7 +107,7 @@ def test_calls_refused_by_an_open_circuit_come_back_spread_out_not_all_at_once()
     # 1,000 queries refused at t=100 while the circuit reopens at t=130.
     waits = [spacing.retry_in(100.0, 30.0) for _ in range(1000)]
     assert waits[0] == 30.0
-    assert all(abs((b - a) - 0.2) < 1e-9 for a, b in zip(waits, waits[1:]))  # one every 0.2 s
+    assert all(abs((b - a) - 0.2) < 1e-9 for a, b in zip(waits, waits[1:], strict=False))  # one every 0.2 s
     assert abs(waits[-1] - (30.0 + 999 * 0.2)) < 1e-6
     # A later refusal never comes before the queue of earlier ones, nor before the circuit allows.
     assert spacing.retry_in(150.0, 1.0) > waits[-1] - 50.0

@@ -1,5 +1,6 @@
 """The private steps of alipay-sdk-python the gateway relies on (pinned
 version): request building and signing, without any network."""
+
 from urllib.parse import parse_qs
 
 import alipay.aop.api.DefaultAlipayClient as sdk_client

@@ -1,5 +1,6 @@
 """Proto answers of the aggregator mapped to the CONTRACT's JSON, and the
 OpenAPI document's consistency."""
+
 import datetime as dt
 import json
 
@@ -31,9 +32,7 @@ def test_query_json_enums_counts_and_time():
     body = query_json(query)
     assert body["status"] == "COMPLETED"
     assert body["deliver_by"] == "2026-01-02T03:04:05Z"
-    assert [(e["state"], e["count"]) for e in body["enterprises"]] == [
-        ("DONE", 0), ("PENDING", None), ("DONE", None)
-    ]
+    assert [(e["state"], e["count"]) for e in body["enterprises"]] == [("DONE", 0), ("PENDING", None), ("DONE", None)]
     assert body["sms"] == {"state": "SENT"}
 
 
@@ -51,8 +50,9 @@ def test_error_response_shape_and_headers():
     assert response.status == 429
     assert response.headers["Retry-After"] == "3600"
     body = json.loads(response.text)
-    assert body == {"error": {"code": "QUERY_LIMITED", "message": CATALOGUE["QUERY_LIMITED"].message,
-                              "retry_after": 3600}}
+    assert body == {
+        "error": {"code": "QUERY_LIMITED", "message": CATALOGUE["QUERY_LIMITED"].message, "retry_after": 3600}
+    }
     assert "该号码" in response.text  # UTF-8, not \u escapes
     assert error_response(ServiceError("UNAUTHENTICATED")).headers["WWW-Authenticate"] == "Bearer"
 
@@ -87,7 +87,10 @@ def test_query_answers_conform_to_their_models():
         sms_state=pb.SMS_STATE_DELIVERED,
         enterprises=[
             pb.EnterpriseResult(
-                id="tencent", name="腾讯", state=pb.ENTERPRISE_STATE_DONE, count=3,
+                id="tencent",
+                name="腾讯",
+                state=pb.ENTERPRISE_STATE_DONE,
+                count=3,
                 apps=[pb.AppCount(name="微信", count=1), pb.AppCount(name="QQ", count=2)],
             ),
             pb.EnterpriseResult(id="jd", name="京东", state=pb.ENTERPRISE_STATE_PENDING),

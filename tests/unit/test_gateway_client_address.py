@@ -1,5 +1,6 @@
 """Which client a request counts against: the peer, or X-Forwarded-For only
 behind a trusted proxy, read right to left."""
+
 import pytest
 
 from gateway.client_address import client_subject, networks

@@ -1,6 +1,7 @@
 """The gateway's copy of the enterprise directory: kept for its time, one
 refresh at a time, the older copy served while the aggregator is down, and
 ETags compared as RFC 9110 says for If-None-Match."""
+
 from __future__ import annotations
 
 import asyncio

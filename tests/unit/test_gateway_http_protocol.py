@@ -1,6 +1,7 @@
 """The gateway's HTTP limits and how a refusal of aiohttp's parser maps to
 the CONTRACT (the refusals themselves, over a socket, are in
 tests/integration/test_gateway_parser_refusals.py)."""
+
 from __future__ import annotations
 
 import pytest

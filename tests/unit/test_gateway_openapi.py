@@ -3,6 +3,7 @@ each can give (rate limits and a down dependency on all API routes, the
 HTTP parser's refusals on every route), the caching of the enterprise
 directory, the links the stateful fuzzing follows; and its schemas are the
 models the gateway validates with."""
+
 from __future__ import annotations
 
 import re
@@ -111,7 +112,9 @@ def test_request_schemas_are_the_models_the_gateway_validates_with():
     query = SCHEMAS["QueryRequest"]
     assert query["required"] == ["phone", "id_last6", "code", "consent"]
     assert query["properties"]["consent"] == {
-        "type": "boolean", "const": True, "description": "已阅读并同意个人信息处理规则；须为 true"
+        "type": "boolean",
+        "const": True,
+        "description": "已阅读并同意个人信息处理规则；须为 true",
     }
     body = OPENAPI["paths"]["/api/v1/queries"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/QueryRequest"}
@@ -148,10 +151,14 @@ def test_optional_answer_members_are_absent_not_null():
 
 _FIELDS = {
     "phone": (VerificationCodeRequest, lambda value: {"phone": value}),
-    "id_last6": (QueryRequest, lambda value: {"phone": "13800138000", "id_last6": value, "code": "123456",
-                                              "consent": True}),
-    "code": (QueryRequest, lambda value: {"phone": "13800138000", "id_last6": "12345X", "code": value,
-                                          "consent": True}),
+    "id_last6": (
+        QueryRequest,
+        lambda value: {"phone": "13800138000", "id_last6": value, "code": "123456", "consent": True},
+    ),
+    "code": (
+        QueryRequest,
+        lambda value: {"phone": "13800138000", "id_last6": "12345X", "code": value, "consent": True},
+    ),
 }
 
 
@@ -174,10 +181,29 @@ def _taken(field: str, value: str) -> bool:
 
 @pytest.mark.parametrize(
     "value",
-    ["13800138000", "+86 138-0013-8000", "8613800138000", "+8613800138000", "\t138 0013\n8000\n", "\x1c13800138000",
-     "12800138000", "868613800138000", "+86+8613800138000", "138001380001", "1380013800a", "+1 13800138000",
-     "1３800138000", "13800138000\u3000", "138\u30000013\u30008000", "13800138000\u001f", " " * 21 + "13800138000",
-     " " * 22 + "13800138000", "", "+86", "＋８６　１３８－００１３－８０００"],
+    [
+        "13800138000",
+        "+86 138-0013-8000",
+        "8613800138000",
+        "+8613800138000",
+        "\t138 0013\n8000\n",
+        "\x1c13800138000",
+        "12800138000",
+        "868613800138000",
+        "+86+8613800138000",
+        "138001380001",
+        "1380013800a",
+        "+1 13800138000",
+        "1３800138000",
+        "13800138000\u3000",
+        "138\u30000013\u30008000",
+        "13800138000\u001f",
+        " " * 21 + "13800138000",
+        " " * 22 + "13800138000",
+        "",
+        "+86",
+        "＋８６　１３８－００１３－８０００",
+    ],
 )
 def test_phone_pattern_examples(value):
     assert _documented("phone", value) == _taken("phone", value)

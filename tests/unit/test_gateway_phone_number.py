@@ -1,5 +1,6 @@
 """my.getPhoneNumber payloads as the Alipay simulator makes them, checked
 by the gateway's independent verification and decryption."""
+
 from __future__ import annotations
 
 import base64
@@ -11,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.secrets import rsa_pair
 from gateway import request_bodies
-from gateway.request_bodies import PhoneNumberRequest
 from gateway.phone_number import NO_NUMBER, NOT_ALIPAYS, NOT_MAINLAND, PhoneAuthorisation
+from gateway.request_bodies import PhoneNumberRequest
 from simulators import alipay_phone_number
 from simulators.alipay_signature import load_private_key, sign_rsa2
 from yztc.errors import ServiceError

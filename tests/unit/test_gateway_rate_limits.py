@@ -1,5 +1,6 @@
 """The slot-claiming rate limiter against an in-memory store: windows,
 boundaries, refusals without the database, other replicas' slots."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """Body validation of the gateway: strict JSON, then strict models; which
 field is wrong, never its value."""
+
 import json
 
 import pytest
@@ -110,8 +111,17 @@ def test_phone_forms_are_normalised(raw, expected):
 
 @pytest.mark.parametrize(
     "raw",
-    ["1３800138000", "138\u30000013\u30008000", "13800138000\u001f", "\u200b13800138000", "13800138000\u3000",
-     "１３８００１３８０００", "+86\u00a013800138000", "12800138000", "1380013800"],
+    [
+        "1３800138000",
+        "138\u30000013\u30008000",
+        "13800138000\u001f",
+        "\u200b13800138000",
+        "13800138000\u3000",
+        "１３８００１３８０００",
+        "+86\u00a013800138000",
+        "12800138000",
+        "1380013800",
+    ],
 )
 def test_phones_are_what_yztc_identifiers_says(raw):
     # The one normalisation of both doors: no second opinion here.
@@ -134,8 +144,20 @@ def test_id_last6_is_what_yztc_identifiers_says(raw):
 
 
 @pytest.mark.parametrize(
-    "raw", [None, 13800138000, 13800138000.0, "", "1380013800", "23800138000", "12800138000", "+1 13800138000",
-            ["13800138000"], {"n": "13800138000"}, True]
+    "raw",
+    [
+        None,
+        13800138000,
+        13800138000.0,
+        "",
+        "1380013800",
+        "23800138000",
+        "12800138000",
+        "+1 13800138000",
+        ["13800138000"],
+        {"n": "13800138000"},
+        True,
+    ],
 )
 def test_bad_phone_names_the_field(raw):
     error = _refusal(lambda: request_bodies.parse(VerificationCodeRequest, {"phone": raw}))
@@ -151,8 +173,14 @@ def test_query_form_normalises():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("id_last6", "12345"), ("id_last6", 123456), ("code", "12345"), ("code", 123456), ("code", "١٢٣٤٥٦"),
-     ("code", "12345\n")],
+    [
+        ("id_last6", "12345"),
+        ("id_last6", 123456),
+        ("code", "12345"),
+        ("code", 123456),
+        ("code", "١٢٣٤٥٦"),
+        ("code", "12345\n"),
+    ],
 )
 def test_bad_query_field_names_it(field, value):
     error = _refusal(lambda: request_bodies.parse(QueryRequest, {**GOOD, field: value}))

@@ -3,6 +3,7 @@ both front doors: examples, and properties over generated strings (what is
 accepted normalises to a canonical value, normalising is idempotent,
 canonical values pass unchanged, a control or format character anywhere is
 refused, and the *_PATTERN regular expressions say exactly what is accepted)."""
+
 from __future__ import annotations
 
 import re
@@ -35,9 +36,18 @@ CANONICAL_CODE = re.compile(r"[0-9]{6}")
 
 @pytest.mark.parametrize(
     "raw",
-    ["13800138000", "+8613800138000", "8613800138000", "138 0013 8000", "+86 138-0013-8000",
-     # issue 17: the IME's full-width space, full-width digits, ＋ and －
-     "138\u30000013\u30008000", "１３８００１３８０００", "1３800138000", "＋８６　１３８－００１３－８０００"],
+    [
+        "13800138000",
+        "+8613800138000",
+        "8613800138000",
+        "138 0013 8000",
+        "+86 138-0013-8000",
+        # issue 17: the IME's full-width space, full-width digits, ＋ and －
+        "138\u30000013\u30008000",
+        "１３８００１３８０００",
+        "1３800138000",
+        "＋８６　１３８－００１３－８０００",
+    ],
 )
 def test_phone_forms_normalise(raw):
     assert normalise_phone(raw) == "13800138000"
@@ -45,14 +55,40 @@ def test_phone_forms_normalise(raw):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "12800138000", "1380013800", "138001380001", "1380013800a", "+8513800138000",
-     "０13800138000", 13800138000, None, ["13800138000"], "1" * 40, "+86", "+86+8613800138000",
-     # issue 17: control (Cc) and format (Cf) characters
-     "13800138000\u001f", "138\t0013\t8000", "13800138000\n", "\x1c13800138000", "13800138000\x00",
-     "138\u200b00138000", "\ufeff13800138000", "138\u200e00138000", "138\u206000138000",
-     # other spaces, dashes and digits that \s, \d or NFKC would take
-     "138\u00a00013\u00a08000", "138\u20130013\u20138000", "138\u20100013\u20108000",
-     "١٣٨٠٠١٣٨٠٠٠", "¹3800138000", "①3800138000", "𝟏𝟑𝟖𝟎𝟎𝟏𝟑𝟖𝟎𝟎𝟎", "13８00138000\u3000\u3000" + " " * 20],
+    [
+        "",
+        "12800138000",
+        "1380013800",
+        "138001380001",
+        "1380013800a",
+        "+8513800138000",
+        "０13800138000",
+        13800138000,
+        None,
+        ["13800138000"],
+        "1" * 40,
+        "+86",
+        "+86+8613800138000",
+        # issue 17: control (Cc) and format (Cf) characters
+        "13800138000\u001f",
+        "138\t0013\t8000",
+        "13800138000\n",
+        "\x1c13800138000",
+        "13800138000\x00",
+        "138\u200b00138000",
+        "\ufeff13800138000",
+        "138\u200e00138000",
+        "138\u206000138000",
+        # other spaces, dashes and digits that \s, \d or NFKC would take
+        "138\u00a00013\u00a08000",
+        "138\u20130013\u20138000",
+        "138\u20100013\u20108000",
+        "١٣٨٠٠١٣٨٠٠٠",
+        "¹3800138000",
+        "①3800138000",
+        "𝟏𝟑𝟖𝟎𝟎𝟏𝟑𝟖𝟎𝟎𝟎",
+        "13８00138000\u3000\u3000" + " " * 20,
+    ],
 )
 def test_bad_phones_are_refused(raw):
     assert normalise_phone(raw) is None
@@ -66,8 +102,22 @@ def test_id_last6_accepts_x_either_case_and_full_width_and_uppercases():
 
 
 @pytest.mark.parametrize(
-    "raw", ["1234X5", "12345", "1234567", "abcdef", 123456, None, "12345X\u200b", "\ufeff2345X", "12345\x00",
-            "12345 ", "١٢٣٤٥٦", "12345×", "12345Х"],  # U+00D7 multiplication sign, U+0425 Cyrillic Ha
+    "raw",
+    [
+        "1234X5",
+        "12345",
+        "1234567",
+        "abcdef",
+        123456,
+        None,
+        "12345X\u200b",
+        "\ufeff2345X",
+        "12345\x00",
+        "12345 ",
+        "١٢٣٤٥٦",
+        "12345×",
+        "12345Х",
+    ],  # U+00D7 multiplication sign, U+0425 Cyrillic Ha
 )
 def test_bad_id_last6(raw):
     assert normalise_id_last6(raw) is None
@@ -92,11 +142,14 @@ FULL_WIDTH_DIGITS = "".join(chr(0xFF10 + n) for n in range(10))
 # (accepted and not), control (Cc) and format (Cf) characters, digits of
 # other forms, the X of other scripts.
 RELEVANT = (
-    "0123456789" + FULL_WIDTH_DIGITS + "+＋ \u3000-－Xxｘ"
+    "0123456789"
+    + FULL_WIDTH_DIGITS
+    + "+＋ \u3000-－Xxｘ"
     + "\t\n\r\x0b\x0c\x1c\x1f\x00\x7f\x85"
     + "\u200b\u200c\u200d\u200e\u2060\ufeff\u00ad"
     + "\u00a0\u2002\u2009\u2010\u2013\u2212"
-    + "١٣۸¹①𝟏８" + "×Х"
+    + "١٣۸¹①𝟏８"
+    + "×Х"
 )
 CONTROL_OR_FORMAT = st.characters(categories=["Cc", "Cf"])
 ANY_TEXT = st.text(alphabet=RELEVANT, max_size=40) | st.text(max_size=40)
@@ -106,8 +159,7 @@ def _full_width(text: str) -> st.SearchStrategy[str]:
     """`text` with any of its ASCII digits (and X) written full-width."""
     return st.lists(st.booleans(), min_size=len(text), max_size=len(text)).map(
         lambda wide: "".join(
-            chr(ord(c) - 0x30 + 0xFF10) if w and c in "0123456789"
-            else ("Ｘ" if w and c == "X" else c)
+            chr(ord(c) - 0x30 + 0xFF10) if w and c in "0123456789" else ("Ｘ" if w and c == "X" else c)
             for c, w in zip(text, wide, strict=True)
         )
     )
@@ -191,8 +243,13 @@ def test_the_phone_pattern_says_what_is_accepted(raw):
 
 
 @settings(max_examples=300)
-@given(st.text(alphabet=RELEVANT, min_size=6, max_size=6) | st.text(max_size=8) | _matching(ID_LAST6_PATTERN)
-       | canonical_id_last6.flatmap(_full_width) | canonical_id_last6.map(str.lower))
+@given(
+    st.text(alphabet=RELEVANT, min_size=6, max_size=6)
+    | st.text(max_size=8)
+    | _matching(ID_LAST6_PATTERN)
+    | canonical_id_last6.flatmap(_full_width)
+    | canonical_id_last6.map(str.lower)
+)
 def test_id_last6_properties(raw):
     id6 = normalise_id_last6(raw)
     if id6 is not None:
@@ -212,8 +269,12 @@ def test_an_id_last6_with_a_control_or_format_character_is_refused(raw):
 
 
 @settings(max_examples=300)
-@given(st.text(alphabet=RELEVANT, min_size=6, max_size=6) | st.text(max_size=8) | _matching(CODE_PATTERN)
-       | canonical_codes.flatmap(_full_width))
+@given(
+    st.text(alphabet=RELEVANT, min_size=6, max_size=6)
+    | st.text(max_size=8)
+    | _matching(CODE_PATTERN)
+    | canonical_codes.flatmap(_full_width)
+)
 def test_code_properties(raw):
     code = normalise_code(raw)
     assert valid_code(raw) == (code is not None)

@@ -25,9 +25,22 @@ def test_virtual_operators_route_to_host():
 
 def test_every_13x_to_19x_segment_in_use_is_routed():
     unrouted = [
-        p for p in (f"1{d}{e}" for d in range(3, 10) for e in range(10))
-        if ROUTING.operator_for(p + "00000000") is None
+        p for p in (f"1{d}{e}" for d in range(3, 10) for e in range(10)) if ROUTING.operator_for(p + "00000000") is None
     ]
     # Segments not assigned to mobile networks (or data-only / IoT) stay unrouted.
-    assert set(unrouted) <= {"140", "141", "142", "143", "144", "154", "160", "161",
-                             "163", "164", "168", "169", "179", "194"}
+    assert set(unrouted) <= {
+        "140",
+        "141",
+        "142",
+        "143",
+        "144",
+        "154",
+        "160",
+        "161",
+        "163",
+        "164",
+        "168",
+        "169",
+        "179",
+        "194",
+    }

@@ -2,6 +2,7 @@
 (docs/runbook.md, "Service-level objectives and alerts"): the result SMS
 against its deliver_by and its delay, the Send duration by kind, whether the
 database answers, and when the TLS certificates expire."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,9 @@ def collected(reader: InMemoryMetricReader) -> dict[str, list]:
     data = reader.get_metrics_data()
     if data is None:
         return {}
-    return {m.name: list(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    return {
+        m.name: list(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
 
 
 @pytest.mark.parametrize(
@@ -52,7 +55,9 @@ def test_a_result_sms_hand_over_is_counted_and_timed() -> None:
     metrics.result_sms_handed_over("PARTIAL", "PENDING", T0, DELIVER_BY, T0 + dt.timedelta(hours=47))
     found = collected(reader)
     assert sorted((p.attributes["outcome"], p.value) for p in found["yztc.queries.result_sms"]) == [
-        ("on_time", 1), ("queued", 1)]
+        ("on_time", 1),
+        ("queued", 1),
+    ]
     delays = {(p.attributes["status"], p.attributes["sms_state"]): p for p in found["yztc.queries.result_sms.delay"]}
     assert delays[("COMPLETED", "SENT")].sum == 4 and delays[("PARTIAL", "PENDING")].sum == 47 * 3600
     # The objectives compare against these bounds (deploy/k8s/base/alerts.rules.yaml).
@@ -91,9 +96,16 @@ def test_the_database_probe_follows_each_ping(kind: str) -> None:
 def _certificate(path: Path, not_after: dt.datetime) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aggregator")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(T0 - dt.timedelta(days=1))
-            .not_valid_after(not_after).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(T0 - dt.timedelta(days=1))
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
     with path.open("ab") as out:
         out.write(cert.public_bytes(serialization.Encoding.PEM))
 
@@ -127,5 +139,8 @@ def test_send_duration_by_kind_never_carries_the_id() -> None:
     metrics.pushed("13800138000", 0.2, "FAILED")
     points = collected(reader)["yztc.sms.send.duration"]
     assert sorted((p.attributes["kind"], p.attributes["state"], p.sum) for p in points) == [
-        ("code", "SENT", 0.12), ("other", "FAILED", 0.2), ("result", "PENDING", 1.5)]
+        ("code", "SENT", 0.12),
+        ("other", "FAILED", 0.2),
+        ("result", "PENDING", 1.5),
+    ]
     assert 2.0 in points[0].explicit_bounds

@@ -1,5 +1,6 @@
 """A phone's rules (aggregator/phone_rules.py) at their boundaries, on values
 only: no database, the clock given."""
+
 import datetime as dt
 
 from aggregator.phone_rules import (

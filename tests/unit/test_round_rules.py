@@ -1,4 +1,5 @@
 """The rules of a query's rounds (aggregator/round_rules.py), on values only."""
+
 import datetime as dt
 import random
 
@@ -11,8 +12,7 @@ from aggregator.round_rules import apply_answer, decide_status, due_companies, n
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
-POLICY = CompanyPolicy(poll_base_seconds=0.2, poll_max_seconds=1.0, backoff_base_seconds=2.0,
-                       backoff_max_seconds=60.0)
+POLICY = CompanyPolicy(poll_base_seconds=0.2, poll_max_seconds=1.0, backoff_base_seconds=2.0, backoff_max_seconds=60.0)
 
 
 def test_due_companies_are_pending_callable_and_due():

@@ -1,4 +1,5 @@
 """RSA2 signing as the Alipay simulator does it, checked against alipay-sdk-python."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The simulators' scenario: loading, validation, and account look-ups."""
+
 from __future__ import annotations
 
 import json
@@ -69,13 +70,22 @@ def test_id_last6_is_kept_upper_case() -> None:
         ([], "scenario: must be a JSON object"),
         ({"subscriber": []}, "unknown field(s) subscriber"),
         ({"subscribers": [{"phone": "1380013800", "id_last6": "123456", "operator": "cmcc"}]}, "subscribers[0].phone"),
-        ({"subscribers": [{"phone": "13800138000", "id_last6": "12345Y", "operator": "cmcc"}]}, "subscribers[0].id_last6"),
-        ({"subscribers": [{"phone": "13800138000", "id_last6": "123456", "operator": "chinamobile"}]},
-         "subscribers[0].operator: 'chinamobile' is not one of cmcc cucc ctcc cbn"),
-        ({"subscribers": [{"phone": "13800138000", "id_last6": "123456", "operator": "cmcc", "status": "gone"}]},
-         "subscribers[0].status"),
-        ({"subscribers": [{"phone": "13800138000", "id_last6": "123456", "operator": "cmcc"}] * 2},
-         "subscribers[1].phone: 13800138000 appears in more than one"),
+        (
+            {"subscribers": [{"phone": "13800138000", "id_last6": "12345Y", "operator": "cmcc"}]},
+            "subscribers[0].id_last6",
+        ),
+        (
+            {"subscribers": [{"phone": "13800138000", "id_last6": "123456", "operator": "chinamobile"}]},
+            "subscribers[0].operator: 'chinamobile' is not one of cmcc cucc ctcc cbn",
+        ),
+        (
+            {"subscribers": [{"phone": "13800138000", "id_last6": "123456", "operator": "cmcc", "status": "gone"}]},
+            "subscribers[0].status",
+        ),
+        (
+            {"subscribers": [{"phone": "13800138000", "id_last6": "123456", "operator": "cmcc"}] * 2},
+            "subscribers[1].phone: 13800138000 appears in more than one",
+        ),
         ({"accounts": {"23800138000": {"jd": 1}}}, "accounts.23800138000"),
         ({"accounts": {"13800138000": {"wechat": 1}}}, "accounts.13800138000: unknown id 'wechat'"),
         ({"accounts": {"13800138000": {"jd": -1}}}, "accounts.13800138000.jd: must be a non-negative integer"),
@@ -114,9 +124,7 @@ def test_load_names_the_file_on_errors(tmp_path: Path) -> None:
 
 
 def test_a_company_that_joins_later_is_scenario_data() -> None:
-    scenario = parse_scenario(
-        {"companies": {"weibo": {"latency_ms": 5}}, "accounts": {"13800138000": {"weibo": 4}}}
-    )
+    scenario = parse_scenario({"companies": {"weibo": {"latency_ms": 5}}, "accounts": {"13800138000": {"weibo": 4}}})
     assert scenario.company_ids[-1] == "weibo" and "tencent" in scenario.company_ids
     assert scenario.accounts_for("13800138000", "weibo") == (4, [])
 

@@ -1,4 +1,5 @@
 """How many UCS-2 SMS parts the SMS centre simulator counts for a text."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """The notifier's pure rules, without I/O: the concatenation reference
 derived from the message id, the record shapes and `_id` forms, the state
 read back from whichever records exist, and settling from receipts."""
+
 from __future__ import annotations
 
 import datetime as dt

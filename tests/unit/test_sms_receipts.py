@@ -1,4 +1,5 @@
 """Delivery receipts read from deliver_sm, and what a submit_sm_resp status means."""
+
 from __future__ import annotations
 
 from sms_notifier import smpp_status

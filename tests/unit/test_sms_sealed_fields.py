@@ -1,4 +1,5 @@
 """The destination and text sealed with AES-GCM under a key id, bound to the message id."""
+
 from __future__ import annotations
 
 import base64

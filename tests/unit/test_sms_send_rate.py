@@ -1,5 +1,6 @@
 """The send pacer, on a fake clock: never more than the configured rate in
 any second (with the guard), slower after a throttle reply, back up after."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The notifier's settings fail fast on what cannot work, and its metrics
 are OpenTelemetry instruments named for what an SRE asks."""
+
 from __future__ import annotations
 
 import base64
@@ -33,8 +34,12 @@ def test_defaults_are_the_contract_s(env):
 
 @pytest.mark.parametrize(
     "name,value",
-    [("YZTC_NOTIFIER_PASSWORD", "longer-than-8"), ("YZTC_NOTIFIER_DATA_KEY", base64.b64encode(b"x" * 16).decode()),
-     ("YZTC_NOTIFIER_PREVIOUS_DATA_KEYS", "[1]"), ("YZTC_NOTIFIER_WINDOW", "0")],
+    [
+        ("YZTC_NOTIFIER_PASSWORD", "longer-than-8"),
+        ("YZTC_NOTIFIER_DATA_KEY", base64.b64encode(b"x" * 16).decode()),
+        ("YZTC_NOTIFIER_PREVIOUS_DATA_KEYS", "[1]"),
+        ("YZTC_NOTIFIER_WINDOW", "0"),
+    ],
 )
 def test_bad_values_stop_start_up(env, name, value):
     env.setenv("YZTC_NOTIFIER_PASSWORD", "secret")

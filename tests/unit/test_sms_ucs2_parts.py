@@ -1,4 +1,5 @@
 """Splitting a text into UCS-2 SMS parts with the concatenation UDH."""
+
 from __future__ import annotations
 
 import pytest

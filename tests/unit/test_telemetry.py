@@ -1,5 +1,6 @@
 """Telemetry: off installs nothing; on, the W3C context travels only with
 sampled work, and a server continues the caller's trace."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ tests/deploy/test_alerts.py fails while the two differ.
 
     python deploy/k8s/components/monitoring/prometheus_rule.py [--check]
 """
+
 from __future__ import annotations
 
 import sys

@@ -11,6 +11,7 @@ port-forward is there too: var/k8s-dev/pki/wechat-demo.pem (and -key.pem).
 Production Secrets are not made here: they come from the site's own CA and
 key management (docs/runbook.md, "Deploy" and "Rotate keys").
 """
+
 from __future__ import annotations
 
 import argparse
