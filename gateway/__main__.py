@@ -1,5 +1,6 @@
 """`python -m gateway`: read settings, serve HTTP on `listen`, stop gracefully
 on SIGTERM/SIGINT (in-flight requests finish within the shutdown timeout)."""
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """The aggregator's channel API as the gateway uses it: one deadline per
 call, errors as CONTRACT ServiceErrors, answers as CONTRACT JSON, and the
 trace context of sampled requests carried along as gRPC metadata."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,9 +37,7 @@ def query_json(query: pb.Query) -> dict:
                 "name": e.name,
                 "state": _enum(pb.EnterpriseState, e.state, "ENTERPRISE_STATE_"),
                 # proto3 `optional`: unset until DONE, and 0 is a real count.
-                "count": e.count
-                if e.state == pb.ENTERPRISE_STATE_DONE and e.HasField("count")
-                else None,
+                "count": e.count if e.state == pb.ENTERPRISE_STATE_DONE and e.HasField("count") else None,
                 "apps": [{"name": a.name, "count": a.count} for a in e.apps],
             }
             for e in query.enterprises
@@ -80,9 +79,7 @@ class AggregatorClient:
         attributes = {"rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": name}
         with client_span(f"{SERVICE}/{name}", attributes) as span:
             try:
-                answer = await getattr(self._stub, name)(
-                    request, timeout=self._timeout, metadata=outgoing_metadata()
-                )
+                answer = await getattr(self._stub, name)(request, timeout=self._timeout, metadata=outgoing_metadata())
             except grpc.aio.AioRpcError as error:
                 if span is not None:
                     span.set_attribute("rpc.grpc.status_code", error.code().value[0])
@@ -101,9 +98,7 @@ class AggregatorClient:
         )
         return {"resend_after": answer.resend_after}
 
-    async def submit_query(
-        self, phone: str, id_last6: str, code: str, requester_id: str
-    ) -> dict:
+    async def submit_query(self, phone: str, id_last6: str, code: str, requester_id: str) -> dict:
         answer = await self._call(
             "SubmitQuery",
             pb.SubmitQueryRequest(

@@ -20,6 +20,7 @@ builder runs with skip_sign and the same signature (PKCS#1 v1.5 is
 deterministic: the tests compare them) is made with `cryptography` in
 0.2 ms. Verifying is a public-key operation, 0.3 ms in `rsa`, left to the SDK.
 """
+
 from __future__ import annotations
 
 import base64

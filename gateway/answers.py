@@ -7,6 +7,7 @@ they build against these models. An optional member is absent, never null
 (`X | SkipJsonSchema[None] = None`: the schema says only X). Descriptions
 are for the people writing clients: in Chinese.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,9 +23,7 @@ from yztc.errors import CATALOGUE
 ERROR_CODES = tuple(sorted({*CATALOGUE, "REQUEST_TOO_LARGE"}))
 
 QueryStatus = Literal["IN_PROGRESS", "COMPLETED", "PARTIAL"]
-DeliverBy = Annotated[
-    dt.datetime | None, Field(description="最迟送达时间（UTC）", examples=["2026-12-01T08:30:15Z"])
-]
+DeliverBy = Annotated[dt.datetime | None, Field(description="最迟送达时间（UTC）", examples=["2026-12-01T08:30:15Z"])]
 
 
 def _known_code(code: str) -> str:

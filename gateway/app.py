@@ -1,5 +1,6 @@
 """The gateway's aiohttp application: routes, middlewares, and the
 resources each opened and closed by a cleanup context."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway import handlers
+from gateway import h5_page, handlers
 from gateway.aggregator_client import AggregatorClient
 from gateway.alipay_login import AlipayLogin
 from gateway.client_address import networks
@@ -116,9 +117,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     middlewares = [trace_request, *MIDDLEWARES] if tracing() else list(MIDDLEWARES)
     # The HTTP limits (gateway.http_protocol): the body's here, the request
     # line's and the headers' in handler_args, whatever runs the app.
-    app = web.Application(
-        middlewares=middlewares, client_max_size=settings.max_body_bytes, handler_args=HANDLER_ARGS
-    )
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes, handler_args=HANDLER_ARGS)
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = networks(settings.trusted_proxies)
     # Read at start, so a wrong key file stops the gateway before it serves.
@@ -135,4 +134,5 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/api/v1/openapi.json", handlers.openapi_document)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    h5_page.add_routes(app)
     return app

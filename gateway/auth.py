@@ -5,6 +5,7 @@ rate-limit event (`address_claim`).
 Kept apart from sessions.py (the store) and middlewares.py (which counts
 addresses for routes without a session), which both need it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.browser_session import cookie_token, csrf_ok
 from gateway.keys import CLIENT, RATE_LIMITER, SESSION_ID, SESSIONS, SETTINGS, USER_ID
 from gateway.rate_limits import Claim
 from gateway.sessions import session_id
@@ -36,7 +38,9 @@ def needs_session(handler: object) -> bool:
 
 
 def authenticated(handler: Handler) -> Handler:
-    """Requires `Authorization: Bearer <token>` of a live session; puts the
+    """Requires `Authorization: Bearer <token>` of a live session (or, from
+    the H5 page and only without an Authorization header, the session cookie
+    with its CSRF guard on writes: gateway.browser_session); puts the
     user's key (gateway.alipay_login: the Alipay id the session was made
     for) in request[USER_ID] and the session's id in request[SESSION_ID].
     Counts the request against its client address's limit and the user's,
@@ -48,8 +52,9 @@ def authenticated(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         limiter = request.app[RATE_LIMITER]
         token = _bearer(request)
+        from_cookie = token is None and (token := cookie_token(request)) is not None
         user_id = await request.app[SESSIONS].lookup(token) if token else None
-        if token is None or user_id is None:
+        if token is None or user_id is None or (from_cookie and not csrf_ok(request, token)):
             await limiter.claim(address_claim(request))
             raise ServiceError("UNAUTHENTICATED")
         request[USER_ID] = user_id

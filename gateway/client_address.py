@@ -7,6 +7,7 @@ client; anything left of it was written by the client and proves nothing.
 IPv6 clients are grouped by their /64, which one subscriber usually holds
 whole (per-address limits would be escaped by changing the host bits).
 """
+
 from __future__ import annotations
 
 import ipaddress

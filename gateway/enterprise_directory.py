@@ -7,6 +7,7 @@ requests wait), and if the aggregator cannot answer while an older copy is
 at hand, that copy is served and the call retried after a short pause:
 hotlines and unbinding guidance are better a few minutes old than missing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -76,9 +77,7 @@ class EnterpriseDirectory:
                 if self._cached is None:
                     raise
                 log.warning("enterprise directory refresh failed; serving the older copy")
-                self._cached = replace(
-                    self._cached, fresh_until=self._clock() + RETRY_AFTER_FAILURE_SECONDS
-                )
+                self._cached = replace(self._cached, fresh_until=self._clock() + RETRY_AFTER_FAILURE_SECONDS)
                 return self._cached
             body = dumps(answer).encode("utf-8")
             self._cached = Directory(body, entity_tag(body), self._clock() + self._ttl)

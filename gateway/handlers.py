@@ -1,6 +1,7 @@
 """HTTP handlers: translate JSON to calls and answers back; nothing else.
 Validation lives in request_bodies, rules in the aggregator, limits in
 rate_limits (claimed here where only the handler knows the event)."""
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -33,15 +34,22 @@ from gateway.request_bodies import (
 from yztc.errors import ServiceError
 
 
-async def create_session(request: web.Request) -> web.Response:
-    form = await request_bodies.read(request, SessionRequest)
-    user_id = await request.app[ALIPAY].user_key(form.auth_code)
-    settings = request.app[SETTINGS]
-    await request.app[RATE_LIMITER].claim(
+async def open_session(app: web.Application, auth_code: str) -> tuple[str, int]:
+    """A new session for the Alipay user behind `auth_code`: (token, seconds
+    it lasts). The one way in, for POST /api/v1/sessions and the H5 page's
+    login (gateway.h5_page); UNAUTHENTICATED, RATE_LIMITED or UNAVAILABLE."""
+    user_id = await app[ALIPAY].user_key(auth_code)
+    settings = app[SETTINGS]
+    await app[RATE_LIMITER].claim(
         Claim("user_requests", settings.limit_user_requests, user_id),
         Claim("user_sessions", settings.limit_user_sessions, user_id),
     )
-    token, expires_in = await request.app[SESSIONS].create(user_id)
+    return await app[SESSIONS].create(user_id)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    form = await request_bodies.read(request, SessionRequest)
+    token, expires_in = await open_session(request.app, form.auth_code)
     return json_answer({"token": token, "expires_in": expires_in})
 
 
@@ -68,9 +76,7 @@ async def request_verification_code(request: web.Request) -> web.Response:
 @authenticated
 async def submit_query(request: web.Request) -> web.Response:
     form = await request_bodies.read(request, QueryRequest)
-    answer = await request.app[AGGREGATOR].submit_query(
-        form.phone, form.id_last6, form.code, request[USER_ID]
-    )
+    answer = await request.app[AGGREGATOR].submit_query(form.phone, form.id_last6, form.code, request[USER_ID])
     return json_answer(answer, status=202)
 
 
@@ -89,9 +95,7 @@ async def list_enterprises(request: web.Request) -> web.Response:
     }
     if etag_matches(",".join(request.headers.getall("If-None-Match", [])), directory.etag):
         return web.Response(status=304, headers=headers)
-    return web.Response(
-        body=directory.body, content_type="application/json", charset="utf-8", headers=headers
-    )
+    return web.Response(body=directory.body, content_type="application/json", charset="utf-8", headers=headers)
 
 
 _OPENAPI_BODY = dumps(OPENAPI).encode("utf-8")  # ~20 KiB: serialised once

@@ -19,6 +19,7 @@ gateway` and the tests run the gateway through it.
 The limits are set on the Application (`handler_args`, aiohttp's
 documented way), so they hold under any runner.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """JSON answers as UTF-8 text (Chinese readable on the wire, not \\u escapes)."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Typed keys for what the app and each request carry (aiohttp AppKey/RequestKey)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -18,17 +19,17 @@ if TYPE_CHECKING:
     from gateway.sessions import SessionStore
     from gateway.settings import GatewaySettings
 
-SETTINGS: web.AppKey["GatewaySettings"] = web.AppKey("settings")
-MONGO: web.AppKey["AsyncMongoClient"] = web.AppKey("mongo")
-SESSIONS: web.AppKey["SessionStore"] = web.AppKey("sessions")
-RATE_LIMITER: web.AppKey["RateLimiter"] = web.AppKey("rate_limiter")
-RATE_LIMIT_SLOTS: web.AppKey["MongoSlotStore"] = web.AppKey("rate_limit_slots")
-TRUSTED_PROXIES: web.AppKey["tuple[Network, ...]"] = web.AppKey("trusted_proxies")
-AGGREGATOR: web.AppKey["AggregatorClient"] = web.AppKey("aggregator")
-ENTERPRISES: web.AppKey["EnterpriseDirectory"] = web.AppKey("enterprises")
-ALIPAY: web.AppKey["AlipayLogin"] = web.AppKey("alipay")
-PHONE_AUTHORISATION: web.AppKey["PhoneAuthorisation"] = web.AppKey("phone_authorisation")
-READINESS: web.AppKey["Readiness"] = web.AppKey("readiness")
+SETTINGS: web.AppKey[GatewaySettings] = web.AppKey("settings")
+MONGO: web.AppKey[AsyncMongoClient] = web.AppKey("mongo")
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+RATE_LIMIT_SLOTS: web.AppKey[MongoSlotStore] = web.AppKey("rate_limit_slots")
+TRUSTED_PROXIES: web.AppKey[tuple[Network, ...]] = web.AppKey("trusted_proxies")
+AGGREGATOR: web.AppKey[AggregatorClient] = web.AppKey("aggregator")
+ENTERPRISES: web.AppKey[EnterpriseDirectory] = web.AppKey("enterprises")
+ALIPAY: web.AppKey[AlipayLogin] = web.AppKey("alipay")
+PHONE_AUTHORISATION: web.AppKey[PhoneAuthorisation] = web.AppKey("phone_authorisation")
+READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 # The client's address as a rate-limit subject (see client_address).

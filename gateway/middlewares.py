@@ -7,6 +7,7 @@ answer, error_shape turns anything raised into the CONTRACT's JSON,
 limit_per_client refuses a client over its limit before any other work,
 and body_guard rejects bodies before a handler reads them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -141,7 +142,8 @@ async def error_shape(request: web.Request, handler) -> web.StreamResponse:
 
 @web.middleware
 async def limit_per_client(request: web.Request, handler) -> web.StreamResponse:
-    """Every request but the probes counts against its client address's limit.
+    """Every request but the probes and the H5 page's static files (served
+    from memory, gateway.h5_page) counts against its client address's limit.
 
     For routes that need a session the address is counted by `authenticated`
     together with the user, in one insert after the session look-up; here
@@ -151,7 +153,7 @@ async def limit_per_client(request: web.Request, handler) -> web.StreamResponse:
     request[CLIENT] = client_subject(
         request.remote, request.headers.getall("X-Forwarded-For", []), app[TRUSTED_PROXIES]
     )
-    if request.path in _UNLIMITED_PATHS:
+    if request.path in _UNLIMITED_PATHS or getattr(request.match_info.handler, "unlimited", False):
         return await handler(request)
     try:
         if needs_session(request.match_info.handler):

@@ -8,6 +8,7 @@ answer with (from the one catalogue, grouped by HTTP status), and the
 limits (from the settings' defaults and gateway.http_protocol). The fuzz
 test (tests/e2e/test_gateway_fuzz.py) holds the live gateway to it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -60,9 +61,7 @@ def _json(ref: str) -> dict:
     return {"application/json": {"schema": _REF[ref]}}
 
 
-_RETRY_AFTER = {
-    "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}, "description": "秒"}
-}
+_RETRY_AFTER = {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}, "description": "秒"}}
 # Refused by the HTTP parser before any route: any operation may meet them.
 _TOO_LARGE = {
     "414": {"description": "REQUEST_TOO_LARGE", "content": _json("Error")},
@@ -93,7 +92,7 @@ def _errors(*codes: str, limited: bool = True) -> dict:
 
 
 _BODY_ERRORS = ("INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE")
-_BEARER = [{"bearer": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _operation(

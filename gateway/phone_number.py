@@ -10,6 +10,7 @@ with altered ciphertexts (CBC without a MAC would allow a padding oracle).
 Written on `cryptography`: alipay-sdk-python's AES helpers crash on Python 3
 (they pass a str IV to the cipher), and its RSA check is pure Python.
 """
+
 from __future__ import annotations
 
 import base64
@@ -73,7 +74,7 @@ class PhoneAuthorisation:
     def _signed_by_alipay(self, response: str, sign: str) -> bool:
         try:
             signature = base64.b64decode(sign, validate=True)
-            signed = f'"{response}"'.encode("utf-8")
+            signed = f'"{response}"'.encode()
             self._alipay_key.verify(signature, signed, PKCS1v15(), hashes.SHA256())
         except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
             return False

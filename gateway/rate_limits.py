@@ -28,6 +28,7 @@ the `_id`, and a slot lives until its window has ended plus a grace for
 clocks that differ between replicas. FerretDB has no TTL index: expired
 slots are deleted by `purge_expired`, run periodically.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -121,11 +122,11 @@ class RateLimiter:
         retry_after) if any of them has no slot left in its window."""
         now = self._clock()
         windows = [window(c, now) for c in claims]
-        for claim, win in zip(claims, windows):
+        for claim, win in zip(claims, windows, strict=False):
             if self._peek(win) > claim.limit.count:
                 raise limited(claim.rule, win.ends_at, now)
         numbers = [self._reserve(win) for win in windows]
-        taken = await self._store.insert([self._slot(w, n) for w, n in zip(windows, numbers)])
+        taken = await self._store.insert([self._slot(w, n) for w, n in zip(windows, numbers, strict=False)])
         for i in sorted(taken):
             await self._contended(claims[i], windows[i], now)
 

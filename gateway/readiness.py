@@ -1,5 +1,6 @@
 """Readiness: the database answers a ping and the aggregator's standard gRPC
 health check says SERVING, both within one short budget."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,9 +27,7 @@ class Readiness:
 
     async def _aggregator(self) -> bool:
         try:
-            answer = await self._health.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=BUDGET_SECONDS
-            )
+            answer = await self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=BUDGET_SECONDS)
         except grpc.aio.AioRpcError:
             return False
         return answer.status == health_pb2.HealthCheckResponse.SERVING

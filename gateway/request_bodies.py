@@ -10,6 +10,7 @@ Messages name the field that is wrong and never echo its value: the value
 may be a phone number, an ID fragment or a code. The aggregator validates
 again; checking here saves it the call and gives the person a precise hint.
 """
+
 from __future__ import annotations
 
 import re
@@ -159,7 +160,9 @@ class QueryRequest(RequestBody):
     phone: Phone
     id_last6: IdLast6
     code: Code
-    consent: StrictBool = Field(description="已阅读并同意个人信息处理规则；须为 true", json_schema_extra={"const": True})
+    consent: StrictBool = Field(
+        description="已阅读并同意个人信息处理规则；须为 true", json_schema_extra={"const": True}
+    )
 
     messages: ClassVar[dict[str, str]] = {
         "phone": _PHONE_MESSAGE,

@@ -6,6 +6,7 @@ indexes, so expiry is checked on every lookup and old rows are purged by
 `purge_expired`, run periodically. The decorator that requires a session
 is gateway.auth.authenticated.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -77,6 +78,11 @@ class SessionStore:
             )
         )
         return doc["user_id"] if doc else None
+
+    async def delete(self, token: str) -> None:
+        """Ends the session of `token` (a logout); nothing if there is none."""
+        if _TOKEN.fullmatch(token):
+            await self._call(self._sessions.delete_one({"_id": _digest(token)}))
 
     async def purge_expired(self) -> int:
         result = await self._call(self._sessions.delete_many({"expires_at": {"$lte": self._clock()}}))

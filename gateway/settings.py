@@ -1,4 +1,5 @@
 """The gateway's settings (env prefix YZTC_GATEWAY_), validated at start."""
+
 from __future__ import annotations
 
 import base64
@@ -38,7 +39,7 @@ class RateLimit(BaseModel):
 
 
 def _rate_limit(value: object) -> object:
-    """"600/60" (or "600/60s"): 600 per 60 seconds; models and dicts pass as they are."""
+    """ "600/60" (or "600/60s"): 600 per 60 seconds; models and dicts pass as they are."""
     if isinstance(value, str):
         match = _LIMIT.fullmatch(value)
         if match is None:
@@ -77,6 +78,17 @@ class GatewaySettings(CommonSettings):
     # openid scheme gets open_id only, and then that is the key whatever this
     # says (gateway.alipay_login). user_id keeps the users of before open_id.
     alipay_user_key: Literal["user_id", "open_id"] = "user_id"
+    # Alipay's web authorization page for the H5 page's login (gateway.h5);
+    # unset: publicAppAuthorize.htm at alipay_url's origin, which is where the
+    # simulator serves it. Production: https://openauth.alipay.com/oauth2/publicAppAuthorize.htm
+    alipay_authorize_url: str | None = None
+    # The origin the H5 page is served from as browsers see it
+    # (https://yztc.example.cn), for the redirect_uri and the CSRF origin
+    # check; unset: the request's own scheme and Host.
+    h5_public_origin: str | None = None
+    # Secure cookies: unset means only when the request came over HTTPS; set
+    # true behind a proxy that ends TLS (the gateway then sees plain HTTP).
+    h5_secure_cookies: bool | None = None
     session_ttl_seconds: PositiveInt = 7200
     max_body_bytes: PositiveInt = 16384
 
@@ -127,6 +139,14 @@ class GatewaySettings(CommonSettings):
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value)
+
+    @property
+    def authorize_url(self) -> str:
+        """Where the H5 page's login sends the browser (Alipay's publicAppAuthorize.htm)."""
+        if self.alipay_authorize_url:
+            return self.alipay_authorize_url
+        scheme, _, rest = self.alipay_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}/oauth2/publicAppAuthorize.htm"
 
     @property
     def host_port(self) -> tuple[str, int]:

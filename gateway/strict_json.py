@@ -10,6 +10,7 @@ as consent), no NaN, Infinity or numbers beyond a double (1e999 would read
 as inf), no lone UTF-16 surrogates from `\\u` escapes (RFC 8259 §8.2: not
 text), and nothing after the value but whitespace.
 """
+
 from __future__ import annotations
 
 import json

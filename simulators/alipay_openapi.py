@@ -10,12 +10,16 @@ turning a mini-program auth code into the Alipay user's ids (`user_id`,
                           gives the mini-program (`response`, `sign`, ...), encrypted
                           with the app's AES key (env YZTC_SIM_ALIPAY_AES_KEY) and
                           signed like Alipay; `refused`: the user did not authorise
+    GET|POST /oauth2/publicAppAuthorize.htm  the web authorization of an H5 page:
+                          pick a demo user, get a single-use auth code back at
+                          redirect_uri (simulators.alipay_web_authorize)
 
 Like Alipay, every answer is HTTP 200 with a body
 `{"<method>_response" | "error_response": {...}, "sign": "<RSA2>"}`, the sign
 covering the exact text of the inner object; the request's own RSA2 signature
 is checked against the app's public key before anything else is looked at.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,7 +36,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from simulators import alipay_phone_number
+from simulators import alipay_phone_number, alipay_web_authorize
 from simulators.alipay_signature import load_private_key, load_public_key, sign_content, sign_rsa2, verify_rsa2
 from simulators.http_json import bad_request, json_object, string_field
 from simulators.scenario import Scenario
@@ -116,6 +120,13 @@ def create_app(
     app.router.add_post("/gateway.do", _gateway)
     app.router.add_post("/sim/auth-codes", _mint_auth_code)
     app.router.add_post("/sim/phone-number-payloads", _phone_number_payload)
+    show, grant = alipay_web_authorize.make_handlers(
+        lambda a: a[GATEWAY].app_id,
+        lambda a: a[GATEWAY].codes,
+        lambda a: alipay_web_authorize.demo_users(scenario.alipay.auth_codes),
+    )
+    app.router.add_get(alipay_web_authorize.PATH, show)
+    app.router.add_post(alipay_web_authorize.PATH, grant)
     return app
 
 
@@ -171,7 +182,10 @@ def _answer(gateway: _Gateway, params: dict[str, str]) -> tuple[str, dict[str, A
     # the auth code, which would then end up in the caller's logs.
     if not verify_rsa2(gateway.app_public_key, sign_content(params).encode("utf-8"), params["sign"]):
         return "error_response", _error(
-            "40002", "Invalid Arguments", "isv.invalid-signature", "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配"
+            "40002",
+            "Invalid Arguments",
+            "isv.invalid-signature",
+            "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配",
         )
     if params["method"] != OAUTH_TOKEN:
         return "error_response", _error("40002", "Invalid Arguments", "isv.invalid-method", "不存在的方法名")
