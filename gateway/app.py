@@ -126,6 +126,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.extend([database, aggregator, alipay])
     app.on_response_prepare.append(add_security_headers)
     app.router.add_post("/api/v1/sessions", handlers.create_session)
+    app.router.add_delete("/api/v1/sessions", handlers.end_session)
     app.router.add_post("/api/v1/phone-number", handlers.phone_number)
     app.router.add_post("/api/v1/verification-codes", handlers.request_verification_code)
     app.router.add_post("/api/v1/queries", handlers.submit_query)

@@ -32,6 +32,12 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
+def presented_token(request: web.Request) -> str | None:
+    """The session token the request carries: its Bearer token, else (the
+    H5 page) its session cookie's."""
+    return _bearer(request) or cookie_token(request)
+
+
 def needs_session(handler: object) -> bool:
     """Whether `handler` (a route's) was wrapped by `authenticated`."""
     return getattr(handler, "needs_session", False)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import request_bodies
-from gateway.auth import authenticated
+from gateway.auth import authenticated, presented_token
+from gateway.browser_session import clear_session_cookie
 from gateway.enterprise_directory import etag_matches
 from gateway.json_answers import dumps, json_answer
 from gateway.keys import (
@@ -51,6 +52,23 @@ async def create_session(request: web.Request) -> web.Response:
     form = await request_bodies.read(request, SessionRequest)
     token, expires_in = await open_session(request.app, form.auth_code)
     return json_answer({"token": token, "expires_in": expires_in})
+
+
+@authenticated
+async def end_session(request: web.Request) -> web.Response:
+    """DELETE /api/v1/sessions (CONTRACT): 204, and the token is dead; a
+    cookie session's cookie is cleared too."""
+    token = presented_token(request)
+    assert token is not None  # authenticated found one
+    await request.app[SESSIONS].delete(token)
+    response = web.Response(status=204)
+    if _bearer_less(request):
+        clear_session_cookie(request, response)
+    return response
+
+
+def _bearer_less(request: web.Request) -> bool:
+    return not request.headers.get("Authorization")
 
 
 @authenticated

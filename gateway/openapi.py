@@ -188,7 +188,13 @@ OPENAPI: dict = {
                 answer="Session",
                 errors=(*_BODY_ERRORS, "UNAUTHENTICATED"),
                 description="支付宝拒绝授权码或其应答验签失败：401 UNAUTHENTICATED；支付宝不可达：503 UNAVAILABLE。",
-            )
+            ),
+            "delete": {
+                "operationId": "endSession",
+                "summary": "退出登录：本会话的令牌随即失效",
+                "security": _BEARER,
+                "responses": {"204": {"description": "会话已结束"}, **_errors("UNAUTHENTICATED", limited=True)},
+            },
         },
         "/api/v1/phone-number": {
             "post": _operation(

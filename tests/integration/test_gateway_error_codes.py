@@ -8,7 +8,7 @@ Chinese message, `Retry-After` with 429, the running `query_id` with 409.
 | CONSENT_REQUIRED       | 400  | `consent: false` (gateway)                              |
 | UNAUTHENTICATED        | 401  | no token (gateway)                                      |
 | NOT_FOUND              | 404  | another user's query (aggregator says so by requester)  |
-| METHOD_NOT_ALLOWED     | 405  | DELETE on a POST route (gateway; not in the CONTRACT)   |
+| METHOD_NOT_ALLOWED     | 405  | DELETE on a GET route (gateway; not in the CONTRACT)    |
 | QUERY_IN_PROGRESS      | 409  | aggregator, with the running query's id                 |
 | PAYLOAD_TOO_LARGE      | 413  | a body over 16 KiB (gateway)                            |
 | UNSUPPORTED_MEDIA_TYPE | 415  | a form body (gateway)                                   |
@@ -108,7 +108,7 @@ PRODUCERS: dict[str, Producer] = {
     "CONSENT_REQUIRED": lambda c: _query(c, "13800138000", consent=False),
     "UNAUTHENTICATED": lambda c: c.get("/api/v1/queries/q1"),
     "NOT_FOUND": _other_users_query,
-    "METHOD_NOT_ALLOWED": lambda c: c.delete("/api/v1/sessions"),
+    "METHOD_NOT_ALLOWED": lambda c: c.delete("/api/v1/enterprises"),
     "QUERY_IN_PROGRESS": lambda c: _query(c, "13000000001"),
     "PAYLOAD_TOO_LARGE": lambda c: c.post(
         "/api/v1/sessions", data=b"{" + b" " * 17000 + b"}", headers={"Content-Type": "application/json"}
@@ -149,4 +149,4 @@ async def test_error_code_over_http(client, code):
     if code == "UNAUTHENTICATED":
         assert response.headers["WWW-Authenticate"] == "Bearer"
     if code == "METHOD_NOT_ALLOWED":
-        assert response.headers["Allow"] == "POST"
+        assert response.headers["Allow"] == "GET, HEAD"

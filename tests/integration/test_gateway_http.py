@@ -316,6 +316,15 @@ async def test_bad_auth_code_is_invalid_argument(client, body):
     assert "auth_code" in error["message"]
 
 
+async def test_ending_the_session_kills_its_token(client, auth):
+    # CONTRACT: DELETE /api/v1/sessions -> 204; the session ends.
+    response = await client.delete("/api/v1/sessions", headers=auth)
+    assert response.status == 204 and await response.read() == b""
+    await _error(await client.get("/api/v1/queries/q1", headers=auth), 401, "UNAUTHENTICATED")
+    await _error(await client.delete("/api/v1/sessions", headers=auth), 401, "UNAUTHENTICATED")
+    await _error(await client.delete("/api/v1/sessions"), 401, "UNAUTHENTICATED")
+
+
 async def test_alipay_unreachable_is_unavailable(client):
     response = await client.post("/api/v1/sessions", json={"auth_code": "demo-auth-code"})
     await _error(response, 503, "UNAVAILABLE")
