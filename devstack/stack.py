@@ -20,6 +20,8 @@ FERRETDB = ROOT / ".tools" / "bin" / "ferretdb"
 GATEWAY_CHANNEL = "alipay-gateway"
 DEMO_CHANNEL = "wechat-demo"
 ALIPAY_APP_ID = "2021000000000001"
+# The development SP_Id (CMPP Source_Addr, 6 digits) the notifier and the simulator share.
+CMPP_SP_ID = "901234"
 
 # What the children get unless the environment says otherwise.
 DEFAULTS = {
@@ -50,6 +52,9 @@ STACK_OWNED = frozenset(
         "YZTC_SIM_SMPP_LISTEN",
         "YZTC_SIM_SMPP_SYSTEM_ID",
         "YZTC_SIM_SMPP_PASSWORD",
+        "YZTC_SIM_CMPP_LISTEN",
+        "YZTC_SIM_CMPP_SOURCE_ADDR",
+        "YZTC_SIM_CMPP_SHARED_SECRET",
         "YZTC_SIM_ALIPAY_APP_ID",
         "YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE",
         "YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE",
@@ -63,6 +68,10 @@ STACK_OWNED = frozenset(
         "YZTC_NOTIFIER_PASSWORD",
         "YZTC_NOTIFIER_DATA_KEY",
         "YZTC_NOTIFIER_DATA_KEY_ID",
+        "YZTC_NOTIFIER_CMPP_HOST",
+        "YZTC_NOTIFIER_CMPP_PORT",
+        "YZTC_NOTIFIER_CMPP_SOURCE_ADDR",
+        "YZTC_NOTIFIER_CMPP_SHARED_SECRET",
         "YZTC_AGGREGATOR_LISTEN",
         "YZTC_AGGREGATOR_COMPANIES",
         "YZTC_AGGREGATOR_OPERATORS",
@@ -99,13 +108,14 @@ class Ports:
     sim_alipay: int = 9103
     sim_smsc: int = 9104
     sim_smpp: int = 2775
+    sim_cmpp: int = 7890
     companies: dict[str, int] = field(default_factory=lambda: {cid: 50061 + i for i, cid in enumerate(COMPANY_IDS)})
     operators: dict[str, int] = field(default_factory=lambda: {oid: 50071 + i for i, oid in enumerate(OPERATOR_IDS)})
 
     @classmethod
     def free(cls, companies: tuple[str, ...] = COMPANY_IDS) -> Ports:
         """Ports the OS says are free now."""
-        found = iter(free_ports(9 + len(companies) + len(OPERATOR_IDS)))
+        found = iter(free_ports(10 + len(companies) + len(OPERATOR_IDS)))
 
         def pick() -> int:
             return next(found)
@@ -120,6 +130,7 @@ class Ports:
             sim_alipay=pick(),
             sim_smsc=pick(),
             sim_smpp=pick(),
+            sim_cmpp=pick(),
             companies={cid: pick() for cid in companies},
             operators={oid: pick() for oid in OPERATOR_IDS},
         )
@@ -251,6 +262,9 @@ class Stack:
                 YZTC_SIM_SMPP_SYSTEM_ID="yztc",
                 # SMPP passwords are at most 8 characters; a development one, made once.
                 YZTC_SIM_SMPP_PASSWORD=secrets.symmetric_key(self.keys_dir, "smpp-password")[:8],
+                YZTC_SIM_CMPP_LISTEN=_addr(p.sim_cmpp),
+                YZTC_SIM_CMPP_SOURCE_ADDR=CMPP_SP_ID,
+                YZTC_SIM_CMPP_SHARED_SECRET=secrets.symmetric_key(self.keys_dir, "cmpp-shared-secret"),
                 YZTC_SIM_ALIPAY_APP_ID=ALIPAY_APP_ID,
                 YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-sim-private.pem"),
                 YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-app-public.pem"),
@@ -260,7 +274,7 @@ class Stack:
             listens=(
                 f"companies http://{_addr(p.sim_companies)}, operators http://{_addr(p.sim_operators)}, "
                 f"Alipay http://{_addr(p.sim_alipay)}/gateway.do, SMS centre http://{_addr(p.sim_smsc)}/messages"
-                f" and smpp://{_addr(p.sim_smpp)}"
+                f", smpp://{_addr(p.sim_smpp)} and cmpp://{_addr(p.sim_cmpp)}"
             ),
         )
 
@@ -298,6 +312,11 @@ class Stack:
                 YZTC_NOTIFIER_PASSWORD=secrets.symmetric_key(self.keys_dir, "smpp-password")[:8],
                 YZTC_NOTIFIER_DATA_KEY=secrets.symmetric_key(self.keys_dir, "notifier-data"),
                 YZTC_NOTIFIER_DATA_KEY_ID="k1",
+                # Used when YZTC_NOTIFIER_SMSC_PROTOCOL=cmpp30 (a setting the stack passes on as is).
+                YZTC_NOTIFIER_CMPP_HOST="127.0.0.1",
+                YZTC_NOTIFIER_CMPP_PORT=str(self.ports.sim_cmpp),
+                YZTC_NOTIFIER_CMPP_SOURCE_ADDR=CMPP_SP_ID,
+                YZTC_NOTIFIER_CMPP_SHARED_SECRET=secrets.symmetric_key(self.keys_dir, "cmpp-shared-secret"),
                 **self._identity("sms_notifier"),
             ),
             ready_port=self.ports.notifier,

@@ -9,6 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
+from sms_notifier.cmpp_link import CmppLink, CmppSettings
 from sms_notifier.message_store import MessageStore
 from sms_notifier.metrics import Metrics
 from sms_notifier.sealed_fields import Sealer
@@ -18,6 +19,7 @@ from sms_notifier.sender import Sender
 from sms_notifier.service import SmsNotifierServicer
 from sms_notifier.settings import NotifierSettings
 from sms_notifier.smsc_link import Addressing, SmscLink
+from sms_notifier.smsc_session import SmscSession
 from yztc import event_loop
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
@@ -30,7 +32,7 @@ from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
 log = logging.getLogger("sms_notifier")
 
 
-async def main(settings: NotifierSettings) -> None:
+async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = None) -> None:
     setup_logging("sms_notifier", settings.log_level)
     setup_telemetry("sms_notifier", settings)
     log.debug("settings", extra={"fields": {"settings": settings.describe()}})
@@ -40,24 +42,36 @@ async def main(settings: NotifierSettings) -> None:
     queue = SendQueue(db, dt.timedelta(seconds=settings.lease_seconds))
     sealer = Sealer(settings.data_keys(), settings.data_key_id)
     metrics = Metrics()
-    link = SmscLink(
-        settings.smsc_host,
-        settings.smsc_port,
-        settings.system_id,
-        settings.password.get_secret_value(),
-        Addressing(
-            settings.source_addr,
-            settings.source_addr_ton,
-            settings.source_addr_npi,
-            settings.dest_addr_ton,
-            settings.dest_addr_npi,
-        ),
-        window=settings.window,
-        metrics=metrics,
-        bind_timeout=settings.bind_timeout_seconds,
-        reconnect_min=settings.reconnect_min_seconds,
-        reconnect_max=settings.reconnect_max_seconds,
-    )
+    link: SmscSession
+    if cmpp_settings is not None:
+        log.debug(
+            "cmpp settings", extra={"fields": {"settings": cmpp_settings.model_dump_json(exclude={"shared_secret"})}}
+        )
+        link = CmppLink(
+            cmpp_settings,
+            metrics=metrics,
+            reconnect_min=settings.reconnect_min_seconds,
+            reconnect_max=settings.reconnect_max_seconds,
+        )
+    else:
+        link = SmscLink(
+            settings.smsc_host,
+            settings.smsc_port,
+            settings.system_id,
+            settings.password.get_secret_value(),
+            Addressing(
+                settings.source_addr,
+                settings.source_addr_ton,
+                settings.source_addr_npi,
+                settings.dest_addr_ton,
+                settings.dest_addr_npi,
+            ),
+            window=settings.window,
+            metrics=metrics,
+            bind_timeout=settings.bind_timeout_seconds,
+            reconnect_min=settings.reconnect_min_seconds,
+            reconnect_max=settings.reconnect_max_seconds,
+        )
     sender = Sender(
         store,
         queue,
@@ -65,7 +79,7 @@ async def main(settings: NotifierSettings) -> None:
         sealer,
         SendPacer(settings.max_per_second, pause=settings.throttle_pause_seconds),
         metrics,
-        window=settings.window,
+        window=cmpp_settings.window if cmpp_settings is not None else settings.window,
         poll_seconds=settings.poll_seconds,
         push_seconds=settings.push_seconds,
         record_wait=settings.record_wait_seconds,
@@ -117,13 +131,15 @@ async def main(settings: NotifierSettings) -> None:
 def run() -> int:
     try:
         settings = NotifierSettings()
+        cmpp_settings = CmppSettings() if settings.smsc_protocol == "cmpp30" else None
     except ValidationError as e:
+        prefix = "YZTC_NOTIFIER_CMPP_" if e.title == CmppSettings.__name__ else "YZTC_NOTIFIER_"
         for error in e.errors():
             where = "_".join(str(part) for part in error["loc"]).upper()
-            env = f"YZTC_NOTIFIER_{where}" if where else "YZTC_NOTIFIER_*"
+            env = f"{prefix}{where}" if where else f"{prefix}*"
             print(f"sms_notifier: {env}: {error['msg']}", file=sys.stderr)
         return 2
-    event_loop.run(main(settings))
+    event_loop.run(main(settings, cmpp_settings))
     return 0
 
 

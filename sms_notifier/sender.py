@@ -67,11 +67,10 @@ from sms_notifier.sealed_fields import Sealer, SealError
 from sms_notifier.send_queue import SendQueue
 from sms_notifier.send_rate import SendPacer
 from sms_notifier.settling import Settler
-from sms_notifier.smsc_link import SmscLink, SubmitResult
+from sms_notifier.smsc_session import SmscSession, SubmitAnswer
 
 log = logging.getLogger(__name__)
 
-_THROTTLING = frozenset({smpp_status.ESME_RTHROTTLED, smpp_status.ESME_RMSGQFUL})
 # Messages whose state this replica remembers (Send repeats, GetStatus).
 _REMEMBERED = 100_000
 # Claims an attempt of unknown number walks past (each one an attempt that
@@ -89,7 +88,7 @@ class Submitted:
     """How the submission of some parts went."""
 
     accepted: dict[int, str] = field(default_factory=dict)  # seq -> SMS centre id
-    refused: SubmitResult | None = None  # the answer that stopped it (permanent first)
+    refused: SubmitAnswer | None = None  # the answer that stopped it (permanent first)
     cut: bool = False  # the deadline came before every part went
 
     @property
@@ -102,7 +101,7 @@ class Sender:
         self,
         store: MessageStore,
         queue: SendQueue,
-        link: SmscLink,
+        link: SmscSession,
         sealer: Sealer,
         pacer: SendPacer,
         metrics: Metrics,
@@ -298,7 +297,7 @@ class Sender:
         """Submits `parts` pipelined: in order, each after its turn at the
         pacer, none after `deadline` (time.monotonic()), none after an answer
         other than "accepted" came; then awaits every answer."""
-        going: list[asyncio.Task[tuple[int, SubmitResult]]] = []
+        going: list[asyncio.Task[tuple[int, SubmitAnswer]]] = []
         cut = False
         for part in parts:
             if any(t.done() and t.result()[1].verdict is not smpp_status.Verdict.ACCEPTED for t in going):
@@ -325,7 +324,7 @@ class Sender:
 
     async def _submit_part(
         self, message_id: str, dest: str, part: ucs2_parts.Part, deadline: float
-    ) -> tuple[int, SubmitResult]:
+    ) -> tuple[int, SubmitAnswer]:
         result = await self._link.submit(dest, part, deadline)
         verdict = result.verdict
         if verdict is smpp_status.Verdict.ACCEPTED:
@@ -341,14 +340,14 @@ class Sender:
         else:
             self._metrics.submitted("connection_lost" if result.command_status is None else "transient")
             self._metrics.failure(result.reason, final=False)
-            if result.command_status in _THROTTLING:
+            if result.throttled:
                 self._pacer.throttled()
         return part.seq, result
 
-    def _retry_delay(self, refused: SubmitResult | None, rounds: int) -> float:
+    def _retry_delay(self, refused: SubmitAnswer | None, rounds: int) -> float:
         if refused is None:
             return 0.0  # out of time, not refused: due again at once
-        if refused.command_status in _THROTTLING:
+        if refused.throttled:
             return self._throttle_pause * (1 + self._rng.random())
         backoff = min(self._retry_max, self._retry_min * 2 ** min(max(rounds - 1, 0), 30))
         return backoff * (0.5 + self._rng.random() / 2)

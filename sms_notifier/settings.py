@@ -4,8 +4,9 @@ a missing password or data key stops start-up."""
 from __future__ import annotations
 
 import json
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from sms_notifier.sealed_fields import decode_key
@@ -20,11 +21,17 @@ class NotifierSettings(CommonSettings):
     allowed_callers: frozenset[str] = frozenset({"aggregator"})
     mongodb_uri: str = Field("mongodb://127.0.0.1:27018/yztc", validation_alias="MONGODB_URI")
 
+    # The SMS centre's protocol: SMPP 3.4 (the settings below) or CMPP 3.0
+    # (YZTC_NOTIFIER_CMPP_*: sms_notifier/cmpp_link.py, CmppSettings).
+    smsc_protocol: Literal["smpp34", "cmpp30"] = "smpp34"
+
     # The SMS centre, SMPP 3.4, bound as a transceiver.
     smsc_host: str = "127.0.0.1"
     smsc_port: int = Field(2775, ge=1, le=65535)
     system_id: str = Field("yztc", min_length=1, max_length=15)
-    password: SecretStr  # SMPP allows 8 characters
+    # SMPP allows 8 characters; required with smpp34 only (checked below, so
+    # it is still named when missing).
+    password: SecretStr = Field(SecretStr(""), validate_default=True)
     # The unified port; a short code, so TON 3 (network specific), NPI 0 (unknown).
     source_addr: str = "10699000"
     source_addr_ton: int = Field(3, ge=0, le=6)
@@ -71,8 +78,9 @@ class NotifierSettings(CommonSettings):
 
     @field_validator("password")
     @classmethod
-    def _password_fits(cls, value: SecretStr) -> SecretStr:
-        if not 1 <= len(value.get_secret_value()) <= 8:
+    def _password_fits(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        smpp = info.data.get("smsc_protocol", "smpp34") == "smpp34"
+        if not (1 if smpp else 0) <= len(value.get_secret_value()) <= 8:
             raise ValueError("SMPP passwords are 1 to 8 characters")
         return value
 

@@ -92,6 +92,10 @@ class SubmitResult:
             return self.error or "connection_lost"
         return smpp_status.name(self.command_status)
 
+    @property
+    def throttled(self) -> bool:
+        return self.command_status in (smpp_status.ESME_RTHROTTLED, smpp_status.ESME_RMSGQFUL)
+
 
 class SmscLink:
     def __init__(

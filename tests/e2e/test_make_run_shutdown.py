@@ -43,6 +43,7 @@ def test_simulators_stop_without_a_traceback_while_an_esme_is_bound(tmp_path: Pa
         YZTC_SIM_ALIPAY_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMSC_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMPP_LISTEN="127.0.0.1:0",
+        YZTC_SIM_CMPP_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMPP_SYSTEM_ID="yztc",
         YZTC_SIM_SMPP_PASSWORD="devpass",
         YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(tmp_path / "sim-private.pem"),

@@ -35,6 +35,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         YZTC_SIM_OPERATORS_LISTEN="127.0.0.1:0",
         YZTC_SIM_ALIPAY_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMSC_LISTEN="127.0.0.1:0",
+        YZTC_SIM_SMPP_LISTEN="127.0.0.1:0",
+        YZTC_SIM_CMPP_LISTEN="127.0.0.1:0",
         YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(tmp_path / "sim-private.pem"),
         YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(tmp_path / "app-public.pem"),
         **extra,

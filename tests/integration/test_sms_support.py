@@ -151,11 +151,12 @@ def start_sms_centre(
         YZTC_SIM_ALIPAY_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMSC_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMPP_LISTEN=f"127.0.0.1:{smpp_port}",
+        YZTC_SIM_CMPP_LISTEN="127.0.0.1:0",
         YZTC_SIM_SMPP_PASSWORD=SMPP_PASSWORD,
         YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(keys[0]),
         YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(keys[1]),
     )
-    proc = _start([sys.executable, "-m", "simulators"], env, tmp_path / "simulators.log", 5, " listening on ")
+    proc = _start([sys.executable, "-m", "simulators"], env, tmp_path / "simulators.log", 6, " listening on ")
     urls = dict(line.removeprefix("simulators: ").split(" listening on ") for line in proc.lines)
     return SmsCentre(proc, urls["sms_centre"], int(urls["sms_centre_smpp"].rsplit(":", 1)[1]))
 
