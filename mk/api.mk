@@ -5,7 +5,7 @@ GRPCURL := $(GOBIN_DIR)/grpcurl
 BUF     := $(GOBIN_DIR)/buf
 API_IMAGE := protos/released/yztc-v1.binpb
 
-.PHONY: grpcurl buf lint api-image
+.PHONY: grpcurl buf lint-protos api-image
 
 install: grpcurl buf
 
@@ -19,8 +19,9 @@ $(BUF):
 	mkdir -p $(GOBIN_DIR)
 	GOBIN=$(GOBIN_DIR) go install github.com/bufbuild/buf/cmd/buf@v1.75.0
 
-# buf lint, and no breaking change against the last released API.
-lint: $(BUF)
+# buf lint, and no breaking change against the last released API (part of
+# `make lint`, mk/lint.mk).
+lint-protos: $(BUF)
 	cd protos && $(BUF) lint
 	cd protos && $(BUF) breaking --against ../$(API_IMAGE)
 
