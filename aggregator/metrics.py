@@ -16,6 +16,8 @@ from cryptography import x509
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from yztc.database_up import DatabaseUp
+
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 # The notifier's answer to a result SMS hand-over (engine.SMS_STATES), as it
@@ -89,7 +91,6 @@ class Metrics:
         )
         self.backlog = 0
         self.oldest_age_seconds = 0.0
-        self.database_up = True
         self._circuits: dict[str, Callable[[], str]] = {}
         self._certificates: dict[str, str] = {}
         meter.create_observable_gauge(
@@ -106,11 +107,7 @@ class Metrics:
             [self._observe_circuits],
             description="Circuit breaker per company: 0 closed, 1 half-open, 2 open",
         )
-        meter.create_observable_gauge(
-            "yztc.database.up",
-            [self._observe_database],
-            description="1 while this replica's database ping (the health check's, every 2 s) succeeds",
-        )
+        self._database = DatabaseUp(meter)
         meter.create_observable_gauge(
             "yztc.tls.certificate.expiration_timestamp",
             [self._observe_certificates],
@@ -143,18 +140,8 @@ class Metrics:
         self._certificates.update({role: path for role, path in files.items() if path})
 
     def database_probe(self, ping: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
-        """`ping` (e.g. the health check's database ping), setting
-        `yztc.database.up` from each outcome; raises what `ping` raises."""
-
-        async def probe() -> None:
-            try:
-                await ping()
-            except BaseException:  # a timeout cancels it: down too
-                self.database_up = False
-                raise
-            self.database_up = True
-
-        return probe
+        """`ping`, setting `yztc.database.up` from each outcome (yztc.database_up)."""
+        return self._database.probe(ping)
 
     def _observe_backlog(self, options: CallbackOptions):
         yield Observation(self.backlog)
@@ -165,9 +152,6 @@ class Metrics:
     def _observe_circuits(self, options: CallbackOptions):
         for company, state in self._circuits.items():
             yield Observation(CIRCUIT_VALUES[state()], {"company": company})
-
-    def _observe_database(self, options: CallbackOptions):
-        yield Observation(1 if self.database_up else 0)
 
     def _observe_certificates(self, options: CallbackOptions):
         for role, path in self._certificates.items():

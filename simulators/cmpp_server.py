@@ -28,8 +28,8 @@ import itertools
 import logging
 import re
 import socket
-from collections import deque
 
+from simulators.centre_server import CentreServer
 from simulators.sms_centre import (
     ESME_RINVDSTADR,
     ESME_RINVMSGLEN,
@@ -55,7 +55,6 @@ _RESULTS = {
 _CONNECT_OTHER_ERROR = 5  # "5~ ：其他错误" (§8.4.1.2)
 _UDHI = 0x40
 _GATEWAY_CODE = 0x1069  # this simulator's ISMG code in the Msg_Ids it makes
-_RECEIPT_RETRY_SECONDS = 0.5
 _HEX_ID = re.compile(r"[0-9a-fA-F]{1,16}")
 
 
@@ -68,54 +67,19 @@ def msg_id_for(message_id: str) -> int:
     return int.from_bytes(hashlib.sha256(message_id.encode("utf-8")).digest()[:8], "big")
 
 
-class CmppServer:
+class CmppServer(CentreServer["_Session"]):
     def __init__(self, centre: SmsCentre, source_addr: str, shared_secret: str) -> None:
         """`source_addr`: the one SP_Id accepted; `shared_secret` its secret."""
-        self.centre = centre
+        super().__init__(centre, "cmpp-receipts")
         self._source_addr = source_addr
         self._secret = shared_secret
-        self._server: asyncio.Server | None = None
-        self._sessions: dict[int, _Session] = {}
-        self._numbers = itertools.count(1)
         self._deliver_ids = itertools.count(1)
-        self._receipts: deque[Receipt] = deque()
-        self._receipts_waiting = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-        self._pusher: asyncio.Task | None = None
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._accept, host, port)
-        self._pusher = asyncio.create_task(self._push_receipts(), name="cmpp-receipts")
-        return self._server.sockets[0].getsockname()[:2]
+    def _new_session(self, number: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Session:
+        return _Session(self, number, reader, writer)
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for session in list(self._sessions.values()):
-            session.close()
-        tasks = [*self._tasks, *([self._pusher] if self._pusher else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(self, next(self._numbers), reader, writer)
-        self._sessions[session.number] = session
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await session.serve()
-        except asyncio.CancelledError:
-            # Only stop() cancels a session; ending quietly here avoids 3.11's
-            # start_server logging the cancellation (see smpp_server.py).
-            pass
-        finally:
-            self._sessions.pop(session.number, None)
-            if task is not None:
-                self._tasks.discard(task)
+    async def _deliver(self, session: _Session, receipt: Receipt) -> bool:
+        return await session.deliver_report(receipt)
 
     def connect_status(self, connect: cmpp.Connect) -> int:
         if self.centre.behaviour.down:
@@ -138,7 +102,7 @@ class CmppServer:
     def connected(self, session: _Session) -> None:
         self.centre.counters["cmpp_connects"] += 1
         log.info("SP connected", extra={"fields": {"session": session.number}})
-        self._receipts_waiting.set()  # reports kept for this SP can go now
+        self.wake_receipts()  # reports kept for this SP can go now
 
     def next_deliver_id(self) -> int:
         now = self.centre.now()
@@ -147,42 +111,6 @@ class CmppServer:
                 now.month, now.day, now.hour, now.minute, now.second, _GATEWAY_CODE, next(self._deliver_ids)
             )
         )
-
-    # -- status reports ------------------------------------------------------------
-
-    def queue_receipt(self, receipt: Receipt) -> None:
-        delay = self.centre.behaviour.receipt_delay_ms / 1000
-        if delay:
-            asyncio.get_running_loop().call_later(delay, self._enqueue, receipt)
-        else:
-            self._enqueue(receipt)
-
-    def _enqueue(self, receipt: Receipt) -> None:
-        self._receipts.append(receipt)
-        self._receipts_waiting.set()
-
-    def _receiver_for(self, receipt: Receipt) -> _Session | None:
-        origin = self._sessions.get(receipt.session)
-        if origin is not None and origin.can_receive:
-            return origin
-        return next((s for s in self._sessions.values() if s.can_receive), None)
-
-    async def _push_receipts(self) -> None:
-        while True:
-            await self._receipts_waiting.wait()
-            self._receipts_waiting.clear()
-            kept: deque[Receipt] = deque()
-            while self._receipts:
-                receipt = self._receipts.popleft()
-                session = self._receiver_for(receipt)
-                if session is None or not await session.deliver_report(receipt):
-                    kept.append(receipt)
-            self._receipts.extend(kept)
-            if self._receipts:
-                try:
-                    await asyncio.wait_for(self._receipts_waiting.wait(), _RECEIPT_RETRY_SECONDS)
-                except TimeoutError:
-                    self._receipts_waiting.set()
 
 
 class _Session:

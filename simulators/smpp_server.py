@@ -22,10 +22,10 @@ import itertools
 import logging
 import socket
 import struct
-from collections import deque
 
 import smpp34
 
+from simulators.centre_server import CentreServer
 from simulators.sms_centre import Receipt, SmsCentre, SubmitSm
 
 log = logging.getLogger("simulators.smpp")
@@ -47,7 +47,6 @@ TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 _MESSAGE_STATE = {"DELIVRD": 2, "UNDELIV": 5}
 _MAX_PDU = 64 * 1024
-_RECEIPT_RETRY_SECONDS = 0.5
 
 
 def _pdu(command_id: int, status: int, seq: int, body: bytes = b"") -> bytes:
@@ -72,55 +71,17 @@ def _receipt_text(receipt: Receipt, done: dt.datetime) -> bytes:
     ).encode("ascii")
 
 
-class SmppServer:
+class SmppServer(CentreServer["_Session"]):
     def __init__(self, centre: SmsCentre, system_id: str, password: str) -> None:
-        self.centre = centre
+        super().__init__(centre, "smpp-receipts")
         self._system_id = system_id
         self._password = password
-        self._server: asyncio.Server | None = None
-        self._sessions: dict[int, _Session] = {}
-        self._numbers = itertools.count(1)
-        self._receipts: deque[Receipt] = deque()
-        self._receipts_waiting = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-        self._pusher: asyncio.Task | None = None
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._accept, host, port)
-        self._pusher = asyncio.create_task(self._push_receipts(), name="smpp-receipts")
-        return self._server.sockets[0].getsockname()[:2]
+    def _new_session(self, number: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Session:
+        return _Session(self, number, reader, writer)
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for session in list(self._sessions.values()):
-            session.close()
-        tasks = [*self._tasks, *([self._pusher] if self._pusher else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(self, next(self._numbers), reader, writer)
-        self._sessions[session.number] = session
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await session.serve()
-        except asyncio.CancelledError:
-            # Only stop() cancels a session, and this is the session task's
-            # top, so it ends quietly instead: Python 3.11's start_server asks
-            # a cancelled handler task for its exception(), which raises
-            # CancelledError in a callback, logged as a traceback (3.12 checks
-            # cancelled() first).
-            pass
-        finally:
-            self._sessions.pop(session.number, None)
-            if task is not None:
-                self._tasks.discard(task)
+    async def _deliver(self, session: _Session, receipt: Receipt) -> bool:
+        return await session.deliver_receipt(receipt)
 
     # -- binds ------------------------------------------------------------------
 
@@ -136,44 +97,7 @@ class SmppServer:
     def bound(self, session: _Session) -> None:
         self.centre.counters["binds"] += 1
         log.info("bound", extra={"fields": {"session": session.number, "system_id": session.system_id}})
-        self._receipts_waiting.set()  # receipts kept for this ESME can go now
-
-    # -- receipts ---------------------------------------------------------------
-
-    def queue_receipt(self, receipt: Receipt) -> None:
-        delay = self.centre.behaviour.receipt_delay_ms / 1000
-        if delay:
-            asyncio.get_running_loop().call_later(delay, self._enqueue, receipt)
-        else:
-            self._enqueue(receipt)
-
-    def _enqueue(self, receipt: Receipt) -> None:
-        self._receipts.append(receipt)
-        self._receipts_waiting.set()
-
-    def _receiver_for(self, receipt: Receipt) -> _Session | None:
-        origin = self._sessions.get(receipt.session)
-        if origin is not None and origin.can_receive:
-            return origin
-        return next((s for s in self._sessions.values() if s.can_receive), None)
-
-    async def _push_receipts(self) -> None:
-        while True:
-            await self._receipts_waiting.wait()
-            self._receipts_waiting.clear()
-            kept: deque[Receipt] = deque()
-            while self._receipts:
-                receipt = self._receipts.popleft()
-                session = self._receiver_for(receipt)
-                if session is None or not await session.deliver_receipt(receipt):
-                    kept.append(receipt)
-            self._receipts.extend(kept)
-            if self._receipts:
-                # Kept for later: the next bind wakes us, else try again soon.
-                try:
-                    await asyncio.wait_for(self._receipts_waiting.wait(), _RECEIPT_RETRY_SECONDS)
-                except TimeoutError:
-                    self._receipts_waiting.set()
+        self.wake_receipts()  # receipts kept for this ESME can go now
 
 
 class _Session:

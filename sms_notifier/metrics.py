@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from yztc.database_up import DatabaseUp
+
 # The aggregator's message ids: "code:<event id>" and "result:<query id>".
 MESSAGE_KINDS = frozenset({"code", "result"})
 
@@ -70,12 +72,7 @@ class Metrics:
             # Floats: the exporter writes le="2.0", which the alert rules compare against.
             explicit_bucket_boundaries_advisory=[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0],
         )
-        self.database_up = True
-        meter.create_observable_gauge(
-            "yztc.database.up",
-            [self._observe_database],
-            description="1 while this replica's database ping (the health check's, every 2 s) succeeds",
-        )
+        self._database = DatabaseUp(meter)
 
     def submitted(self, outcome: str) -> None:
         self._submits.add(1, {"outcome": outcome})
@@ -100,21 +97,8 @@ class Metrics:
         self._send_duration.record(seconds, {"kind": kind, "state": state})
 
     def database_probe(self, ping: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
-        """`ping` (the health check's database ping), setting
-        `yztc.database.up` from each outcome; raises what `ping` raises."""
-
-        async def probe() -> None:
-            try:
-                await ping()
-            except BaseException:  # a timeout cancels it: down too
-                self.database_up = False
-                raise
-            self.database_up = True
-
-        return probe
-
-    def _observe_database(self, options: CallbackOptions):
-        yield Observation(1 if self.database_up else 0)
+        """`ping`, setting `yztc.database.up` from each outcome (yztc.database_up)."""
+        return self._database.probe(ping)
 
     def _observe_depth(self, options: CallbackOptions):
         yield Observation(self.queue_depth)
