@@ -37,16 +37,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sms_notifier import smpp_status
 from sms_notifier.metrics import Metrics
+from sms_notifier.receipt_queue import ReceiptQueue
 from sms_notifier.receipts import Receipt
 from sms_notifier.ucs2_parts import ESM_CLASS_UDHI, Part
 from yztc import cmpp
 
 log = logging.getLogger(__name__)
 
-_RECEIPT_WORKERS = 4
-# A report already answered with CMPP_DELIVER_RESP will not come again: one
-# the callback cannot record (the database away) is retried this long.
-_RECEIPT_RETRY_SECONDS = 600.0
 # Results worth sending again later: flow control, a Sequence_Id the ISMG
 # took for a duplicate (the next try has a new one), and the results past
 # the spec's list (§8.4.3.2 ends it with "……"), which gateways use for their
@@ -164,8 +161,7 @@ class CmppLink:
         self._now = now
         self._sequence = itertools.count(1)
         self._session: _Session | None = None
-        self._receipts: asyncio.Queue[Receipt] = asyncio.Queue()
-        self._receipt_workers: list[asyncio.Task] = []
+        self._receipts = ReceiptQueue(lambda receipt: self.on_receipt(receipt), "cmpp-receipts")
         self._task: asyncio.Task | None = None
         self._closing = False
         self._paused_until = 0.0
@@ -185,9 +181,7 @@ class CmppLink:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._keep_connected(), name="cmpp-link")
-        self._receipt_workers = [
-            asyncio.create_task(self._record_receipts(), name=f"cmpp-receipts-{i}") for i in range(_RECEIPT_WORKERS)
-        ]
+        self._receipts.start()
 
     async def close(self) -> None:
         """CMPP_TERMINATE, then stop; in-flight submits get no answer (their
@@ -209,13 +203,7 @@ class CmppLink:
         if session is not None:
             session.end()
         self._session_ended()
-        try:
-            await asyncio.wait_for(self._receipts.join(), timeout=5.0)
-        except TimeoutError:
-            log.warning("receipts left unrecorded at stop", extra={"fields": {"count": self._receipts.qsize()}})
-        for worker in self._receipt_workers:
-            worker.cancel()
-        await asyncio.gather(*self._receipt_workers, return_exceptions=True)
+        await self._receipts.stop()
 
     # -- submitting -------------------------------------------------------------
 
@@ -426,7 +414,7 @@ class CmppLink:
             # A mobile-originated SMS to 10699000: nothing here reads those yet.
             log.info("CMPP_DELIVER that is not a status report ignored")
             return
-        self._receipts.put_nowait(Receipt(msg_id_text(report.msg_id), report.stat.upper()))
+        self._receipts.put(Receipt(msg_id_text(report.msg_id), report.stat.upper()))
 
     async def _active_test(self, session: _Session) -> None:
         """CMPP_ACTIVE_TEST when nothing was heard for C; the connection is
@@ -454,32 +442,6 @@ class CmppLink:
                 return
 
     # -- receipts ---------------------------------------------------------------
-
-    async def _record_receipts(self) -> None:
-        while True:
-            receipt = await self._receipts.get()
-            try:
-                await self._record(receipt)
-            finally:
-                self._receipts.task_done()
-
-    async def _record(self, receipt: Receipt) -> None:
-        fields = {"smsc_message_id": receipt.smsc_message_id}
-        give_up_at = time.monotonic() + _RECEIPT_RETRY_SECONDS
-        delay = 0.2
-        while True:
-            try:
-                await self.on_receipt(receipt)
-                return
-            except Exception as error:
-                if time.monotonic() + delay > give_up_at:
-                    log.exception("receipt not recorded; given up", extra={"fields": fields})
-                    return
-                log.warning(
-                    "receipt not recorded yet; retrying", extra={"fields": {**fields, "error": type(error).__name__}}
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
 
 class _Refused(Exception):

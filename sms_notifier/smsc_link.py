@@ -42,6 +42,7 @@ import smpp34
 
 from sms_notifier import receipts, smpp_status
 from sms_notifier.metrics import Metrics
+from sms_notifier.receipt_queue import ReceiptQueue
 from sms_notifier.receipts import Receipt
 from sms_notifier.ucs2_parts import DATA_CODING_UCS2, Part
 
@@ -53,13 +54,6 @@ _RECEIPT_ON_FINAL = 0x01
 # returns; letting them before the interpreter exits avoids a crash at exit
 # seen with 1.5.0 when Python finalises while they still run.
 _TEARDOWN_SETTLE_SECONDS = 0.3
-# Receipts are recorded by a few tasks, so reading the session never waits
-# on the database.
-_RECEIPT_WORKERS = 4
-# The centre had its deliver_sm_resp when a receipt is queued: it will not
-# send it again. A receipt the callback cannot record (the database away) is
-# tried again with backoff for this long before it is given up on.
-_RECEIPT_RETRY_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -124,8 +118,7 @@ class SmscLink:
         self._rng = rng or random.Random()
         self._smsc: smpp34.Smsc | None = None
         self._broken = asyncio.Event()  # set when the current session is found dead
-        self._receipts: asyncio.Queue[Receipt] = asyncio.Queue()
-        self._receipt_workers: list[asyncio.Task] = []
+        self._receipts = ReceiptQueue(lambda receipt: self.on_receipt(receipt), "smsc-receipts")
         self._client: smpp34.Client | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
@@ -137,9 +130,7 @@ class SmscLink:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._keep_bound(), name="smsc-link")
-        self._receipt_workers = [
-            asyncio.create_task(self._record_receipts(), name=f"smsc-receipts-{i}") for i in range(_RECEIPT_WORKERS)
-        ]
+        self._receipts.start()
 
     async def close(self) -> None:
         """Unbind and stop; in-flight submits get no answer (their messages
@@ -157,13 +148,7 @@ class SmscLink:
                 pass
             await self._drain(smsc, self._unanswered_next)
         # Receipts already acknowledged to the centre are recorded before we go.
-        try:
-            await asyncio.wait_for(self._receipts.join(), timeout=5.0)
-        except TimeoutError:
-            log.warning("receipts left unrecorded at stop", extra={"fields": {"count": self._receipts.qsize()}})
-        for worker in self._receipt_workers:
-            worker.cancel()
-        await asyncio.gather(*self._receipt_workers, return_exceptions=True)
+        await self._receipts.stop()
         if client is not None:
             await client.stop()
             await asyncio.sleep(_TEARDOWN_SETTLE_SECONDS)
@@ -326,33 +311,7 @@ class SmscLink:
             # A mobile-originated SMS to 10699000: nothing here reads those yet.
             log.info("deliver_sm that is not a receipt ignored", extra={"fields": {"esm_class": event.esm_class}})
             return
-        self._receipts.put_nowait(receipt)
-
-    async def _record_receipts(self) -> None:
-        while True:
-            receipt = await self._receipts.get()
-            try:
-                await self._record(receipt)
-            finally:
-                self._receipts.task_done()
-
-    async def _record(self, receipt: Receipt) -> None:
-        fields = {"smsc_message_id": receipt.smsc_message_id}
-        give_up_at = time.monotonic() + _RECEIPT_RETRY_SECONDS
-        delay = 0.2
-        while True:
-            try:
-                await self.on_receipt(receipt)
-                return
-            except Exception as error:
-                if time.monotonic() + delay > give_up_at:
-                    log.exception("receipt not recorded; given up", extra={"fields": fields})
-                    return
-                log.warning(
-                    "receipt not recorded yet; retrying", extra={"fields": {**fields, "error": type(error).__name__}}
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        self._receipts.put(receipt)
 
 
 async def _ignore(receipt: Receipt) -> None:
