@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 from collections import deque
 from typing import Generic, Protocol, TypeVar
 
 from simulators.sms_centre import Receipt, SmsCentre
 
 _RECEIPT_RETRY_SECONDS = 0.5
+
+
+async def close_after_written(writer: asyncio.StreamWriter) -> None:
+    """Ends a session as a failing centre does, mid-stream: what was already
+    written still reaches the peer (sent, then FIN); nothing more is read."""
+    await writer.drain()
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 class CentreSession(Protocol):

@@ -27,9 +27,8 @@ import hashlib
 import itertools
 import logging
 import re
-import socket
 
-from simulators.centre_server import CentreServer
+from simulators.centre_server import CentreServer, close_after_written
 from simulators.sms_centre import (
     ESME_RINVDSTADR,
     ESME_RINVMSGLEN,
@@ -248,13 +247,7 @@ class _Session:
         self.server.centre.counters["drops"] += 1
         log.info("connection dropped", extra={"fields": {"session": self.number}})
         self._closed = True
-        await self._writer.drain()
-        sock = self._writer.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        await close_after_written(self._writer)
 
     async def deliver_report(self, receipt: Receipt) -> bool:
         """Sends the status report; True once the SP answered DELIVER_RESP Result 0."""

@@ -20,12 +20,11 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
-import socket
 import struct
 
 import smpp34
 
-from simulators.centre_server import CentreServer
+from simulators.centre_server import CentreServer, close_after_written
 from simulators.sms_centre import Receipt, SmsCentre, SubmitSm
 
 log = logging.getLogger("simulators.smpp")
@@ -218,13 +217,7 @@ class _Session:
         self.server.centre.counters["drops"] += 1
         log.info("connection dropped", extra={"fields": {"session": self.number}})
         self._closed = True
-        await self._writer.drain()
-        sock = self._writer.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        await close_after_written(self._writer)
 
     async def deliver_receipt(self, receipt: Receipt) -> bool:
         """Sends the receipt; True once the ESME acknowledged it."""

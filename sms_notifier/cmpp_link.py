@@ -39,6 +39,7 @@ from sms_notifier import smpp_status
 from sms_notifier.metrics import Metrics
 from sms_notifier.receipt_queue import ReceiptQueue
 from sms_notifier.receipts import Receipt
+from sms_notifier.smsc_session import take_window_slot
 from sms_notifier.ucs2_parts import ESM_CLASS_UDHI, Part
 from yztc import cmpp
 
@@ -237,13 +238,8 @@ class CmppLink:
                 return result
 
     async def _submit_in_window(self, dest: str, part: Part, deadline: float | None) -> CmppSubmitResult:
-        if deadline is not None and self._window.locked():
-            try:
-                await asyncio.wait_for(self._window.acquire(), max(0.001, deadline - time.monotonic()))
-            except TimeoutError:
-                return CmppSubmitResult(None, error="deadline")
-        else:
-            await self._window.acquire()
+        if not await take_window_slot(self._window, deadline):
+            return CmppSubmitResult(None, error="deadline")
         try:
             return await self._submit(dest, part)
         finally:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ from sms_notifier import receipts, smpp_status
 from sms_notifier.metrics import Metrics
 from sms_notifier.receipt_queue import ReceiptQueue
 from sms_notifier.receipts import Receipt
+from sms_notifier.smsc_session import take_window_slot
 from sms_notifier.ucs2_parts import DATA_CODING_UCS2, Part
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,8 @@ class SmscLink:
         `window` unanswered. With a `deadline` (time.monotonic()), a part
         still waiting for room in the window then is not sent (error
         "deadline")."""
-        if deadline is not None and self._window.locked():
-            try:
-                await asyncio.wait_for(self._window.acquire(), max(0.001, deadline - time.monotonic()))
-            except TimeoutError:
-                return SubmitResult(None, error="deadline")
-        else:
-            await self._window.acquire()
+        if not await take_window_slot(self._window, deadline):
+            return SubmitResult(None, error="deadline")
         try:
             return await self._submit(dest, part)
         finally:

@@ -5,12 +5,26 @@ both fit these shapes."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from sms_notifier import smpp_status
 from sms_notifier.receipts import Receipt
 from sms_notifier.ucs2_parts import Part
+
+
+async def take_window_slot(window: asyncio.Semaphore, deadline: float | None) -> bool:
+    """A slot in the link's window of unanswered submits: waits for one, or
+    with a `deadline` (time.monotonic()) only until then (False: none came)."""
+    if deadline is not None and window.locked():
+        try:
+            await asyncio.wait_for(window.acquire(), max(0.001, deadline - time.monotonic()))
+        except TimeoutError:
+            return False
+    else:
+        await window.acquire()
+    return True
 
 
 class SubmitAnswer(Protocol):
