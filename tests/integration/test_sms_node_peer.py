@@ -5,6 +5,7 @@ client is checked against someone else's reading of SMPP 3.4."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -111,6 +112,12 @@ async def test_three_part_result_sms_through_node_smpp(node_smsc: NodeSmsc, noti
         assert udh.startswith("0003") and udh.endswith(f"03{seq:02x}")
         refs.add(udh[4:6])
     assert len(refs) == 1  # one reference for the three parts
+    # The peer logs each deliver_sm_resp it gets; the last may come a moment
+    # after our message settled.
+    for _ in range(50):
+        if len(node_smsc.of("receipt_acked")) >= 3:
+            break
+        await asyncio.sleep(0.1)
     assert [a["command_status"] for a in node_smsc.of("receipt_acked")] == [0, 0, 0]
     assert STATES[final.state] == "DELIVERED"
     assert list(final.smsc_message_ids) == [p["message_id"] for p in parts]
