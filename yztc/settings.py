@@ -17,6 +17,11 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YZTC_", extra="ignore", frozen=True)
 
     # Common to every service, so named without the service's prefix.
+    # The one explicit development switch (issue 13, "fail closed"): only when
+    # it is set may a service run without certificates (plaintext gRPC, with a
+    # warning at every start), call partners over http://, or accept the
+    # development keys and channels. Unset (production), each is refused at start.
+    development: bool = Field(False, validation_alias="YZTC_DEVELOPMENT")
     log_level: str = Field("INFO", validation_alias="YZTC_LOG_LEVEL")
     # none: no export; console: JSON lines to traces_file (or stderr; may
     # contain "{service}"); otlp: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT.
