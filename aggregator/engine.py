@@ -356,7 +356,12 @@ class Engine:
 
     async def _hand_over(self, message_id: str, phone: str, parts: dict[str, Part], attempt: int) -> str | None:
         counts = {cid: (p.count if p.state == "DONE" else None) for cid, p in parts.items()}
-        text = sms_text.result_text(phone, self._catalogue, counts)
+        apps = {
+            cid: [sms_text.AppCount(str(a["name"]), int(a["count"])) for a in p.apps]
+            for cid, p in parts.items()
+            if p.state == "DONE" and p.apps
+        }
+        text = sms_text.result_text(phone, self._catalogue, counts, apps)
         try:
             status = await self._notifier.Send(
                 sms_notifier_pb2.SendRequest(message_id=message_id, dest=phone, text=text, attempt=attempt),

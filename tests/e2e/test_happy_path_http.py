@@ -1,18 +1,63 @@
 """The happy path over HTTP, as the mini-program walks it: session, code by
 SMS, query, result SMS from 10699000, and the query COMPLETED with the
-scenario's counts."""
+scenario's counts and its SMS DELIVERED; with the notifier on SMPP 3.4 (the
+default) and on CMPP 3.0 (YZTC_NOTIFIER_SMSC_PROTOCOL=cmpp30, as `make run`
+takes it from the environment)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections.abc import Iterator
 
 import aiohttp
+import pytest
 
-from tests.e2e.conftest import expected_counts, latest_code, messages_for, traces_dir
+from devstack.stack import Ports, Stack
+from tests.e2e.conftest import SCENARIO, expected_counts, latest_code, messages_for, traces_dir
 
 PHONE = "13800138000"
+
+
+@pytest.fixture(scope="module")
+def cmpp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack as conftest's `stack` (every query traced), with the notifier
+    told to speak CMPP 3.0 the way `make run` is: by the environment."""
+    var = tmp_path_factory.mktemp("cmpp-stack")
+    (var / "traces").mkdir()
+    stack = Stack(
+        var,
+        Ports.free(),
+        scenario=str(SCENARIO),
+        extra_env={
+            "YZTC_TRACES_EXPORTER": "console",
+            "YZTC_TRACES_FILE": str(var / "traces" / "{service}.jsonl"),
+            "YZTC_TRACES_SAMPLE_RATIO": "1.0",
+        },
+        environ={**os.environ, "YZTC_NOTIFIER_SMSC_PROTOCOL": "cmpp30"},
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(params=["smpp34", "cmpp30"])
+def either_stack(request: pytest.FixtureRequest) -> tuple[str, Stack]:
+    """(protocol, a running stack whose notifier speaks it)."""
+    return request.param, request.getfixturevalue("stack" if request.param == "smpp34" else "cmpp_stack")
+
+
+async def _centre_counters(stack: Stack) -> dict[str, int]:
+    """The SMS-centre simulator's session counters (GET /sim/smpp: SMPP binds
+    and receipts, CMPP connects and status reports)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{stack.ports.sim_smsc}/sim/smpp") as response:
+            assert response.status == 200
+            return await response.json()
 
 
 async def _wait_completed(http, base, headers, query_id, timeout=60.0):
@@ -21,13 +66,15 @@ async def _wait_completed(http, base, headers, query_id, timeout=60.0):
         async with http.get(f"{base}/api/v1/queries/{query_id}", headers=headers) as response:
             assert response.status == 200
             query = await response.json()
-        if query["status"] != "IN_PROGRESS" and query["sms"]["state"] != "PENDING":
+        # Done, and the SMS settled by the centre's receipts (SENT is not final).
+        if query["status"] != "IN_PROGRESS" and query["sms"]["state"] not in ("PENDING", "SENT"):
             return query
-        assert time.monotonic() < deadline, f"query still {query['status']}"
+        assert time.monotonic() < deadline, f"query still {query['status']}, SMS {query['sms']['state']}"
         await asyncio.sleep(0.2)
 
 
-async def test_happy_path_over_http(stack, scenario):
+async def test_happy_path_over_http(either_stack, scenario):
+    protocol, stack = either_stack
     base = f"http://127.0.0.1:{stack.ports.gateway}"
     id_last6 = next(s["id_last6"] for s in scenario["subscribers"] if s["phone"] == PHONE)
     async with aiohttp.ClientSession() as http:
@@ -65,7 +112,7 @@ async def test_happy_path_over_http(stack, scenario):
 
     assert query["status"] == "COMPLETED"
     assert query["phone"] == "138****8000"
-    assert query["sms"]["state"] in ("SENT", "DELIVERED")
+    assert query["sms"]["state"] == "DELIVERED"
     expected = expected_counts(scenario, PHONE)
     assert [e["id"] for e in query["enterprises"]] == list(expected)
     for enterprise in query["enterprises"]:
@@ -80,9 +127,22 @@ async def test_happy_path_over_http(stack, scenario):
     assert sms["source"] == "10699000"
     assert "138****8000" in sms["text"] and PHONE not in sms["text"]
     names = {e["id"]: e["name"] for e in query["enterprises"]}
-    for company, (total, _) in expected.items():
-        assert f"{names[company]}{total}个" in sms["text"]
+    for company, (total, apps) in expected.items():
+        split = "（" + "，".join(f"{app}{n}个" for app, n in apps.items()) + "）" if apps and total else ""
+        assert f"{names[company]}{total}个{split}" in sms["text"]  # 腾讯3个（微信1个，QQ2个）
     assert "解绑与明细查询" in sms["text"]
+
+    # It went over the protocol asked for, and the start-up table says so.
+    counters = await _centre_counters(stack)
+    notifier_line = next(line for line in stack.describe().splitlines() if line.split()[0] == "sms_notifier")
+    if protocol == "cmpp30":
+        assert counters.get("cmpp_connects", 0) >= 1 and counters.get("binds", 0) == 0, counters
+        assert counters.get("cmpp_reports", 0) >= sms["segments"], counters  # one report per part
+        assert "SMS centre over CMPP 3.0 to cmpp://" in notifier_line
+    else:
+        assert counters.get("binds", 0) >= 1 and counters.get("cmpp_connects", 0) == 0, counters
+        assert counters.get("receipts", 0) >= sms["segments"], counters
+        assert "SMS centre over SMPP 3.4 to smpp://" in notifier_line
 
     await _assert_one_trace(stack, accepted["query_id"], id_last6)
 
