@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import ssl
 from collections import deque
 from typing import Generic, Protocol, TypeVar
 
@@ -64,8 +65,9 @@ class CentreServer(Generic[S]):
     async def _deliver(self, session: S, receipt: Receipt) -> bool:
         raise NotImplementedError
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._accept, host, port)
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> tuple[str, int]:
+        """Listens (over TLS with `tls`); returns where."""
+        self._server = await asyncio.start_server(self._accept, host, port, ssl=tls)
         self._pusher = asyncio.create_task(self._push_receipts(), name=self._receipts_task_name)
         return self._server.sockets[0].getsockname()[:2]
 
@@ -100,6 +102,11 @@ class CentreServer(Generic[S]):
             self._sessions.pop(session.number, None)
             if task is not None:
                 self._tasks.discard(task)
+
+    def track(self, task: asyncio.Task) -> None:
+        """Keeps a side task until it ends (or stop() cancels it)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- receipts ---------------------------------------------------------------
 

@@ -10,11 +10,12 @@ Scenario knobs over CMPP (the `sms_centre` section): latency_ms, fail_rate
 (answered with Result 14, an "other error" past the spec's list, which SPs
 retry), down (CONNECT refused, Status 5), max_per_second and throttle
 (Result 8, flow control), drop_at (the connection closed, the SUBMIT
-unanswered), undeliverable (report Stat UNDELIV), receipt_delay_ms; and, when
-the scenario has them, `receipts` (which parts get a report: the centre's
-answer carries none for the others) and `receipt_before_resp`. The id-form
-knobs (`receipt_id_format`, `receipt_tlvs`) have no CMPP counterpart: Msg_Id
-is 8 binary octets in both SUBMIT_RESP and the report.
+unanswered), undeliverable (report Stat UNDELIV), receipt_delay_ms, `receipts` (which
+parts get a report), `receipt_before_resp` (the report written ahead of the
+SUBMIT_RESP) and `message_id_wrap` (Msg_Id is the centre's counter, so it
+repeats after N). The id-form knobs (`receipt_id_format`, `receipt_tlvs`)
+have no CMPP counterpart: Msg_Id is 8 binary octets in both SUBMIT_RESP and
+the report. Report times are China Standard Time, as an ISMG writes them.
 
 Written on asyncio streams with yztc.cmpp (the codec): there is no Python
 CMPP server to use (tech-facts §4c).
@@ -92,11 +93,6 @@ class CmppServer(CentreServer["_Session"]):
         if connect.version != cmpp.VERSION_30:
             return _CONNECT_OTHER_ERROR  # CMPP 2.0's layouts are not spoken here
         return cmpp.CONNECT_OK
-
-    def track(self, task: asyncio.Task) -> None:
-        """Keeps a side task until it ends (or stop() cancels it)."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def connected(self, session: _Session) -> None:
         self.centre.counters["cmpp_connects"] += 1
@@ -229,8 +225,7 @@ class _Session:
             await asyncio.sleep(behaviour.latency_ms / 1000)
         result = _RESULTS.get(answer.command_status, 14)
         msg_id = msg_id_for(answer.message_id) if result == cmpp.RESULT_OK else 0
-        # The knob arrives with the scenario's receipt habits; absent, false.
-        if answer.receipt is not None and getattr(behaviour, "receipt_before_resp", False):
+        if answer.receipt is not None and behaviour.receipt_before_resp:
             # Written ahead of the SUBMIT_RESP; its DELIVER_RESP is awaited
             # aside, as this loop must go on reading to see it.
             sent = self._write_report(answer.receipt)
@@ -258,8 +253,8 @@ class _Session:
         report = cmpp.Report(
             msg_id_for(receipt.smsc_message_id),
             receipt.stat,
-            receipt.submitted_at.strftime("%y%m%d%H%M"),
-            now.strftime("%y%m%d%H%M"),
+            receipt.local_time(receipt.submitted_at),
+            receipt.local_time(now),
             receipt.handset,
         )
         seq = next(self._sequence)

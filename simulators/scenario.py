@@ -73,6 +73,15 @@ class SmsCentreBehaviour(Behaviour):
     drop_at: tuple[int, ...] = ()  # close the connection on receiving these submit_sm (unanswered)
     undeliverable: tuple[str, ...] = ()  # accepted, then a receipt saying UNDELIV
     receipt_delay_ms: int = 0
+    # The centre's receipt habits (CONTRACT, "Simulator scenario"): how a
+    # receipt writes the id submit_sm_resp gave, whether SMPP receipts carry
+    # the TLVs, which parts of a long message get one, whether it comes
+    # before the submit answer, and whether the centre's ids wrap at N.
+    receipt_id_format: Literal["same", "decimal", "hex_upper_padded", "upper"] = "same"
+    receipt_tlvs: bool = True
+    receipts: Literal["each_part", "first_part", "last_part", "none"] = "each_part"
+    receipt_before_resp: bool = False
+    message_id_wrap: int = 0
 
 
 # phone -> company -> (total, ((app, count), ...))
@@ -214,7 +223,20 @@ def _company_behaviour(data: Any, where: str) -> CompanyBehaviour:
 def _sms_centre(data: Any) -> SmsCentreBehaviour:
     where = "sms_centre"
     fields = _behaviour_fields(
-        data, where, {"max_per_second", "throttle", "drop_at", "undeliverable", "receipt_delay_ms"}
+        data,
+        where,
+        {
+            "max_per_second",
+            "throttle",
+            "drop_at",
+            "undeliverable",
+            "receipt_delay_ms",
+            "receipt_id_format",
+            "receipt_tlvs",
+            "receipts",
+            "receipt_before_resp",
+            "message_id_wrap",
+        },
     )
     throttle = data.get("throttle", [])
     if not isinstance(throttle, list):
@@ -238,7 +260,35 @@ def _sms_centre(data: Any) -> SmsCentreBehaviour:
         drop_at=tuple(_count(n, f"{where}.drop_at[{i}]") for i, n in enumerate(drop_at)),
         undeliverable=tuple(_phone(n, f"{where}.undeliverable[{i}]") for i, n in enumerate(undeliverable)),
         receipt_delay_ms=_count(data.get("receipt_delay_ms", 0), f"{where}.receipt_delay_ms"),
+        receipt_id_format=_one_of(
+            data.get("receipt_id_format", "same"),
+            f"{where}.receipt_id_format",
+            ("same", "decimal", "hex_upper_padded", "upper"),
+        ),
+        receipt_tlvs=_flag(data.get("receipt_tlvs", True), f"{where}.receipt_tlvs"),
+        receipts=_one_of(
+            data.get("receipts", "each_part"), f"{where}.receipts", ("each_part", "first_part", "last_part", "none")
+        ),
+        receipt_before_resp=_flag(data.get("receipt_before_resp", False), f"{where}.receipt_before_resp"),
+        message_id_wrap=_id_wrap(data.get("message_id_wrap", 0), f"{where}.message_id_wrap"),
     )
+
+
+# The centre's ids are 32-bit numbers (a receipt may write one as 10 decimal digits).
+MAX_MESSAGE_ID = 0xFFFFFFFF
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: must be true or false")
+    return value
+
+
+def _id_wrap(value: Any, where: str) -> int:
+    n = _count(value, where)
+    if n > MAX_MESSAGE_ID:
+        raise ValueError(f"{where}: must be 0 (ids never repeat) or from 1 to {MAX_MESSAGE_ID}")
+    return n
 
 
 def _alipay(data: Any) -> AlipaySection:

@@ -1,10 +1,18 @@
 """The SMS centre's SMPP 3.4 face: ESMEs bind (transceiver, transmitter or
 receiver) with the configured system id and password, submit_sm is answered
 as the centre decides (sms_centre.SmsCentre.on_submit), enquire_link and
-unbind are answered, and delivery receipts go back as deliver_sm with the
-receipt esm_class, on the submitting session or, if it has gone, on the
-next session of the same system id (as a real centre keeps receipts until
-the ESME binds again).
+unbind are answered, query_sm says how a message ended (DELIVERED or
+UNDELIVERABLE; ESME_RQUERYFAIL for an id it does not know), and delivery
+receipts go back as deliver_sm with the receipt esm_class, on the submitting
+session or, if it has gone, on the next session of the same system id (as a
+real centre keeps receipts until the ESME binds again). With
+YZTC_SIM_SMPP_TLS_CERT_FILE/_KEY_FILE it speaks SMPP over TLS only.
+
+The scenario's receipt habits (`sms_centre`): `receipt_id_format` (the id as
+receipts write it, in the text and in receipted_message_id), `receipt_tlvs`
+(false: the text form only), `receipts` (which parts get one),
+`receipt_before_resp` (the deliver_sm written ahead of the submit_sm_resp),
+`message_id_wrap` (ids count 1..N). Receipt dates are China Standard Time.
 
 Written on asyncio streams with smpp34's PDU codec (submit_sm decoded,
 deliver_sm encoded by it; the small fixed PDUs — bind, responses — are a
@@ -25,12 +33,12 @@ import struct
 import smpp34
 
 from simulators.centre_server import CentreServer, close_after_written
-from simulators.sms_centre import Receipt, SmsCentre, SubmitSm
+from simulators.sms_centre import MESSAGE_STATES, Receipt, SmsCentre, SubmitSm
 
 log = logging.getLogger("simulators.smpp")
 
 BIND_RECEIVER, BIND_TRANSMITTER, BIND_TRANSCEIVER = 0x01, 0x02, 0x09
-SUBMIT_SM, DELIVER_SM, UNBIND, ENQUIRE_LINK = 0x04, 0x05, 0x06, 0x15
+QUERY_SM, SUBMIT_SM, DELIVER_SM, UNBIND, ENQUIRE_LINK = 0x03, 0x04, 0x05, 0x06, 0x15
 GENERIC_NACK = 0x80000000
 RESP = 0x80000000
 
@@ -41,10 +49,10 @@ ESME_RALYBND = 0x05
 ESME_RBINDFAIL = 0x0D
 ESME_RINVPASWD = 0x0E
 ESME_RINVSYSID = 0x0F
+ESME_RQUERYFAIL = 0x67
 
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
-_MESSAGE_STATE = {"DELIVRD": 2, "UNDELIV": 5}
 _MAX_PDU = 64 * 1024
 
 
@@ -61,11 +69,12 @@ def _c_strings(body: bytes, count: int) -> tuple[list[str], bytes]:
 
 
 def _receipt_text(receipt: Receipt, done: dt.datetime) -> bytes:
-    # SMPP 3.4 Appendix B. No "text:" excerpt: it would copy message content around.
-    fmt = "%y%m%d%H%M"
+    # SMPP 3.4 Appendix B, dates in the centre's local time (China). No
+    # "text:" excerpt: it would copy message content around.
     return (
-        f"id:{receipt.smsc_message_id} sub:001 dlvrd:{'001' if receipt.stat == 'DELIVRD' else '000'} "
-        f"submit date:{receipt.submitted_at.strftime(fmt)} done date:{done.strftime(fmt)} "
+        f"id:{receipt.written_id or receipt.smsc_message_id} sub:001 "
+        f"dlvrd:{'001' if receipt.stat == 'DELIVRD' else '000'} "
+        f"submit date:{receipt.local_time(receipt.submitted_at)} done date:{receipt.local_time(done)} "
         f"stat:{receipt.stat} err:{'000' if receipt.stat == 'DELIVRD' else '001'} text:"
     ).encode("ascii")
 
@@ -154,6 +163,8 @@ class _Session:
                     if not await self._on_submit(seq, header + body):
                         await self._drop()
                         return
+                elif command_id == QUERY_SM:
+                    self._on_query(seq, body)
                 elif command_id in (DELIVER_SM | RESP, GENERIC_NACK):
                     future = self._waiting.pop(seq, None)
                     if future is not None and not future.done():
@@ -206,10 +217,31 @@ class _Session:
         if self.server.centre.behaviour.latency_ms:
             await asyncio.sleep(self.server.centre.behaviour.latency_ms / 1000)
         body = answer.message_id.encode("ascii") + b"\x00"
+        if answer.receipt is not None and self.server.centre.behaviour.receipt_before_resp:
+            # Written ahead of the submit_sm_resp; its deliver_sm_resp is
+            # awaited aside, as this loop must go on reading to see it.
+            sent = self._write_receipt(answer.receipt)
+            self._writer.write(_pdu(SUBMIT_SM | RESP, answer.command_status, seq, body))
+            self.server.track(asyncio.create_task(self._ack_or_requeue(answer.receipt, *sent)))
+            return True
         self._writer.write(_pdu(SUBMIT_SM | RESP, answer.command_status, seq, body))
         if answer.receipt is not None:
             self.server.queue_receipt(answer.receipt)
         return True
+
+    def _on_query(self, seq: int, body: bytes) -> None:
+        """query_sm (§4.8.1): the message's state, DELIVERED or UNDELIVERABLE,
+        with a final date; an id the centre does not know: ESME_RQUERYFAIL."""
+        self.server.centre.counters["query_sm"] += 1
+        (message_id,), _ = _c_strings(body, 1)
+        fate = self.server.centre.fates.get(message_id) if self.can_submit else None
+        if fate is None:
+            self._writer.write(_pdu(QUERY_SM | RESP, ESME_RQUERYFAIL, seq, b"\x00\x00\x00\x00"))
+            return
+        final_date = self.server.centre.now().astimezone(dt.UTC).strftime("%y%m%d%H%M%S") + "000+"
+        answer = message_id.encode("ascii") + b"\x00" + final_date.encode("ascii") + b"\x00"
+        answer += bytes([MESSAGE_STATES[fate], 0 if fate == "DELIVRD" else 1])
+        self._writer.write(_pdu(QUERY_SM | RESP, ESME_ROK, seq, answer))
 
     async def _drop(self) -> None:
         """Close as a failing centre would, mid-stream: answers already
@@ -221,7 +253,18 @@ class _Session:
 
     async def deliver_receipt(self, receipt: Receipt) -> bool:
         """Sends the receipt; True once the ESME acknowledged it."""
+        return await self._acknowledged(receipt, *self._write_receipt(receipt))
+
+    def _write_receipt(self, receipt: Receipt) -> tuple[int, asyncio.Future[int]]:
         seq = next(self._seq)
+        tlvs = []
+        if self.server.centre.behaviour.receipt_tlvs:
+            tlvs = [
+                smpp34.Tlv(
+                    TLV_RECEIPTED_MESSAGE_ID, (receipt.written_id or receipt.smsc_message_id).encode() + b"\x00"
+                ),
+                smpp34.Tlv(TLV_MESSAGE_STATE, bytes([MESSAGE_STATES[receipt.stat]])),
+            ]
         pdu = smpp34.DeliverSm(
             receipt.handset,
             receipt.to,
@@ -229,16 +272,20 @@ class _Session:
             source_addr_ton=1,
             source_addr_npi=1,
             esm_class=0x04,
-            tlvs=[
-                smpp34.Tlv(TLV_RECEIPTED_MESSAGE_ID, receipt.smsc_message_id.encode("ascii") + b"\x00"),
-                smpp34.Tlv(TLV_MESSAGE_STATE, bytes([_MESSAGE_STATE[receipt.stat]])),
-            ],
+            tlvs=tlvs,
             sequence_number=seq,
         ).encode()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting[seq] = future
+        self._writer.write(pdu)
+        return seq, future
+
+    async def _ack_or_requeue(self, receipt: Receipt, seq: int, future: asyncio.Future[int]) -> None:
+        if not await self._acknowledged(receipt, seq, future):
+            self.server.queue_receipt(receipt)  # kept, as any unacknowledged receipt
+
+    async def _acknowledged(self, receipt: Receipt, seq: int, future: asyncio.Future[int]) -> bool:
         try:
-            self._writer.write(pdu)
             await self._writer.drain()
             status = await asyncio.wait_for(future, timeout=5.0)
         except (ConnectionError, TimeoutError):

@@ -13,7 +13,11 @@ each phone. The inspection API is the CONTRACT's.
     GET    /sim/smpp            session counters (binds, enquire_links, drops, receipts)
 
 How the centre misbehaves comes from the scenario's `sms_centre` section
-(simulators/scenario.py: SmsCentreBehaviour).
+(simulators/scenario.py: SmsCentreBehaviour), its receipt habits included:
+its ids are 32-bit numbers written in lower-case hex without leading zeros
+(`next_message_id`; counting 1..N with `message_id_wrap`), which receipts
+write as `receipt_id_format` says (`written_id`), for the parts `receipts`
+names (`gets_receipt`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import math
 import random
 import secrets
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -113,12 +117,45 @@ class UserData:
 class Receipt:
     """A delivery receipt to send back to the ESME that submitted the part."""
 
-    smsc_message_id: str
+    smsc_message_id: str  # as submit_sm_resp gave it (hex)
     handset: str  # the part's destination: the receipt comes "from" it
     to: str  # the part's source address
     stat: str  # DELIVRD or UNDELIV
     submitted_at: dt.datetime
     session: int
+    written_id: str = ""  # the id as SMPP receipts write it (receipt_id_format)
+
+    def local_time(self, at: dt.datetime) -> str:
+        """A receipt date (YYMMDDhhmm) in the centre's local time, China Standard Time."""
+        return at.astimezone(CHINA).strftime("%y%m%d%H%M")
+
+
+CHINA = dt.timezone(dt.timedelta(hours=8))
+# SMPP message_state (§5.2.28) of what query_sm is asked about.
+MESSAGE_STATES = {"DELIVRD": 2, "UNDELIV": 5}
+
+
+def written_id(message_id: str, receipt_id_format: str) -> str:
+    """How a receipt writes the (hex) id submit_sm_resp gave: the scenario's
+    `receipt_id_format`."""
+    if receipt_id_format == "decimal":
+        return f"{int(message_id, 16):010d}"
+    if receipt_id_format == "hex_upper_padded":
+        return f"{int(message_id, 16):08X}"
+    if receipt_id_format == "upper":
+        return message_id.upper()
+    return message_id
+
+
+def gets_receipt(concatenation: Concatenation | None, receipts: str) -> bool:
+    """Whether a part gets a receipt under the scenario's `receipts`."""
+    if receipts == "none":
+        return False
+    if concatenation is None or receipts == "each_part":
+        return True
+    if receipts == "first_part":
+        return concatenation.seq == 1
+    return concatenation.seq == concatenation.total  # last_part
 
 
 @dataclass(frozen=True)
@@ -201,6 +238,12 @@ class SmsCentre:
         self._throttled_until = 0.0
         self._second = -1
         self._in_second = 0
+        # The centre's ids: 32-bit numbers written in hex. Without a wrap
+        # they count on from a random start (never repeating in a run, and
+        # unlikely to repeat an earlier run's); with one they count 1..N.
+        self._ids = 0 if self.behaviour.message_id_wrap else self.rng.randrange(1, 1 << 30)
+        # What query_sm answers: each id's last fate, the newest 100 000.
+        self.fates: OrderedDict[str, str] = OrderedDict()
 
     def clear(self) -> None:
         self.messages.clear()
@@ -276,13 +319,35 @@ class SmsCentre:
             data = user_data(pdu.esm_class, pdu.short_message, pdu.tlvs)
         except MalformedUserData:
             return Answer(command_status=ESME_RINVMSGLEN)
-        message_id = secrets.token_hex(8)
+        message_id = self.next_message_id()
         self._join(pdu, data)
         stat = "UNDELIV" if pdu.destination_addr in b.undeliverable else "DELIVRD"
+        self.fates[message_id] = stat
+        self.fates.move_to_end(message_id)
+        while len(self.fates) > 100_000:
+            self.fates.popitem(last=False)
         receipt = None
-        if pdu.registered_delivery & 0x03:
-            receipt = Receipt(message_id, pdu.destination_addr, pdu.source_addr, stat, self.now(), session)
+        if pdu.registered_delivery & 0x03 and gets_receipt(data.concatenation, b.receipts):
+            receipt = Receipt(
+                message_id,
+                pdu.destination_addr,
+                pdu.source_addr,
+                stat,
+                self.now(),
+                session,
+                written_id(message_id, b.receipt_id_format),
+            )
         return Answer(message_id=message_id, receipt=receipt)
+
+    def next_message_id(self) -> str:
+        """The next id, lower-case hex without leading zeros (so each
+        receipt_id_format writes it differently)."""
+        wrap = self.behaviour.message_id_wrap
+        if wrap:
+            self._ids = self._ids % wrap + 1
+        else:
+            self._ids = self._ids % 0xFFFFFFFF + 1
+        return format(self._ids, "x")
 
     def _join(self, pdu: SubmitSm, data: UserData) -> None:
         """Keeps the part; records the message once every part is in, as a handset shows it."""

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sms_notifier import smpp_status
+from sms_notifier import receipts, smpp_status
 from sms_notifier.metrics import Metrics
 from sms_notifier.receipt_queue import ReceiptQueue
 from sms_notifier.receipts import Receipt
@@ -73,6 +73,9 @@ class CmppSettings(BaseSettings):
     active_test_tries: int = Field(3, ge=1)  # §7.1 N
     flow_control_pause_seconds: float = Field(0.5, gt=0)
     flow_control_pause_max_seconds: float = Field(10.0, gt=0)
+    # The ISMG's clock, which status reports' Submit_time/Done_time are
+    # written in: China Standard Time by default.
+    utc_offset_minutes: int = Field(480, ge=-720, le=840)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ class CmppLink:
         verify_ismg: bool = True,
         rng: random.Random | None = None,
         now: Callable[[], dt.datetime] = dt.datetime.now,
+        receipt_queue_capacity: int = 10_000,
     ) -> None:
         """`now` gives the local time the CONNECT Timestamp is written in
         (the ISMG checks the authenticator, not the clock). `verify_ismg`:
@@ -162,7 +166,7 @@ class CmppLink:
         self._now = now
         self._sequence = itertools.count(1)
         self._session: _Session | None = None
-        self._receipts = ReceiptQueue(lambda receipt: self.on_receipt(receipt), "cmpp-receipts")
+        self._receipts = ReceiptQueue(lambda receipt: self.on_receipt(receipt), "cmpp-receipts", receipt_queue_capacity)
         self._task: asyncio.Task | None = None
         self._closing = False
         self._paused_until = 0.0
@@ -376,9 +380,11 @@ class CmppLink:
                 msg_id = int.from_bytes(body[:8], "big") if len(body) >= 8 else 0
                 session.writer.write(cmpp.DeliverResp(msg_id, 1).encode(sequence_id))
             else:
-                self._take(deliver)
-                # Answered once queued: the ISMG will not send it again.
-                session.writer.write(cmpp.DeliverResp(deliver.msg_id).encode(sequence_id))
+                # Answered once queued: the ISMG will not send it again. A full
+                # queue answers Result 8 (flow control): the ISMG sends it later.
+                taken = self._take(deliver)
+                result = cmpp.RESULT_OK if taken else cmpp.RESULT_FLOW_CONTROL
+                session.writer.write(cmpp.DeliverResp(deliver.msg_id, result).encode(sequence_id))
         elif command == cmpp.ACTIVE_TEST:
             session.writer.write(cmpp.active_test_resp(sequence_id))
         elif command == cmpp.TERMINATE:
@@ -398,19 +404,46 @@ class CmppLink:
             log.info("CMPP message ignored", extra={"fields": {"command_id": f"0x{command:08X}"}})
         await session.writer.drain()
 
-    def _take(self, deliver: cmpp.Deliver) -> None:
+    def _take(self, deliver: cmpp.Deliver) -> bool:
+        """False: a status report the receipt queue had no room for."""
         try:
             report = deliver.status_report()
         except cmpp.CmppError:
             log.warning(
                 "status report of unknown layout ignored", extra={"fields": {"length": len(deliver.msg_content)}}
             )
-            return
+            return True
         if report is None:
             # A mobile-originated SMS to 10699000: nothing here reads those yet.
             log.info("CMPP_DELIVER that is not a status report ignored")
-            return
-        self._receipts.put(Receipt(msg_id_text(report.msg_id), report.stat.upper()))
+            return True
+        return self._receipts.put(self.receipt_of(report))
+
+    def receipt_of(self, report: cmpp.Report) -> Receipt:
+        """The report as a Receipt: Msg_Id is binary on both sides, so its one
+        key is the decimal text the submit answer gave (msg_id_text); Stat
+        one of receipts.STAT_LABELS; the times in the ISMG's local time."""
+        text = msg_id_text(report.msg_id)
+        offset = dt.timedelta(minutes=self._s.utc_offset_minutes)
+        return Receipt(
+            text,
+            receipts.stat_label(report.stat),
+            (text,),
+            receipts.receipt_time(report.submit_time, offset),
+            receipts.receipt_time(report.done_time, offset),
+            report.stat,
+        )
+
+    # What the settler needs of the link: one form of id, and no per-message
+    # query (CMPP 3.0's CMPP_QUERY gives daily totals only, §8.4.7).
+    can_query = False
+
+    @staticmethod
+    def key_of(smsc_id: str) -> str:
+        return smsc_id
+
+    async def query(self, smsc_id: str) -> str | None:
+        return None
 
     async def _active_test(self, session: _Session) -> None:
         """CMPP_ACTIVE_TEST when nothing was heard for C; the connection is
@@ -436,8 +469,6 @@ class CmppLink:
                 log.warning("ISMG silent to CMPP_ACTIVE_TEST; reconnecting", extra={"fields": {"ismg": self.where}})
                 session.end()
                 return
-
-    # -- receipts ---------------------------------------------------------------
 
 
 class _Refused(Exception):

@@ -9,10 +9,12 @@ records exist (message_store.py says who writes which, and when).
 
     s:{message_id}  SENT: every part accepted. {parts: [{seq, smsc_id}],
                     segments, udh_ref, sent_at, at, attempt, rounds}
-    p:{smsc_id}     a part, for its receipt. {m: message id, seq, at}
+    p:{key}         a part, for its receipt, by the canonical key of its SMS
+                    centre id (receipts.submit_key). {m: message id, seq, at:
+                    when it was submitted, or just before}
     d:{message_id}  final. {state: DELIVERED|FAILED, reason, at} (+ segments,
                     rounds, parts when it failed before SENT)
-    r:{smsc_id}     a receipt kept aside. {stat, at}
+    r:{key}         a receipt kept aside. {stat, at, sub: its submit date or None}
     a:{message_id}#{n}  claim of attempt n. {at, owner, nonce}
 
 Times are aware UTC datetimes; `at` is every record's retention clock.
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sms_notifier.receipts import DELIVERED as DELIVERED_STATS
+from sms_notifier.receipts import INTERMEDIATE as INTERMEDIATE_STATS
 
 PENDING, SENT, DELIVERED, FAILED = "PENDING", "SENT", "DELIVERED", "FAILED"
 FINAL = frozenset({DELIVERED, FAILED})
@@ -93,11 +96,17 @@ def sent_records(
     sent_at: dt.datetime,
     attempt: int,
     rounds: int,
+    *,
+    key_of: Callable[[str], str] = str,
+    part_at: Mapping[int, dt.datetime] | None = None,
 ) -> list[dict]:
     """`s:` and one `p:` per part: the one insert after the last part was
     accepted (the SENT record, the idempotency record and the receipt
-    look-ups at once)."""
+    look-ups at once). `parts`: seq -> the centre's id as it gave it (kept
+    in `s:`); `key_of`: its canonical key (`p:`); `part_at`: when each part
+    was submitted (default `sent_at`)."""
     ordered = sorted(parts.items())
+    times = part_at or {}
     docs = [
         {
             "_id": sent_id(message_id),
@@ -110,7 +119,10 @@ def sent_records(
             "rounds": rounds,
         }
     ]
-    docs += [{"_id": part_id(smsc_id), "m": message_id, "seq": seq, "at": sent_at} for seq, smsc_id in ordered]
+    docs += [
+        {"_id": part_id(key_of(smsc_id)), "m": message_id, "seq": seq, "at": times.get(seq, sent_at)}
+        for seq, smsc_id in ordered
+    ]
     return docs
 
 
@@ -138,8 +150,8 @@ def final_record(
     return doc
 
 
-def receipt_record(smsc_id: str, stat: str, at: dt.datetime) -> dict:
-    return {"_id": receipt_id(smsc_id), "stat": stat, "at": at}
+def receipt_record(key: str, stat: str, at: dt.datetime, submitted_at: dt.datetime | None = None) -> dict:
+    return {"_id": receipt_id(key), "stat": stat, "at": at, "sub": submitted_at}
 
 
 def state_of(message_id: str, sent: dict | None, final: dict | None, queued: dict | None = None) -> MessageState | None:
@@ -177,6 +189,67 @@ def settle(smsc_ids: Iterable[str], stats: Mapping[str, str]) -> tuple[str, str]
         elif stat not in DELIVERED_STATS:
             return FAILED, f"receipt {stat}"
     return None if missing else (DELIVERED, "")
+
+
+NO_RECEIPT = "no receipt"
+
+
+def settle_at_window(smsc_ids: Iterable[str], stats: Mapping[str, str]) -> tuple[str, str] | None:
+    """A message whose receipt window closed, from what arrived: a failed
+    part fails it, else a delivered part delivers it (centres that send one
+    receipt for a whole long message, on its first or its last part); None
+    when no part's receipt says how it ended (the caller asks the centre, or
+    gives up with FAILED "no receipt")."""
+    ids = list(smsc_ids)
+    decided = settle(ids, stats)
+    if decided is not None:
+        return decided
+    known = [stats[i] for i in ids if i in stats and stats[i] not in INTERMEDIATE_STATS]
+    if any(stat in DELIVERED_STATS for stat in known):
+        return DELIVERED, ""
+    return None
+
+
+@dataclass(frozen=True)
+class PartAt:
+    """A submission a centre id named: the message and when its part went
+    (a lower bound)."""
+
+    message_id: str
+    at: dt.datetime
+
+
+def receipt_fits(
+    part_at: dt.datetime, receipt_submitted: dt.datetime | None, slack: dt.timedelta, *, exact: bool = False
+) -> bool:
+    """Whether a receipt can be about a part submitted at `part_at`: its
+    submit date (minute precision, the centre's clock) is not earlier than
+    the part's submission, `slack` allowed for the clocks; with `exact`
+    (`part_at` is when the part went, not a lower bound) not later either.
+    A receipt that gives no submit date fits."""
+    if receipt_submitted is None:
+        return True
+    minute = part_at.replace(second=0, microsecond=0)
+    if receipt_submitted < minute - slack:
+        return False
+    return not exact or receipt_submitted <= part_at + slack
+
+
+def pick_part(
+    candidates: Sequence[PartAt],
+    receipt_submitted: dt.datetime | None,
+    unsettled: Callable[[str], bool],
+    slack: dt.timedelta,
+) -> str | None:
+    """Which submission a receipt settles when a centre id names several (the
+    centre reuses ids: its counter wraps, or it restarted): the newest one
+    still unsettled whose submission the receipt's submit date matches
+    (receipt_fits, `exact`: the candidates' times are when their parts went);
+    never a settled one, never one submitted after or well before it."""
+    fitting = [
+        c for c in candidates if unsettled(c.message_id) and receipt_fits(c.at, receipt_submitted, slack, exact=True)
+    ]
+    return max(fitting, key=lambda c: c.at).message_id if fitting else None
 
 
 def missing_parts(total: int, accepted: Iterable[int]) -> list[int]:

@@ -13,10 +13,39 @@ from collections.abc import Awaitable, Callable
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from sms_notifier import receipts, smpp_status
+from yztc import cmpp
 from yztc.database_up import DatabaseUp
 
 # The aggregator's message ids: "code:<event id>" and "result:<query id>".
 MESSAGE_KINDS = frozenset({"code", "result"})
+
+# Failure reasons a label may carry (L5: never what a centre wrote): SMPP
+# command_status names, CMPP Result names, a receipt's state among the fixed
+# set, and the notifier's own words; anything else is "other".
+_OWN_REASONS = frozenset(
+    {"not_bound", "deadline", "connection_lost", "no message id", "message id too long", "no receipt", "unreadable"}
+)
+REASONS = (
+    frozenset(smpp_status.NAMES.values())
+    | frozenset(cmpp.RESULT_NAMES.values())
+    | frozenset(f"receipt {stat}" for stat in receipts.STAT_LABELS)
+    | _OWN_REASONS
+    | {"gave_up", "other"}
+)
+
+
+def reason_label(reason: str) -> str:
+    """A failure reason as a bounded metric label."""
+    if reason in REASONS:
+        return reason
+    if reason.startswith("gave up after"):
+        return "gave_up"
+    if reason.startswith("unreadable"):
+        return "unreadable"
+    if reason.startswith("receipt "):
+        return f"receipt {receipts.stat_label(reason.removeprefix('receipt '))}"
+    return "other"
 
 
 class Metrics:
@@ -72,13 +101,33 @@ class Metrics:
             # Floats: the exporter writes le="2.0", which the alert rules compare against.
             explicit_bucket_boundaries_advisory=[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0],
         )
+        self._receipts_unmatched = meter.create_counter(
+            "yztc.sms.receipts.unmatched",
+            unit="{receipt}",
+            description="Receipts not applied, by why (stale: about an earlier or settled submission; "
+            "dropped: too many unknown ids kept aside this hour)",
+        )
+        self._receipt_queries = meter.create_counter(
+            "yztc.sms.receipt.queries",
+            unit="{part}",
+            description="Parts asked about (query_sm) when their receipt window closed, by answer",
+        )
         self._database = DatabaseUp(meter)
 
     def submitted(self, outcome: str) -> None:
         self._submits.add(1, {"outcome": outcome})
 
     def failure(self, reason: str, final: bool) -> None:
-        self._failures.add(1, {"reason": reason, "final": final})
+        self._failures.add(1, {"reason": reason_label(reason), "final": final})
+
+    def receipt_unmatched(self, why: str) -> None:
+        """A receipt not applied: `stale` (its id names only settled or later
+        submissions), `dropped` (this replica kept its share aside already)."""
+        self._receipts_unmatched.add(1, {"why": why if why in ("stale", "dropped") else "other"})
+
+    def receipt_queried(self, stat: str | None) -> None:
+        """A part asked about at its receipt window's close (query_sm), by answer."""
+        self._receipt_queries.add(1, {"answer": receipts.stat_label(stat) if stat else "none"})
 
     def sent(self) -> None:
         self._sent.add(1)

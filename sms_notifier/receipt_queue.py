@@ -3,7 +3,13 @@ session's read loop. Both links (smsc_link.SmscLink, SMPP 3.4;
 cmpp_link.CmppLink, CMPP 3.0) put each receipt here once the centre has its
 deliver_sm_resp / CMPP_DELIVER_RESP: it will not be sent again, so one the
 owner's callback cannot record (the database away) is tried again with
-back-off for RETRY_SECONDS before it is given up on."""
+back-off for RETRY_SECONDS before it is given up on.
+
+Bounded (`capacity`, L5/M8): a receipt that finds the queue full is not
+taken, and the link answers the centre with a temporary error instead of
+acknowledging it (SMPP deliver_sm_resp ESME_RX_T_APPN, CMPP DELIVER_RESP
+Result 8), so the centre sends it again later and memory never grows
+with what a centre sends."""
 
 from __future__ import annotations
 
@@ -19,19 +25,34 @@ log = logging.getLogger(__name__)
 # A few tasks record, so reading the session never waits on the database.
 WORKERS = 4
 RETRY_SECONDS = 600.0
+CAPACITY = 10_000
 
 
 class ReceiptQueue:
-    def __init__(self, record: Callable[[Receipt], Awaitable[None]], name: str) -> None:
+    def __init__(self, record: Callable[[Receipt], Awaitable[None]], name: str, capacity: int = CAPACITY) -> None:
         """`record` is called with each receipt (the link's current
-        `on_receipt`: look it up at call time); `name` prefixes task names."""
+        `on_receipt`: look it up at call time); `name` prefixes task names;
+        `capacity`: receipts waiting at most."""
         self._record_one = record
         self._name = name
-        self._queue: asyncio.Queue[Receipt] = asyncio.Queue()
+        self._queue: asyncio.Queue[Receipt] = asyncio.Queue(maxsize=capacity)
         self._workers: list[asyncio.Task] = []
+        self.refused = 0
 
-    def put(self, receipt: Receipt) -> None:
-        self._queue.put_nowait(receipt)
+    def put(self, receipt: Receipt) -> bool:
+        """Queues the receipt; False (not taken) when the queue is full: the
+        caller must not acknowledge it to the centre."""
+        try:
+            self._queue.put_nowait(receipt)
+        except asyncio.QueueFull:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.warning("receipt queue full; receipts refused", extra={"fields": {"refused": self.refused}})
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
 
     def start(self) -> None:
         self._workers = [asyncio.create_task(self._work(), name=f"{self._name}-{i}") for i in range(WORKERS)]

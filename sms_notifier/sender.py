@@ -116,6 +116,8 @@ class Sender:
         throttle_pause: float,
         retention: dt.timedelta,
         finals_batch_seconds: float = 0.05,
+        receipt_window_seconds: float = 600.0,
+        receipt_date_slack_seconds: float = 120.0,
         now: Callable[[], dt.datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
@@ -143,6 +145,10 @@ class Sender:
             in_flight=self.in_flight,
             wait_for_parts=push_seconds + record_wait + 1.0,
             batch_seconds=finals_batch_seconds,
+            window_seconds=receipt_window_seconds,
+            date_slack=dt.timedelta(seconds=receipt_date_slack_seconds),
+            key_of=link.key_of,
+            query=link.query if link.can_query else None,
         )
         self._wake = asyncio.Event()
         self._known: OrderedDict[str, MessageState] = OrderedDict()
@@ -219,6 +225,8 @@ class Sender:
         if message_id in self._pushing:
             return MessageState(message_id, PENDING)
         found = await self._store.state(message_id)
+        if found is not None and found.state == SENT:
+            found = await self.settler.decide_late(found)  # past its receipt window: decided now
         if found is not None and found.state in FINAL:
             self._remember(found)
         return found
@@ -235,7 +243,8 @@ class Sender:
                 final = await self._store.final(known.message_id)
                 if final is not None:
                     known.state, known.reason = final["state"], final.get("reason", "")
-                return known
+                    return known
+                return await self.settler.decide_late(known)
             found = await self._store.state(known.message_id)
         except PyMongoError:
             return known  # the database is away: what this replica knows
@@ -364,7 +373,17 @@ class Sender:
         self._metrics.sent()
         log.debug("sent", extra={"fields": {"message_id": message_id, "segments": segments}})
         answer = dataclasses.replace(state)  # SENT, though a receipt may settle it before the record lands
-        docs = records.sent_records(message_id, accepted, segments, ref, now, attempt, rounds)
+        docs = records.sent_records(
+            message_id,
+            accepted,
+            segments,
+            ref,
+            now,
+            attempt,
+            rounds,
+            key_of=self.settler.key_of,
+            part_at=self._part_times(message_id, accepted, now - dt.timedelta(seconds=self._push_seconds)),
+        )
         await self._durably(message_id, lambda: self._store.record_sent(docs))
         return answer
 
@@ -450,6 +469,15 @@ class Sender:
         self.wake()
         log.debug("queued", extra={"fields": {"message_id": message_id, "why": reason}})
         return state
+
+    def _part_times(self, message_id: str, accepted: dict[int, str], earliest: dt.datetime) -> dict[int, dt.datetime]:
+        """When each part was accepted, as this replica saw it, else `earliest`
+        (a lower bound: receipts are compared against it)."""
+        times = {}
+        for seq, smsc_id in accepted.items():
+            at = self.settler.accepted_at(message_id, smsc_id)
+            times[seq] = at if at is not None else earliest
+        return times
 
     # -- memory -----------------------------------------------------------------------
 
@@ -570,8 +598,18 @@ class Sender:
         self._remember(state)
         self.settler.sent(message_id, state.smsc_ids, now)
         self._metrics.sent()
+        # A part accepted in an earlier round elsewhere went after the item was made.
+        earliest = item["created_at"] - dt.timedelta(seconds=self._push_seconds)
         docs = records.sent_records(
-            message_id, accepted, len(parts), item["udh_ref"], now, item.get("attempt", 0), rounds
+            message_id,
+            accepted,
+            len(parts),
+            item["udh_ref"],
+            now,
+            item.get("attempt", 0),
+            rounds,
+            key_of=self.settler.key_of,
+            part_at=self._part_times(message_id, accepted, earliest),
         )
         await self._record_in_lease(message_id, lambda: self._store.record_sent(docs))
         await self._queue.finish(item_id, gen)
@@ -617,7 +655,8 @@ class Sender:
 
     async def _housekeeping(self) -> None:
         """Metrics every few seconds; every minute, forget old lease
-        documents; every hour, delete what is past retention. Each replica
+        documents; every hour, delete what is past retention and receipts
+        kept aside past their age. Each replica
         does it; doing it twice is harmless."""
         rounds = 0
         while True:
@@ -627,6 +666,7 @@ class Sender:
                     await self._queue.forget_leases(self._now() - max(self._queue.lease * 2, dt.timedelta(minutes=1)))
                 if rounds % 720 == 0:
                     await self._store.purge(self._now() - self._retention)
+                    await self._store.purge_kept_receipts(self._now())
             except asyncio.CancelledError:
                 raise
             except Exception:

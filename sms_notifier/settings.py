@@ -47,6 +47,34 @@ class NotifierSettings(CommonSettings):
     bind_timeout_seconds: float = Field(5.0, gt=0)
     max_parts: int = Field(10, ge=1, le=255)
 
+    # SMPP over TLS (M8; the prod overlay sets it): the centre's CA (default:
+    # the system's roots), our client certificate if it asks for one, and
+    # the name on its certificate (default: smsc_host). Without it, outside
+    # development, the notifier warns at every start (a private line or
+    # IPsec is then the only protection).
+    smsc_tls: bool = False
+    smsc_tls_ca_file: str | None = None
+    smsc_tls_cert_file: str | None = None
+    smsc_tls_key_file: str | None = None
+    smsc_tls_server_name: str | None = None
+
+    # Receipts (sms_notifier/receipts.py, settling.py). How this centre writes
+    # its ids in receipts: auto, hex, decimal, as_is (receipts.IdForm).
+    receipt_id_form: Literal["auto", "hex", "decimal", "as_is"] = "auto"
+    # A SENT message whose parts did not all get a receipt this long after
+    # SENT is decided from what arrived (after query_sm, over SMPP).
+    receipt_window_seconds: float = Field(600.0, gt=0)
+    # The centre's clock, which receipt dates are written in (China: +480 min),
+    # and the allowance when they are compared with our submission times.
+    smsc_utc_offset_minutes: int = Field(480, ge=-720, le=840)
+    receipt_date_slack_seconds: float = Field(120.0, ge=0)
+    # Bounds on what a centre can make us keep: receipts waiting to be
+    # recorded (in memory), receipts kept aside per replica and hour (in
+    # the database), and how long those are kept.
+    receipt_queue_capacity: int = Field(10_000, ge=1)
+    kept_receipts_per_hour: int = Field(50_000, ge=1)
+    kept_receipt_seconds: float = Field(6 * 3600.0, gt=0)
+
     # Send submits at once: no new submit_sm after this many seconds (T_max);
     # what is not accepted by then goes to the fallback queue. A caller's next
     # attempt must start later than this (plus a margin) after the previous.
@@ -96,6 +124,8 @@ class NotifierSettings(CommonSettings):
             raise ValueError("reconnect_min_seconds is above reconnect_max_seconds")
         if self.retry_min_seconds > self.retry_max_seconds:
             raise ValueError("retry_min_seconds is above retry_max_seconds")
+        if bool(self.smsc_tls_cert_file) != bool(self.smsc_tls_key_file):
+            raise ValueError("smsc_tls_cert_file and smsc_tls_key_file go together")
         self.data_keys()
         return self
 

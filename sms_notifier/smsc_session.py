@@ -52,6 +52,17 @@ class SmscSession(Protocol):
     bound: asyncio.Event
     on_bound: Callable[[], None]
     on_receipt: Callable[[Receipt], Awaitable[None]]
+    # Whether `query` can ask the centre about one part (SMPP query_sm; CMPP 3.0 cannot).
+    can_query: bool
+
+    def key_of(self, smsc_id: str) -> str:
+        """The canonical key of an id the centre's submit answer gave (receipts.submit_key)."""
+        ...
+
+    async def query(self, smsc_id: str) -> str | None:
+        """The part's state as a receipt names it, or None when the centre
+        cannot say; ConnectionError when it cannot be asked now."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -6,6 +6,8 @@ inspection API shows it with `source` = Src_Id."""
 
 from __future__ import annotations
 
+import time
+
 from tests.integration.test_sms_cmpp_peer import SECRET, SP_ID, _free_port, sms_core  # noqa: F401  (fixture)
 from tests.integration.test_sms_support import (  # noqa: F401  (fixtures)
     PHONE,
@@ -23,6 +25,9 @@ UNUSED_SMPP_PORT = 2775  # the SMPP settings keep their defaults; the link is CM
 
 def _cmpp_env(port: int) -> dict[str, str]:
     return {
+        # sms-core writes report times in this machine's time zone (Java's
+        # default), not China time as an ISMG does.
+        "YZTC_NOTIFIER_CMPP_UTC_OFFSET_MINUTES": str(time.localtime().tm_gmtoff // 60),
         "YZTC_NOTIFIER_SMSC_PROTOCOL": "cmpp30",
         "YZTC_NOTIFIER_CMPP_PORT": str(port),
         "YZTC_NOTIFIER_CMPP_SOURCE_ADDR": SP_ID,
@@ -61,6 +66,7 @@ async def test_a_result_sms_over_cmpp_through_the_simulator_is_delivered(sms_cen
         **_cmpp_env(cmpp_port),
         "YZTC_NOTIFIER_CMPP_SOURCE_ADDR": "901234",
         "YZTC_NOTIFIER_CMPP_SHARED_SECRET": "yztc-dev",
+        "YZTC_NOTIFIER_CMPP_UTC_OFFSET_MINUTES": "480",  # the simulator writes China time
     }
     notifier = notifier_factory(UNUSED_SMPP_PORT, extra_env=env)
     async with notifier.channel() as channel:

@@ -93,7 +93,8 @@ def node_smsc(tmp_path: Path) -> Iterator[NodeSmsc]:
 
 
 async def test_three_part_result_sms_through_node_smpp(node_smsc: NodeSmsc, notifier_factory):
-    notifier = notifier_factory(node_smsc.port)
+    # The peer writes receipt dates in UTC (smsc.js `stamp`), not China time.
+    notifier = notifier_factory(node_smsc.port, smsc_utc_offset_minutes="0")
     async with notifier.channel() as channel:
         accepted = await send(channel, "result:node-1", PHONE, RESULT_TEXT)
         assert STATES[accepted.state] == "SENT" and len(accepted.smsc_message_ids) == 3

@@ -55,3 +55,28 @@ def test_settings_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as caught:
         CmppSettings()
     assert {e["loc"][0] for e in caught.value.errors()} == {"source_addr", "shared_secret"}
+
+
+@pytest.mark.parametrize("msg_id", [1, 0x0D2B5E44, 0x8000_0000_0000_0001, 0xFFFF_FFFF_FFFF_FFFF])
+def test_a_reports_msg_id_names_the_part_its_submit_resp_named(msg_id: int) -> None:
+    """Msg_Id is 8 binary octets on both sides: the report (through the codec,
+    as the link reads it) and the SUBMIT_RESP give one and the same key."""
+    from simulators.cmpp_server import msg_id_for
+    from sms_notifier.cmpp_link import CmppLink
+    from sms_notifier.metrics import Metrics
+    from yztc import cmpp
+
+    resp = cmpp.SubmitResp.decode(cmpp.SubmitResp(msg_id, 0).encode(7)[cmpp.HEADER_LENGTH :])
+    report = cmpp.Report(msg_id, "DELIVRD", "2611301200", "2611301201", "13800138000")
+    deliver = cmpp.Deliver.report(99, "10699000", report)
+    decoded = cmpp.Deliver.decode(deliver.encode(8)[cmpp.HEADER_LENGTH :]).status_report()
+    assert decoded is not None
+    settings = CmppSettings(source_addr="901234", shared_secret="s")
+    link = CmppLink(settings, metrics=Metrics())
+    receipt = link.receipt_of(decoded)
+    submitted = link.key_of(msg_id_text(resp.msg_id))
+    assert receipt.keys == (submitted,) and receipt.delivered
+    # The report's times are the ISMG's (China) clock.
+    assert receipt.submitted_at is not None and receipt.submitted_at.hour == 4
+    # The simulator writes the same Msg_Id in its SUBMIT_RESP and its report.
+    assert msg_id_for(format(msg_id, "x")) == msg_id
