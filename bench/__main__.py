@@ -1,5 +1,5 @@
 """`python -m bench [--smoke] [--results DIR] [--profile]`: one run of every
-measurement of issues 9 and 12, in this order:
+measurement of issues 9, 12 and 14, in this order:
 
 1. ceilings (bare servers, no stack): gRPC echo plaintext and mutual TLS
    (with CPU per call), the mutual TLS echo paced at a connector's rate,
@@ -7,8 +7,10 @@ measurement of issues 9 and 12, in this order:
 2. the stack as `make run` starts it (own ports, own data folder): its
    configuration stamp, memory and CPU at rest, accept (gRPC and HTTP), end
    to end (memory under load, CPU per process, py-spy profiles with
-   --profile), fan-out overhead, isolation (last: its hanging company keeps
-   retrying until the stack stops);
+   --profile), fan-out overhead, the SMS path over SMPP 3.4 and over CMPP
+   3.0 (the notifier restarted with each; the link alone as the ceiling),
+   isolation (last: its hanging company keeps retrying until the stack
+   stops);
 3. on a second stack behind the counting proxy: database round trips (at
    rest, per query, FerretDB CPU per round trip, last company answer to the
    SMS), then the backlog cost (20,000 open queries). The smoke run puts its
@@ -35,7 +37,18 @@ from collections.abc import Awaitable
 from importlib import metadata
 from pathlib import Path
 
-from bench import accept, backlog, ceilings, db_round_trips, end_to_end, fanout, isolation, proc_stats, report
+from bench import (
+    accept,
+    backlog,
+    ceilings,
+    db_round_trips,
+    end_to_end,
+    fanout,
+    isolation,
+    proc_stats,
+    report,
+    sms_protocols,
+)
 from bench.profiles import FULL, SMOKE, Profile
 from bench.scenario import PhoneBook, write_roomy_channels, write_scenario
 from bench.stack_under_test import RAISED_LIMITS, StackUnderTest
@@ -103,6 +116,8 @@ async def _main_stack_phases(
     await _phase(found, "end_to_end", end_to_end.measure(stack, book, profile, work, profile_cpu))
     _say("fan-out overhead: companies at 50-200 ms")
     await _phase(found, "fanout", fanout.measure(stack, book, profile))
+    _say(f"SMS over SMPP 3.4 and CMPP 3.0: {profile.sms_queries} queries each, the link alone as the ceiling")
+    await _phase(found, "sms", sms_protocols.measure(stack, book, profile))
     if stack.counter is not None:
         _say("database round trips per query (counting proxy)")
         await _phase(found, "db_round_trips", db_round_trips.measure(stack, book, profile))

@@ -42,11 +42,12 @@ async def _series(
 ) -> dict:
     sizes = [max(1, round(load * profile.accept_level_seconds)) for load in profile.accept_loads]
     phones = book.take(sum(sizes) + profile.accept_peak_queries)
-    codes = await verification_codes.prepare(stack, phones, profile.concurrency)
+    owners = verification_codes.owners(phones, tokens) if tokens is not None else None
+    codes = await verification_codes.prepare(stack, phones, profile.concurrency, over_http=owners)
     levels = []
     at = 0
     for load, size in zip(profile.accept_loads, sizes, strict=False):
-        work_items = submissions.items(phones[at : at + size], codes)
+        work_items = submissions.items(phones[at : at + size], codes, owners)
         at += size
         mode = {"rate": load, "max_in_flight": 512}
         if tokens is None:
@@ -54,7 +55,7 @@ async def _series(
         else:
             records = await submissions.over_http(stack, tokens, work_items, **mode)
         levels.append({"offered_per_s": load, **_level(records), **await _drain(stack, records)})
-    peak_items = submissions.items(phones[at:], codes)
+    peak_items = submissions.items(phones[at:], codes, owners)
     if tokens is None:
         records = await submissions.over_grpc(
             stack, peak_items, concurrency=profile.concurrency, seconds=profile.accept_peak_seconds
@@ -107,9 +108,9 @@ async def _http_peak(
         peak.update(await _drain(stack, records))
         return peak
     with tempfile.NamedTemporaryFile("w", dir=work, suffix=".forms", delete=False, encoding="utf-8") as forms:
-        for i, (phone, code) in enumerate(work_items):
+        for i, (phone, code, *owner) in enumerate(work_items):
             body = f'{{"phone":"{phone}","id_last6":"{ID_LAST6}","code":"{code}","consent":true}}'
-            forms.write(f"{tokens[i % len(tokens)]}\t{body}\n")
+            forms.write(f"{owner[0] if owner else tokens[i % len(tokens)]}\t{body}\n")
     found = ceilings.run_wrk(
         wrk,
         stack.gateway_url,
@@ -119,7 +120,7 @@ async def _http_peak(
         seconds=profile.accept_peak_seconds,
     )
     # Which phones were accepted is not known to wrk; the first `sent` were sent.
-    drained = await _drain_phones(stack, [p for p, _ in work_items[: found["sent"]]], found["accepted"])
+    drained = await _drain_phones(stack, [item[0] for item in work_items[: found["sent"]]], found["accepted"])
     return {
         "tool": "wrk",
         "concurrency": profile.concurrency,

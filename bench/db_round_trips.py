@@ -41,7 +41,7 @@ import aiohttp
 from bench import proc_stats, submissions, verification_codes
 from bench.mongo_wire_counter import WireCounter, all_requests, is_work, work_commands
 from bench.profiles import Profile
-from bench.scenario import ID_LAST6, PhoneBook
+from bench.scenario import ID_LAST6, REQUESTER, PhoneBook
 from bench.sms_centre import SmsCentre
 from bench.stack_under_test import StackUnderTest
 from bench.stats import summary_ms
@@ -219,7 +219,10 @@ async def one_at_a_time(
             with counter.recording() as log:
                 sent = time.time()
                 answer = await api.SubmitQuery(
-                    pb.SubmitQueryRequest(phone=phone, id_last6=ID_LAST6, code=codes[phone], consent=True), timeout=30
+                    pb.SubmitQueryRequest(
+                        phone=phone, id_last6=ID_LAST6, code=codes[phone], consent=True, requester_id=REQUESTER
+                    ),
+                    timeout=30,
                 )
                 accepted = time.time()
                 deadline = time.monotonic() + timeout

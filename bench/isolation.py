@@ -28,7 +28,7 @@ import grpc
 from bench import submissions, verification_codes
 from bench.load_client import Clock
 from bench.profiles import Profile
-from bench.scenario import BASE_LATENCY_MS, ID_LAST6, PhoneBook
+from bench.scenario import BASE_LATENCY_MS, ID_LAST6, REQUESTER, PhoneBook
 from bench.sms_centre import SmsCentre
 from bench.stack_under_test import StackUnderTest
 from bench.stats import rate, summary_ms
@@ -102,7 +102,7 @@ async def _others_answered(api, query_id: str, clock: Clock, every: float, timeo
     deadline = time.monotonic() + timeout
     while True:
         try:
-            query = await api.GetQuery(pb.GetQueryRequest(query_id=query_id), timeout=10)
+            query = await api.GetQuery(pb.GetQueryRequest(query_id=query_id, requester_id=REQUESTER), timeout=10)
         except grpc.aio.AioRpcError as error:
             # An overloaded aggregator answers late or not at all: ask again.
             if error.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
@@ -124,7 +124,10 @@ async def _probe(api, phones: list[str], codes: dict[str, str], per_second: floa
         await asyncio.sleep(delay)
         try:
             answer = await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone=phone, id_last6=ID_LAST6, code=codes[phone], consent=True), timeout=30
+                pb.SubmitQueryRequest(
+                    phone=phone, id_last6=ID_LAST6, code=codes[phone], consent=True, requester_id=REQUESTER
+                ),
+                timeout=30,
             )
             accepted = clock.now()
             return await _others_answered(api, answer.query_id, clock, every=0.02, timeout=120) - accepted

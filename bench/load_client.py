@@ -8,10 +8,10 @@ Jobs (`kind`):
   closed loop of unary calls carrying raw bytes (the ceilings); with `pki`,
   over mutual TLS as `echo-client`. Its answer carries the client's own CPU
   seconds over the timed loop (`cpu_seconds`).
-- `grpc_submit` {target, pki, items: [[phone, code]], id_last6, ...}:
+- `grpc_submit` {target, pki, items: [[phone, code]], id_last6, requester_id, ...}:
   SubmitQuery over the channel API as channel `wechat-demo` (mutual TLS).
 - `http_submit` {url, tokens, items, id_last6, ...}: POST /api/v1/queries,
-  the tokens used in turn.
+  as the item's own token ([phone, code, token]) or the tokens in turn.
 - `http_post` {url, body, concurrency, seconds}: a closed loop of JSON posts
   (the aiohttp ceiling when wrk is missing).
 
@@ -140,7 +140,10 @@ async def grpc_submit(job: dict, clock: Clock) -> dict:
             phone, code = item
             try:
                 answer = await api.SubmitQuery(
-                    pb.SubmitQueryRequest(phone=phone, id_last6=id_last6, code=code, consent=True), timeout=30
+                    pb.SubmitQueryRequest(
+                        phone=phone, id_last6=id_last6, code=code, consent=True, requester_id=job["requester_id"]
+                    ),
+                    timeout=30,
                 )
             except grpc.aio.AioRpcError as error:
                 return grpc_refusal(error), ""
@@ -159,9 +162,10 @@ async def http_submit(job: dict, clock: Clock) -> dict:
             await warm.read()
 
         async def call(item: list[str]) -> tuple[str, str]:
-            phone, code = item
+            phone, code = item[:2]
             body = {"phone": phone, "id_last6": id_last6, "code": code, "consent": True}
-            headers = {"Authorization": f"Bearer {next(tokens)}"}
+            # [phone, code, token]: the user who asked for the code submits it.
+            headers = {"Authorization": f"Bearer {item[2] if len(item) > 2 else next(tokens)}"}
             try:
                 async with http.post(job["url"], json=body, headers=headers) as response:
                     answer = await response.json(content_type=None)

@@ -36,6 +36,10 @@ class Profile:
     # between the last company answer and the result SMS.
     db_queries: int
     sequential_queries: int
+    # SMS over each protocol (sms_protocols.py): queries per protocol through
+    # the stack, and messages the link alone sends (the ceiling).
+    sms_queries: int
+    sms_link_messages: int
     # Seconds the stack is watched at rest (CPU and database commands a second).
     idle_seconds: float
     # Backlog cost: open queries made with one company down, and the queries
@@ -59,6 +63,7 @@ class Profile:
             + 2 * (self.isolation_queries + self.isolation_probes)
             + self.db_queries
             + self.sequential_queries
+            + 2 * self.sms_queries  # SMPP, then CMPP
             + self.backlog_open
             + 2 * self.backlog_queries
             + 100  # spare: a load level rounds up, a retry takes another
@@ -81,6 +86,8 @@ FULL = Profile(
     probe_rate=5.0,
     db_queries=300,
     sequential_queries=20,
+    sms_queries=300,
+    sms_link_messages=1000,
     idle_seconds=10.0,
     backlog_open=20_000,
     backlog_queries=500,
@@ -104,6 +111,8 @@ SMOKE = Profile(
     probe_rate=10.0,
     db_queries=4,
     sequential_queries=2,
+    sms_queries=3,
+    sms_link_messages=6,
     idle_seconds=1.0,
     backlog_open=50,
     backlog_queries=6,

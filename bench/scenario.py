@@ -19,6 +19,10 @@ from devstack.stack import ROOT
 SEGMENTS = ("138", "186", "133", "192")
 OPERATORS = {"138": "cmcc", "186": "cucc", "133": "ctcc", "192": "cbn"}
 ID_LAST6 = "12345X"
+# The channel's id of the person behind the bench's channel-API calls
+# (requester_id, required on every call: a code is bound to it, and a query
+# is read back only with it).
+REQUESTER = "bench-requester"
 BASE_LATENCY_MS = {
     "tencent": 30,
     "alibaba": 40,

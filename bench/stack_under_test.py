@@ -11,6 +11,8 @@ simulators' inspection and test hooks.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +36,9 @@ RAISED_LIMITS = {
     "YZTC_GATEWAY_LIMIT_IP_CODES": "1000000000/3600",
     "YZTC_NOTIFIER_MAX_PER_SECOND": "1000000",
 }
+
+
+NOTIFIER = "sms_notifier"  # the notifier's child name in devstack
 
 
 class StackUnderTest:
@@ -87,6 +92,39 @@ class StackUnderTest:
         if self.counter is not None:
             self.counter.stop()
 
+    def use_sms_protocol(self, protocol: str, timeout: float = 60.0) -> None:
+        """Has the stack's notifier speak `protocol` (`smpp34` or `cmpp30`) to
+        the SMS-centre simulator: stopped (SIGTERM, as at the end of `make
+        run`) and started again with YZTC_NOTIFIER_SMSC_PROTOCOL set, as
+        `YZTC_NOTIFIER_SMSC_PROTOCOL=cmpp30 make run` starts it; nothing
+        else is touched. Returns once it listens again."""
+        assert self.stack is not None
+        child = next(c for c in self.stack.supervisor.children if c.name == NOTIFIER)
+        if self.sms_protocol() == protocol:
+            return
+        assert child.process is not None
+        try:
+            os.killpg(child.process.pid, signal.SIGTERM)
+            child.process.wait(15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+        child.env["YZTC_NOTIFIER_SMSC_PROTOCOL"] = protocol
+        self.stack.supervisor.restart(NOTIFIER, timeout)
+
+    def sms_protocol(self) -> str:
+        """The protocol the notifier was started with."""
+        assert self.stack is not None
+        child = next(c for c in self.stack.supervisor.children if c.name == NOTIFIER)
+        return child.env.get("YZTC_NOTIFIER_SMSC_PROTOCOL", "smpp34")
+
+    def notifier_env(self) -> dict[str, str]:
+        """The environment the notifier runs with (its settings, the stack's secrets)."""
+        assert self.stack is not None
+        return dict(next(c for c in self.stack.supervisor.children if c.name == NOTIFIER).env)
+
     # -- what the bench reads --------------------------------------------------
 
     @property
@@ -139,7 +177,10 @@ class StackUnderTest:
             "traces_sample_ratio_from": "YZTC_TRACES_SAMPLE_RATIO"
             if ratio
             else ("the services' default" if default is not None else "no sampling setting in this code"),
-            "internal_tls": env("aggregator", "YZTC_AGGREGATOR_INTERNAL_TLS") in ("1", "true", "True"),
+            # The aggregator calls connectors and the notifier in mutual TLS
+            # with its certificate (the switch below is older devstack's).
+            "internal_tls": bool(env("aggregator", "YZTC_TLS_CERT"))
+            or env("aggregator", "YZTC_AGGREGATOR_INTERNAL_TLS") in ("1", "true", "True"),
             "event_loop": kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None),
             "event_loop_by_process": loops,
             "replicas": {
@@ -149,6 +190,8 @@ class StackUnderTest:
                 "connectors": sum(n.startswith("connector-") for n in services),
             },
             "notifier_max_per_second": env("sms_notifier", "YZTC_NOTIFIER_MAX_PER_SECOND") or "the notifier's default",
+            # The other protocol's SMS figures come from the same stack, its notifier restarted (sms_protocols.py).
+            "notifier_protocol": self.sms_protocol(),
             "mongodb": "FerretDB" + (" behind the counting proxy" if self.counter is not None else ""),
             "cores": os.cpu_count(),
         }

@@ -12,13 +12,17 @@ from collections import Counter
 import aiohttp
 
 from bench import processes
-from bench.scenario import AUTH_CODES, ID_LAST6
+from bench.scenario import AUTH_CODES, ID_LAST6, REQUESTER
 from bench.stack_under_test import StackUnderTest
 
 PHONE, DUE, SENT, DONE, OUTCOME, QUERY_ID = range(6)
 
 
-def items(phones: list[str], codes: dict[str, str]) -> list[list[str]]:
+def items(phones: list[str], codes: dict[str, str], owners: dict[str, str] | None = None) -> list[list[str]]:
+    """[phone, code] work items; with `owners` ({phone: bearer token}, for
+    HTTP) [phone, code, token]: the code counts only for the user who asked."""
+    if owners is not None:
+        return [[p, codes[p], owners[p]] for p in phones if p in codes]
     return [[p, codes[p]] for p in phones if p in codes]
 
 
@@ -30,6 +34,7 @@ async def over_grpc(stack: StackUnderTest, work: list[list[str]], **mode) -> lis
         "pki": str(stack.pki_dir),
         "items": work,
         "id_last6": ID_LAST6,
+        "requester_id": REQUESTER,
         **mode,
     }
     return (await processes.run_load_async(job))["records"]

@@ -1,6 +1,7 @@
-# `make bench` (issues 9 and 12): the pipeline measured against this
+# `make bench` (issues 9, 12 and 14): the pipeline measured against this
 # machine's own ceilings in one run; results in bench/results/ (<date>.json,
-# latest.json with issue 12's keys and the `config` stamp, latest.md with
+# latest.json with issue 12's keys, issue 14's SMS figures for SMPP 3.4 and
+# CMPP 3.0 (bench/sms_protocols.py) and the `config` stamp, latest.md with
 # each target and whether it was met, latest.png), the headlines printed
 # last. 30-45 minutes on 2 cores, most of it making the 20,000 open
 # queries of the backlog measurement. `make bench BENCH_ARGS=--profile` also

@@ -1,8 +1,9 @@
 """`make bench` keeps working: `python -m bench --smoke` (every measurement,
 tiny loads, its own stacks on free ports) writes its result files with every
-headline figure of issue 12's table (and the two kept from issue 9), each
-with its target in the table, and the configuration stamp. No timing is
-asserted: these figures mean nothing."""
+headline figure of issue 12's table (and the two kept from issue 9), the SMS
+figures of issue 14 for SMPP 3.4 and CMPP 3.0, each with its target in the
+table, and the configuration stamp. No timing is asserted: these figures
+mean nothing."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ HEADLINES = (
     "idle_db_ops_per_s",
     "isolation_ratio",
     "memory_mib",
+    "sms_rate_vs_link_smpp",
+    "sms_rate_vs_link_cmpp",
+    "sms_cpu_vs_link_floor_smpp",
+    "sms_cpu_vs_link_floor_cmpp",
+    "sms_delivered_ratio_smpp",
+    "sms_delivered_ratio_cmpp",
     "e2e_efficiency",
     "http_accept_ratio",
 )
@@ -42,6 +49,9 @@ TARGETS = {
     "idle_db_ops_per_s": "<= 2",
     "isolation_ratio": ">= 0.9",
     "memory_mib": "<= 1536",
+    # Issue 14: every result SMS settled by its receipts, on either protocol.
+    "sms_delivered_ratio_smpp": ">= 1",
+    "sms_delivered_ratio_cmpp": ">= 1",
 }
 CONFIG = (
     "telemetry_exporter",
@@ -50,6 +60,7 @@ CONFIG = (
     "event_loop",
     "replicas",
     "notifier_max_per_second",
+    "notifier_protocol",
 )
 
 
@@ -83,6 +94,19 @@ def test_bench_smoke_writes_every_headline(tmp_path):
         assert key in latest["config"], f"config.{key} missing: {latest['config']}"
     assert latest["config"]["telemetry_exporter"] and isinstance(latest["config"]["internal_tls"], bool)
     assert latest["config"]["event_loop"] in ("asyncio", "uvloop", "mixed")
+    # The SMS figures came from each protocol's own run: the notifier really
+    # spoke it, its result SMS reached the centre, the link alone's parts were
+    # all accepted; and the stack went back to SMPP for what came after.
+    assert latest["config"]["notifier_protocol"] == "smpp34"
+    for protocol in ("smpp34", "cmpp30"):
+        sms = latest["sms"][protocol]
+        assert sms["protocol"] == protocol
+        assert sms["through_stack"]["result_sms"] >= 1, sms
+        spoken, other = ("smpp", "cmpp") if protocol == "smpp34" else ("cmpp", "smpp")
+        receipts = sms["through_stack"]["receipts_over"]
+        assert receipts[spoken] >= sms["through_stack"]["result_sms"] and receipts[other] == 0, sms
+        assert sms["link_alone"]["protocol"] == protocol
+        assert sms["link_alone"]["accepted_parts"] == sms["link_alone"]["parts"] > 0, sms
 
     table = (tmp_path / "latest.md").read_text(encoding="utf-8")
     for key in HEADLINES:
