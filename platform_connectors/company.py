@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
@@ -12,17 +15,45 @@ from yztc.v1 import company_connector_pb2_grpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["CompanyConnector"].full_name
 
+# What a company's ticket may be (docs/partner-api.openapi.yaml, Ticket): it
+# goes into a URL path, so nothing that could leave the path segment.
+TICKET = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def ticket_path(ticket: str) -> str:
+    """The poll path of `ticket`, `/accounts/count/<ticket>` (percent-encoded,
+    though a valid ticket needs none); UpstreamError FAILED_PRECONDITION for a
+    ticket that is not 1..128 of A-Za-z0-9_- (nothing is sent then)."""
+    if not TICKET.fullmatch(ticket):
+        raise UpstreamError(grpc.StatusCode.FAILED_PRECONDITION, "malformed company ticket")
+    return f"/accounts/count/{quote(ticket, safe='')}"
+
 
 def _answer(body: dict) -> pb.CountAccountsResponse:
-    if body.get("status") == "done":
-        return pb.CountAccountsResponse(
-            outcome=pb.CountAccountsResponse.OUTCOME_DONE,
-            count=int(body["total"]),
-            apps=[pb.AppAccounts(name=a["name"], count=int(a["count"])) for a in body.get("apps", [])],
-        )
-    return pb.CountAccountsResponse(
-        outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=str(body.get("ticket", ""))
-    )
+    """Our answer from the company's; UpstreamError UNAVAILABLE when the
+    company's body is not one the partner API allows (a partner failure)."""
+    try:
+        if body.get("status") == "done":
+            apps = body.get("apps", [])
+            if not isinstance(apps, list):
+                raise TypeError("apps")
+            return pb.CountAccountsResponse(
+                outcome=pb.CountAccountsResponse.OUTCOME_DONE,
+                count=_count(body["total"]),
+                apps=[pb.AppAccounts(name=str(a["name"]), count=_count(a["count"])) for a in apps],
+            )
+        ticket = body.get("ticket")
+        if body.get("status") != "accepted" or not isinstance(ticket, str) or not TICKET.fullmatch(ticket):
+            raise UpstreamError(grpc.StatusCode.UNAVAILABLE, "company answered no valid ticket")
+    except (KeyError, TypeError, ValueError):
+        raise UpstreamError(grpc.StatusCode.UNAVAILABLE, "company answered a malformed count") from None
+    return pb.CountAccountsResponse(outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=ticket)
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
+        raise ValueError("count")
+    return value
 
 
 class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServicer):
@@ -37,9 +68,10 @@ class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServic
             _, body = await self._upstream.call(
                 "POST", "/accounts/count", {"request_id": request.query_id, "phone": request.phone}
             )
+            return _answer(body)
         except UpstreamError as error:
             await abort(context, error)
-        return _answer(body)
+            raise
 
     @rpc_span(SERVICE)
     async def PollCount(self, request, context: grpc.aio.ServicerContext):
@@ -47,9 +79,12 @@ class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServic
         if not request.ticket:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ticket is required")
         try:
-            _, body = await self._upstream.call("GET", f"/accounts/count/{request.ticket}")
+            _, body = await self._upstream.call("GET", ticket_path(request.ticket))
+            if body.get("status") == "pending":
+                return pb.CountAccountsResponse(
+                    outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=request.ticket
+                )
+            return _answer(body)
         except UpstreamError as error:
             await abort(context, error)
-        if body.get("status") == "pending":
-            return pb.CountAccountsResponse(outcome=pb.CountAccountsResponse.OUTCOME_ACCEPTED, ticket=request.ticket)
-        return _answer(body)
+            raise

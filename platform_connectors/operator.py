@@ -8,6 +8,7 @@ from __future__ import annotations
 import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.identifiers import OPERATOR_IDS
 from yztc.telemetry import rpc_span
 from yztc.tls import require_caller
 from yztc.v1 import operator_connector_pb2 as pb
@@ -40,6 +41,7 @@ class OperatorConnectorServicer(operator_connector_pb2_grpc.OperatorConnectorSer
         except UpstreamError as error:
             await abort(context, error)
         verdict = VERDICTS.get(str(body.get("result", "")))
-        if verdict is None:
+        ported_to = body.get("ported_to", "")
+        if verdict is None or not isinstance(ported_to, str) or (ported_to and ported_to not in OPERATOR_IDS):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "operator answered an unknown result")
-        return pb.VerifySubscriberResponse(verdict=verdict, ported_to=body.get("ported_to", ""))
+        return pb.VerifySubscriberResponse(verdict=verdict, ported_to=ported_to)

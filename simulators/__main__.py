@@ -28,13 +28,17 @@ async def main(
     settings: SimulatorSettings, smsc_settings: SmsCentreSettings, cmpp_settings: CmppCentreSettings
 ) -> None:
     scenario = load_scenario(settings.scenario or None)
+    # The connectors' keys (docs/partner-api.md); without them every partner call is refused.
+    keys = settings.partner_keys()
+    if keys is None:
+        log.warning("no YZTC_SIM_PARTNER_KEYS_FILE: every company and operator call will be refused (401)")
     # One SMS centre, three faces: SMPP 3.4 and CMPP 3.0 for the notifier, HTTP for inspection.
     centre = sms_centre.SmsCentre(scenario)
     smpp = SmppServer(centre, smsc_settings.sim_smpp_system_id, smsc_settings.sim_smpp_password)
     cmpp = CmppServer(centre, cmpp_settings.sim_cmpp_source_addr, cmpp_settings.sim_cmpp_shared_secret)
     apps = {
-        "companies": (companies.create_app(scenario), settings.sim_companies_listen),
-        "operators": (operators.create_app(scenario), settings.sim_operators_listen),
+        "companies": (companies.create_app(scenario, partner_keys=keys), settings.sim_companies_listen),
+        "operators": (operators.create_app(scenario, partner_keys=keys), settings.sim_operators_listen),
         "alipay": (
             alipay_openapi.create_app(
                 scenario,
@@ -55,7 +59,9 @@ async def main(
     try:
         # SMPP and CMPP first, so they are up once the SMS centre's HTTP port answers (the
         # devstack waits on that); announced last, after the HTTP faces.
-        smpp_host, smpp_port = await smpp.start(*split_listen(smsc_settings.sim_smpp_listen))
+        smpp_host, smpp_port = await smpp.start(
+            *split_listen(smsc_settings.sim_smpp_listen), tls=smsc_settings.tls_context()
+        )
         cmpp_host, cmpp_port = await cmpp.start(*split_listen(cmpp_settings.sim_cmpp_listen))
         for name, (app, listen) in apps.items():
             # No access log: request lines carry query strings such as ?dest=<phone>.

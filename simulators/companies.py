@@ -7,6 +7,10 @@ company.
     GET  /companies/{company}/accounts/count/{ticket}
       200 {"status": "pending"} until the count is ready, then the done body
 
+Both are answered only to a request signed by a key given for that company
+(simulators/partner_auth.py, docs/partner-api.md); anything else is 401.
+docs/partner-api.openapi.yaml is what a real company serves.
+
 Test hooks (the simulator's own, not a company's):
     GET  /sim/companies/calls                   every count request received,
                                                 {"calls": {company: {request_id: n}}}
@@ -30,9 +34,11 @@ from typing import Any
 
 from aiohttp import web
 
+from simulators import partner_auth
 from simulators.faults import delay, refusal
 from simulators.http_json import PHONE, json_object, json_response, string_field
 from simulators.scenario import CompanyBehaviour, Scenario, company_behaviour
+from yztc.partner_signing import PartnerKeyRing
 
 log = logging.getLogger("simulators.companies")
 
@@ -107,10 +113,16 @@ def create_app(
     *,
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.monotonic,
+    partner_keys: PartnerKeyRing | None = None,
+    now: Callable[[], float] = time.time,
 ) -> web.Application:
+    """The companies' app. `partner_keys`: the client keys each company
+    accepts (None: every count and poll is refused 401); `now`: the wall
+    clock signatures are checked against; `clock`: when async counts are ready."""
     app = web.Application()
     app[DESK] = AccountDesk(scenario, clock)
     app[RNG] = rng or random.Random()
+    partner_auth.install(app, partner_keys, now)
     app.router.add_post("/companies/{company}/accounts/count", _count)
     app.router.add_get("/companies/{company}/accounts/count/{ticket}", _poll)
     app.router.add_get("/sim/companies/calls", _calls)
@@ -127,6 +139,7 @@ def _company(request: web.Request) -> str:
 
 async def _count(request: web.Request) -> web.Response:
     company = _company(request)
+    await partner_auth.signed_body(request, company)
     desk = request.app[DESK]
     behaviour = desk.behaviour(company)
     body = await json_object(request)
@@ -148,6 +161,7 @@ async def _count(request: web.Request) -> web.Response:
 
 async def _poll(request: web.Request) -> web.Response:
     company = _company(request)
+    await partner_auth.signed_body(request, company)
     desk = request.app[DESK]
     if (refused := refusal(desk.behaviour(company), request.app[RNG])) is not None:
         return refused

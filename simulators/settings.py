@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import field_validator
 
+from yztc.partner_signing import PartnerKeyRing
 from yztc.settings import CommonSettings
 
 
@@ -38,15 +39,23 @@ class SimulatorSettings(CommonSettings):
     sim_alipay_app_id: str = "2021000000000001"
     sim_alipay_private_key_file: Path  # the simulator's own key, PKCS#1 PEM
     sim_alipay_app_public_key_file: Path  # our app's key, SPKI PEM
+    # The connectors' public keys each company and operator accepts
+    # (docs/partner-api.md): JSON {"<enterprise>": {"<key id>": "<SPKI PEM>"}}.
+    # Unset: every company and operator call is refused 401.
+    sim_partner_keys_file: Path | None = None
 
     @field_validator("sim_companies_listen", "sim_operators_listen", "sim_alipay_listen", "sim_smsc_listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         return check_host_port(value)
 
-    @field_validator("sim_alipay_private_key_file", "sim_alipay_app_public_key_file")
+    @field_validator("sim_alipay_private_key_file", "sim_alipay_app_public_key_file", "sim_partner_keys_file")
     @classmethod
-    def _exists(cls, value: Path) -> Path:
-        if not value.is_file():
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a file")
         return value
+
+    def partner_keys(self) -> PartnerKeyRing | None:
+        """The key ring from `sim_partner_keys_file`; ValueError naming the bad entry."""
+        return PartnerKeyRing.from_file(self.sim_partner_keys_file) if self.sim_partner_keys_file else None

@@ -11,6 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from simulators import companies
 from simulators.scenario import parse_scenario
+from tests.integration.signed_partner import clients, signed
+from yztc.identifiers import COMPANY_IDS
 
 SCENARIO = parse_scenario(
     {
@@ -25,6 +27,8 @@ SCENARIO = parse_scenario(
     }
 )
 PHONE = "13800138000"
+# Each company accepts its own connector's key (docs/partner-api.md).
+KEYS, SIGNERS = clients(*COMPANY_IDS)
 
 
 class FakeClock:
@@ -42,16 +46,23 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def client(clock: FakeClock) -> AsyncIterator[TestClient]:
-    app = companies.create_app(SCENARIO, rng=random.Random(20240501), clock=clock)
+    app = companies.create_app(SCENARIO, rng=random.Random(20240501), clock=clock, partner_keys=KEYS)
     async with TestClient(TestServer(app)) as c:
         yield c
 
 
 async def _count(client: TestClient, company: str, request_id: str, phone: str = PHONE) -> tuple[int, dict]:
-    async with client.post(
-        f"/companies/{company}/accounts/count", json={"request_id": request_id, "phone": phone}
-    ) as resp:
-        return resp.status, await resp.json()
+    return await signed(
+        client,
+        "POST",
+        f"/companies/{company}/accounts/count",
+        SIGNERS.get(company, SIGNERS["tencent"]),
+        {"request_id": request_id, "phone": phone},
+    )
+
+
+async def _poll(client: TestClient, company: str, ticket: str) -> tuple[int, dict]:
+    return await signed(client, "GET", f"/companies/{company}/accounts/count/{ticket}", SIGNERS[company])
 
 
 async def test_sync_company_answers_total_and_apps_after_its_latency(client: TestClient) -> None:
@@ -70,32 +81,23 @@ async def test_phone_without_accounts_counts_zero(client: TestClient) -> None:
 async def test_async_company_accepts_then_is_pending_then_done(client: TestClient, clock: FakeClock) -> None:
     status, body = await _count(client, "jd", "r1")
     assert status == 202 and body["status"] == "accepted"
-    url = f"/companies/jd/accounts/count/{body['ticket']}"
-
     clock.now += 5  # well past latency_ms, yet the first poll is still pending
-    async with client.get(url) as resp:
-        assert (resp.status, await resp.json()) == (200, {"status": "pending"})
-    async with client.get(url) as resp:
-        assert await resp.json() == {"status": "done", "total": 5, "apps": []}
+    assert await _poll(client, "jd", body["ticket"]) == (200, {"status": "pending"})
+    assert await _poll(client, "jd", body["ticket"]) == (200, {"status": "done", "total": 5, "apps": []})
 
 
 async def test_async_count_is_pending_until_latency_has_passed(client: TestClient, clock: FakeClock) -> None:
     _, body = await _count(client, "jd", "r1")
-    url = f"/companies/jd/accounts/count/{body['ticket']}"
     for _ in range(3):
-        async with client.get(url) as resp:
-            assert await resp.json() == {"status": "pending"}
+        assert (await _poll(client, "jd", body["ticket"]))[1] == {"status": "pending"}
     clock.now += 1.0
-    async with client.get(url) as resp:
-        assert (await resp.json())["status"] == "done"
+    assert (await _poll(client, "jd", body["ticket"]))[1]["status"] == "done"
 
 
 async def test_unknown_ticket_or_another_companys_ticket_is_404(client: TestClient) -> None:
     _, body = await _count(client, "jd", "r1")
-    async with client.get("/companies/jd/accounts/count/nope") as resp:
-        assert resp.status == 404
-    async with client.get(f"/companies/tencent/accounts/count/{body['ticket']}") as resp:
-        assert resp.status == 404
+    assert (await _poll(client, "jd", "nope"))[0] == 404
+    assert (await _poll(client, "tencent", body["ticket"]))[0] == 404
 
 
 async def test_down_company_answers_503(client: TestClient) -> None:
@@ -147,8 +149,24 @@ async def test_unknown_company_is_404(client: TestClient) -> None:
     ],
 )
 async def test_malformed_body_is_400(client: TestClient, payload: bytes) -> None:
-    async with client.post(
-        "/companies/tencent/accounts/count", data=payload, headers={"Content-Type": "application/json"}
-    ) as resp:
-        assert resp.status == 400
-        assert "error" in await resp.json()
+    status, answer = await signed(client, "POST", "/companies/tencent/accounts/count", SIGNERS["tencent"], raw=payload)
+    assert status == 400
+    assert "error" in answer
+
+
+async def test_unsigned_count_and_poll_are_401_and_not_counted(client: TestClient) -> None:
+    _, body = await _count(client, "jd", "r1")
+    path = "/companies/tencent/accounts/count"
+    status, answer = await signed(client, "POST", path, None, {"request_id": "r2", "phone": PHONE})
+    assert (status, answer) == (401, {"error": "unauthenticated", "reason": "unsigned"})
+    status, answer = await signed(client, "GET", f"/companies/jd/accounts/count/{body['ticket']}", None)
+    assert status == 401 and "total" not in answer and "status" not in answer
+    async with client.get("/sim/companies/calls") as resp:
+        assert "tencent" not in (await resp.json())["calls"]
+
+
+async def test_a_companys_key_is_refused_at_another_company(client: TestClient) -> None:
+    status, answer = await signed(
+        client, "POST", "/companies/jd/accounts/count", SIGNERS["tencent"], {"request_id": "r1", "phone": PHONE}
+    )
+    assert (status, answer["reason"]) == (401, "unknown key")

@@ -16,6 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devstack.secrets import partner_key, partner_key_id, partner_keys_file
+from yztc.partner_signing import RequestSigner, load_private_key
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,9 +42,18 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         YZTC_SIM_CMPP_LISTEN="127.0.0.1:0",
         YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(tmp_path / "sim-private.pem"),
         YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(tmp_path / "app-public.pem"),
+        # The connectors' keys, as devstack makes them: companies and operators answer signed requests only.
+        YZTC_SIM_PARTNER_KEYS_FILE=str(partner_keys_file(tmp_path / "keys", ["tencent", "cmcc"])),
         **extra,
     )
     return env
+
+
+def _signed(tmp_path: Path, enterprise: str, path: str, body: dict) -> dict:
+    """aiohttp request arguments: `body` as JSON, signed by `enterprise`'s connector key."""
+    data = json.dumps(body).encode()
+    signer = RequestSigner(load_private_key(partner_key(tmp_path / "keys", enterprise)), partner_key_id(enterprise))
+    return {"data": data, "headers": {"Content-Type": "application/json", **signer.headers("POST", path, "", data)}}
 
 
 @pytest.fixture
@@ -71,7 +83,7 @@ def simulators(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str
 
 
 async def test_serves_all_four_and_stops_cleanly_on_sigterm(
-    simulators: tuple[subprocess.Popen[str], dict[str, str]],
+    simulators: tuple[subprocess.Popen[str], dict[str, str]], tmp_path: Path
 ) -> None:
     proc, urls = simulators
     assert set(urls) == {"companies", "operators", "alipay", "sms_centre"}
@@ -79,12 +91,16 @@ async def test_serves_all_four_and_stops_cleanly_on_sigterm(
         # The shipped default scenario is in force.
         async with http.post(
             urls["companies"] + "/companies/tencent/accounts/count",
-            json={"request_id": "r1", "phone": "13800138000"},
+            **_signed(
+                tmp_path, "tencent", "/companies/tencent/accounts/count", {"request_id": "r1", "phone": "13800138000"}
+            ),
         ) as resp:
             assert (await resp.json())["total"] == 3
         async with http.post(
             urls["operators"] + "/operators/cmcc/subscribers/verify",
-            json={"phone": "15000150000", "id_last6": "78901X"},
+            **_signed(
+                tmp_path, "cmcc", "/operators/cmcc/subscribers/verify", {"phone": "15000150000", "id_last6": "78901X"}
+            ),
         ) as resp:
             assert await resp.json() == {"result": "ported", "ported_to": "ctcc"}
         async with http.post(urls["alipay"] + "/sim/auth-codes", json={"user_id": "2088000000000001"}) as resp:

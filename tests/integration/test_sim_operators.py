@@ -11,6 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from simulators import operators
 from simulators.scenario import parse_scenario
+from tests.integration.signed_partner import clients, signed
+from yztc.identifiers import OPERATOR_IDS
 
 SCENARIO = parse_scenario(
     {
@@ -22,19 +24,24 @@ SCENARIO = parse_scenario(
         "operators": {"cbn": {"down": True}},
     }
 )
+# Each operator accepts its own connector's key (docs/partner-api.md).
+KEYS, SIGNERS = clients(*OPERATOR_IDS)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(operators.create_app(SCENARIO, rng=random.Random(1)))) as c:
+    async with TestClient(TestServer(operators.create_app(SCENARIO, rng=random.Random(1), partner_keys=KEYS))) as c:
         yield c
 
 
 async def _verify(client: TestClient, operator: str, phone: str, id_last6: str) -> tuple[int, dict]:
-    async with client.post(
-        f"/operators/{operator}/subscribers/verify", json={"phone": phone, "id_last6": id_last6}
-    ) as resp:
-        return resp.status, await resp.json()
+    return await signed(
+        client,
+        "POST",
+        f"/operators/{operator}/subscribers/verify",
+        SIGNERS.get(operator, SIGNERS["cmcc"]),
+        {"phone": phone, "id_last6": id_last6},
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,8 +77,8 @@ async def test_down_operator_is_503(client: TestClient) -> None:
     [{"phone": "13800138000"}, {"phone": "13800138000", "id_last6": "12345Y"}, {"phone": "138", "id_last6": "123456"}],
 )
 async def test_malformed_body_is_400(client: TestClient, payload: dict) -> None:
-    async with client.post("/operators/cmcc/subscribers/verify", json=payload) as resp:
-        assert resp.status == 400
+    status, _ = await signed(client, "POST", "/operators/cmcc/subscribers/verify", SIGNERS["cmcc"], payload)
+    assert status == 400
 
 
 async def test_neither_phone_nor_id_six_is_logged(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
@@ -80,3 +87,10 @@ async def test_neither_phone_nor_id_six_is_logged(client: TestClient, caplog: py
     logged = " ".join(r.getMessage() + repr(getattr(r, "fields", {})) for r in caplog.records)
     assert "verify answered" in logged and "match" in logged
     assert "13800138000" not in logged and "12345X" not in logged
+
+
+async def test_unsigned_or_another_operators_key_is_401_without_a_verdict(client: TestClient) -> None:
+    body = {"phone": "13800138000", "id_last6": "12345X"}
+    for signer in (None, SIGNERS["ctcc"]):
+        status, answer = await signed(client, "POST", "/operators/cmcc/subscribers/verify", signer, body)
+        assert status == 401 and answer["error"] == "unauthenticated" and "result" not in answer
