@@ -8,10 +8,15 @@ insert), the operator check, the open query inserted as this replica's own
 work item (W1), the answer; the phone document is rewritten (W2) while the
 round starts in process on the query in hand.
 
-Order, least revealing first: formats and consent; the code (nothing about
-the number's state, lock, running or recent query, is told to a caller who
-has not presented its valid code: issue 12, "state before proof"); then the
-lock and the last query; then the operator. A wrong code is counted (its
+Every call names the channel's requester (request_rules.requester_id:
+required, bounded); a code answers only to the channel and requester that
+asked for it (phone_rules.judge_code), and a query is read only by them.
+
+Order, least revealing first: the requester, formats and consent; the
+code (nothing about the number's state, lock, running or recent query, is
+told to a caller who has not presented its valid code: issue 12, "state
+before proof"); then the lock and the last query (a running query's id only
+to its own requester); then the operator. A wrong code is counted (its
 claim won) before the answer says so; the claim also decides the race, so
 of any number of concurrent guesses at most five are ever judged wrong
 before the code is dead.
@@ -25,6 +30,7 @@ caller who tries again gets QUERY_IN_PROGRESS with the query id.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 import secrets
@@ -33,7 +39,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from aggregator import phone_rules, sms_text
+from aggregator import phone_rules, request_rules, sms_text
 from aggregator.catalogue import Enterprise
 from aggregator.channel_quotas import NO_QUOTA, Admission
 from aggregator.engine import SMS_STATES, Engine
@@ -56,6 +62,8 @@ TERMS_VERSION = "2026-11"
 # Claims a request may lose in a row to other writers of the same phone
 # before it gives up (each loss folds the winner's change: progress).
 MAX_CLAIM_ROUNDS = 64
+FINAL_SMS_STATES = frozenset({"DELIVERED", "FAILED"})
+FINAL_SMS_CACHED = 100_000  # message ids (about 10 MB): a day of a busy replica's reads
 Verdict = op_pb2.VerifySubscriberResponse.Verdict
 
 
@@ -98,6 +106,10 @@ class Intake:
         self._finalize_margin = finalize_margin
         self._clock = clock
         self._background: set[asyncio.Task] = set()
+        # Result SMS the notifier reported final (DELIVERED/FAILED), by
+        # message id: a final state never changes, so a settled message costs
+        # no more look-ups on this replica (issue 14 item 4). Bounded (LRU).
+        self._final_sms: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     # -- claims -----------------------------------------------------------------
 
@@ -145,12 +157,18 @@ class Intake:
 
     # -- verification codes -------------------------------------------------------
 
-    async def request_code(self, raw_phone: str, admission: Admission = NO_QUOTA) -> int:
-        """Sends a fresh code; returns seconds before the next may be asked.
-        Whether the number is locked is not told here (state before proof).
-        The admission's quota slot goes with the claim; a request that ends
-        before it leaves the slot to the caller to `spend`."""
+    async def request_code(self, raw_phone: str, channel: str, requester: str, admission: Admission = NO_QUOTA) -> int:
+        """Sends a fresh code, bound to the channel and requester asking for
+        it (only they may present it: phone_rules.judge_code); returns
+        seconds before the next may be asked. INVALID_ARGUMENT for a phone or
+        requester_id not of the form (request_rules), RATE_LIMITED with
+        `retry_after` while the phone's send limits hold. Whether the number
+        is locked is not told here (state before proof). The admission's
+        quota slot goes with the claim; a request that ends before it leaves
+        the slot to the caller to `spend`."""
+        requester = request_rules.requester_id(requester)
         phone_number = _phone_or_error(raw_phone)
+        owner = request_rules.requester_tag(self._code_key, channel, requester)
         phone_hash = self._protector.lookup_hash(phone_number)
         now = self._clock()
         phone = await self._phones.read(phone_hash)
@@ -163,7 +181,12 @@ class Intake:
             event = Event(
                 "code",
                 now,
-                code=Code(uuid.uuid4().hex, code_hash(self._code_key, phone_hash, code), now + phone_rules.CODE_TTL),
+                code=Code(
+                    uuid.uuid4().hex,
+                    code_hash(self._code_key, phone_hash, code),
+                    now + phone_rules.CODE_TTL,
+                    owner=owner,
+                ),
             )
             outcome = await self._commit(phone, event, admission)
             phone = outcome.phone
@@ -193,7 +216,10 @@ class Intake:
         admission: Admission = NO_QUOTA,
     ) -> dict:
         """Accepts a query: {"query_id", "status", "deliver_by"}; or raises a
-        ServiceError with the CONTRACT code."""
+        ServiceError with the CONTRACT code. The code counts only if this
+        channel's requester asked for it; anyone else is answered CODE_INVALID
+        with nothing compared or counted (security review M6)."""
+        requester = request_rules.requester_id(requester)
         phone_number = _phone_or_error(raw_phone)
         id6 = normalise_id_last6(raw_id6)
         if id6 is None:
@@ -205,11 +231,12 @@ class Intake:
             raise ServiceError("CONSENT_REQUIRED")
         phone_hash = self._protector.lookup_hash(phone_number)
         presented = code_hash(self._code_key, phone_hash, code)
+        owner = request_rules.requester_tag(self._code_key, channel, requester)
         now = self._clock()
         phone = await self._phones.read(phone_hash)
         raced = caught_up = False
         for _ in range(MAX_CLAIM_ROUNDS):
-            verdict = phone_rules.judge_code(phone, presented, now)
+            verdict = phone_rules.judge_code(phone, presented, now, owner)
             if raced and verdict == "right":
                 verdict = "wrong"  # it raced another guess: counted as one
             if verdict in ("dead", "expired", "used") and not caught_up:
@@ -238,7 +265,7 @@ class Intake:
             until = phone_rules.locked_until(phone, now)
             if until is not None:
                 raise ServiceError("VERIFICATION_FAILED", retry_after=seconds_until(until, now))
-            await self._refuse_if_busy(phone, now)
+            await self._refuse_if_busy(phone, now, channel, requester)
             query_id = uuid.uuid4().hex
             outcome = await self._commit(phone, Event("accept", now, query_id=query_id), admission)
             phone = outcome.phone
@@ -286,19 +313,23 @@ class Intake:
             raise ServiceError("QUERY_LIMITED", retry_after=seconds_until(until, now))
         raise ServiceError("CODE_INVALID")
 
-    async def _refuse_if_busy(self, phone: Phone, now: dt.datetime) -> None:
+    async def _refuse_if_busy(self, phone: Phone, now: dt.datetime, channel: str, requester: str) -> None:
         """QUERY_IN_PROGRESS or QUERY_LIMITED from the phone's last query (a
-        look-up only when it is recent enough to matter)."""
+        look-up only when it is recent enough to matter). The running query's
+        id goes only to the channel and requester it was made for (security
+        review M1): the holder of the phone's code from elsewhere is told that
+        a query runs, not which."""
         if phone_rules.last_query_state(phone, now) == "none":
             return
         assert phone.last is not None
         query = await self._queries.get(phone.last.query_id)
         if query is None:
             if phone_rules.unmade_query_blocks(phone.last, now):
-                raise ServiceError("QUERY_IN_PROGRESS", query_id=phone.last.query_id)
+                raise ServiceError("QUERY_IN_PROGRESS")  # being made: whose is not known yet
             return  # its claimer died before making it
         if query.status == IN_PROGRESS:
-            raise ServiceError("QUERY_IN_PROGRESS", query_id=query.id)
+            mine = request_rules.may_see(query.channel, query.requester_id, channel, requester)
+            raise ServiceError("QUERY_IN_PROGRESS", query_id=query.id if mine else None)
         until = phone_rules.cooldown_until(query.completed_at, now)
         if until is not None:
             raise ServiceError("QUERY_LIMITED", retry_after=seconds_until(until, now))
@@ -387,14 +418,31 @@ class Intake:
         raise _OperatorSaid("mismatch")
 
     async def get(self, query_id: str, channel: str, requester: str) -> Query:
-        """The query, if this channel's requester made it; else NOT_FOUND."""
-        query = await self._queries.get(query_id) if query_id else None
-        if query is None or query.channel != channel or query.requester_id != requester:
+        """The query, if this channel's requester made it. INVALID_ARGUMENT
+        for a requester_id not of the form (request_rules); NOT_FOUND for an
+        id of no query's form (not looked up), an unknown query, another
+        channel's or requester's, and a purged one (retention.py: its
+        personal fields, the requester among them, are gone; security review
+        L4)."""
+        requester = request_rules.requester_id(requester)
+        if not request_rules.names_a_query(query_id):
+            raise ServiceError("NOT_FOUND")
+        query = await self._queries.get(query_id)
+        if (
+            query is None
+            or query.purged
+            or not request_rules.may_see(query.channel, query.requester_id, channel, requester)
+        ):
             raise ServiceError("NOT_FOUND")
         sms = query.sms
         if sms.handed_over and sms.state in ("PENDING", "SENT"):
             # The notifier owns the message's state; read it, never write it
             # here (the query document has one writer: its lease holder).
+            final = self._final_sms.get(sms.message_id)
+            if final is not None:
+                self._final_sms.move_to_end(sms.message_id)
+                sms.state = final
+                return query
             try:
                 status = await self._links.notifier.GetStatus(
                     sms_notifier_pb2.GetStatusRequest(message_id=sms.message_id), timeout=1.0
@@ -402,6 +450,10 @@ class Intake:
                 sms.state = SMS_STATES.get(status.state, sms.state)
             except grpc.aio.AioRpcError:
                 pass  # show what we last knew
+            if sms.state in FINAL_SMS_STATES:
+                self._final_sms[sms.message_id] = sms.state
+                if len(self._final_sms) > FINAL_SMS_CACHED:
+                    self._final_sms.popitem(last=False)
         return query
 
     async def _send_sms(self, message_id: str, dest: str, text: str, attempt: int) -> None:

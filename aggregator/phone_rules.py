@@ -14,6 +14,10 @@ state.
 
 Rules (MISSION "Privacy and abuse", CONTRACT "Errors"):
 - a code is valid 5 minutes; one send per 60 s and 5 per 24 h per phone;
+- a code is bound to the channel and requester that asked for it (its
+  `owner`, request_rules.requester_tag): presented by anyone else it is
+  not compared and not counted, so nobody but its requester can guess at
+  it or kill it (security review M6);
 - 5 wrong attempts kill the code; a guess that races a guess of another code
   at the same version counts as wrong too (concurrent guessing is brute
   force, and so the count cannot be outrun by concurrency);
@@ -45,13 +49,17 @@ LAST_MATTERS_FOR = dt.timedelta(hours=72)
 
 @dataclass(frozen=True)
 class Code:
-    """The phone's current code: only its keyed hash (personal_data.code_hash)."""
+    """The phone's current code: only its keyed hash (personal_data.code_hash),
+    and who asked for it (`owner`: request_rules.requester_tag of the channel
+    and requester; intake always presents one, so a code from before codes
+    were bound, owned by "", answers to no caller)."""
 
     id: str
     hmac: str
     expires_at: dt.datetime
     failures: int = 0
     used_by: str | None = None  # the query id it was used for
+    owner: str = ""
 
     @property
     def dead(self) -> bool:
@@ -144,11 +152,14 @@ def next_send_allowed(phone: Phone, now: dt.datetime) -> dt.datetime | None:
 Verdict = Literal["wrong", "dead", "expired", "used", "right"]
 
 
-def judge_code(phone: Phone, presented_hmac: str, now: dt.datetime) -> Verdict:
-    """What a presented code is worth, on this state. "used" means it is the
-    code a query was already accepted with (a repeat of that submission)."""
+def judge_code(phone: Phone, presented_hmac: str, now: dt.datetime, owner: str = "") -> Verdict:
+    """What a code presented by `owner` (request_rules.requester_tag) is
+    worth, on this state. "dead": there is no live code for this presenter
+    (none, killed by wrong attempts, or asked for by another requester: not
+    compared, and nothing to count). "used" means it is the code a query was
+    already accepted with (a repeat of that submission)."""
     code = phone.code
-    if code is None or code.dead:
+    if code is None or code.dead or not hmac.compare_digest(code.owner, owner):
         return "dead"
     if not hmac.compare_digest(code.hmac, presented_hmac):
         return "wrong"

@@ -75,13 +75,16 @@ def _code_doc(code: Code | None) -> dict | None:
         "expires_at": code.expires_at,
         "failures": code.failures,
         "used_by": code.used_by,
+        "owner": code.owner,
     }
 
 
 def _code(doc: dict | None) -> Code | None:
     if not doc:
         return None
-    return Code(doc["id"], doc["hmac"], doc["expires_at"], doc.get("failures", 0), doc.get("used_by"))
+    return Code(
+        doc["id"], doc["hmac"], doc["expires_at"], doc.get("failures", 0), doc.get("used_by"), doc.get("owner", "")
+    )
 
 
 def _last_doc(last: LastQuery | None) -> dict | None:

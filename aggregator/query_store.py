@@ -116,6 +116,14 @@ class Query:
     status: str = IN_PROGRESS
     completed_at: dt.datetime | None = None
     open: bool = True
+    # Set by retention.py when it removed the personal fields (written by
+    # it alone, after the final record: never part of to_doc).
+    purged_at: dt.datetime | None = None
+
+    @property
+    def purged(self) -> bool:
+        """Its personal data is gone (retention.py): it is shown to nobody."""
+        return self.purged_at is not None
 
     def to_doc(self) -> dict:
         return {
@@ -164,6 +172,7 @@ class Query:
             status=doc["status"],
             completed_at=doc.get("completed_at"),
             open=doc.get("open", True),
+            purged_at=doc.get("purged_at"),
         )
 
 

@@ -1,6 +1,7 @@
 """gRPC channel arguments every server and every client of ours uses: the
 keep-alive policy (CONTRACT, gRPC API: "Servers accept client keep-alive
-pings every 10 s or more, with or without calls in flight") and the retry
+pings every 10 s or more, with or without calls in flight"), the servers'
+message-size and concurrency limits (security review L3), and the retry
 policy of the idempotent internal calls, as service configuration.
 
 Names and semantics are gRPC core's channel arguments (grpc/grpc
@@ -31,6 +32,36 @@ SERVER_MIN_RECV_PING_INTERVAL_MS: Final = 9_000
 # (gRPC's default, said explicitly: 0 would mean "no limit").
 SERVER_MAX_PING_STRIKES: Final = 2
 
+# Message sizes, said explicitly so that no library default decides them
+# (gRPC core's receive default is 4 MiB; its send default is unlimited).
+# The largest message any of our services takes is tiny (a SubmitQuery of a
+# few short strings, an SMS text), so a smaller cap would do for the
+# transport; the cap is kept at 4 MiB on purpose: a request over it is
+# refused by the transport with RESOURCE_EXHAUSTED and no CONTRACT code,
+# while every request under it reaches our field checks, which refuse an
+# over-long field with INVALID_ARGUMENT and say which rule it broke
+# (aggregator/request_rules.py, yztc/identifiers.py; issue 13's acceptance
+# case is a 4,000,000-byte requester_id: 4,000,000 plus a few bytes of
+# framing and the other fields is under 4,194,304). A field is never stored
+# or hashed before its length is checked, so the cap bounds only what one
+# call may hold in memory while it is parsed.
+MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+# Our answers are small too (a query with 8 companies, the enterprise list,
+# a reflection file descriptor): the same bound, never reached.
+MAX_SEND_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+# Calls in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS;
+# gRPC core's default is unlimited). A client over it waits for a stream
+# instead of being refused. The busiest connections we make, the engine's
+# to a connector (at most `max_in_flight` = 200 rounds, aggregator/settings.py,
+# each with one call per connector at a time) and the gateway's to the
+# aggregator, stay well under it.
+MAX_CONCURRENT_STREAMS: Final = 1000
+# Calls in flight in one server, all connections together
+# (`grpc.aio.server(maximum_concurrent_rpcs=...)`: over it, RESOURCE_EXHAUSTED
+# at once), so a flood from many connections cannot grow memory without
+# bound either. A few times what the bench's peak puts through one server.
+MAX_CONCURRENT_RPCS: Final = 4000
+
 SERVER_OPTIONS: Final[Options] = [
     # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS: the "recv" is not in its string.
     ("grpc.http2.min_ping_interval_without_data_ms", SERVER_MIN_RECV_PING_INTERVAL_MS),
@@ -38,6 +69,9 @@ SERVER_OPTIONS: Final[Options] = [
     # no call in flight (RFC 1122's TCP keep-alive interval), whatever the minimum.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_ping_strikes", SERVER_MAX_PING_STRIKES),
+    ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
+    ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
 ]
 
 # Our own clients keep alive as a channel may: a ping after 10 s without
@@ -112,7 +146,10 @@ CLIENT_OPTIONS: Final[Options] = [
 
 
 def server_options() -> Options:
-    """Channel arguments for `grpc.aio.server(options=...)`: the keep-alive policy."""
+    """Channel arguments for `grpc.aio.server(options=...)`: the keep-alive
+    policy, the message-size limits and the per-connection stream limit.
+    The server-wide bound is `MAX_CONCURRENT_RPCS`, given to
+    `grpc.aio.server(maximum_concurrent_rpcs=...)` (not a channel argument)."""
     return list(SERVER_OPTIONS)
 
 

@@ -80,14 +80,19 @@ async def test_channel_errors_carry_contract_codes(stack):
     async with _channel(stack) as channel:
         api = account_query_pb2_grpc.AccountQueryServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await api.RequestVerificationCode(pb.RequestVerificationCodeRequest(phone="12345"), timeout=5)
+            await api.RequestVerificationCode(
+                pb.RequestVerificationCodeRequest(phone="12345", requester_id="openid-1"), timeout=5
+            )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert ServiceError.from_grpc_error(caught.value).code == "INVALID_ARGUMENT"
         assert "12345" not in caught.value.details()
 
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone="13900139000", id_last6="123456", code="000000", consent=False), timeout=5
+                pb.SubmitQueryRequest(
+                    phone="13900139000", id_last6="123456", code="000000", consent=False, requester_id="openid-1"
+                ),
+                timeout=5,
             )
         assert ServiceError.from_grpc_error(caught.value).code == "CONSENT_REQUIRED"
 

@@ -15,7 +15,7 @@ import grpc
 import pytest
 from pymongo import MongoClient
 
-from tests.e2e.channel_client import CODE, channel, sms_for, submit_many, write_scenario
+from tests.e2e.channel_client import CODE, channel, requester_for, sms_for, submit_many, write_scenario
 from tests.e2e.conftest import latest_code
 from yztc.errors import ServiceError
 from yztc.v1 import account_query_pb2 as pb
@@ -26,13 +26,18 @@ async def _attempt(stack, phone: str, id6: str) -> ServiceError | pb.SubmitQuery
     async with channel(stack) as ch:
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
         try:
-            await api.RequestVerificationCode(pb.RequestVerificationCodeRequest(phone=phone), timeout=10)
+            await api.RequestVerificationCode(
+                pb.RequestVerificationCodeRequest(phone=phone, requester_id=requester_for(phone)), timeout=10
+            )
         except grpc.aio.AioRpcError as error:
             return ServiceError.from_grpc_error(error)
         code = await latest_code(stack, phone)
         try:
             return await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone=phone, id_last6=id6, code=code, consent=True), timeout=10
+                pb.SubmitQueryRequest(
+                    phone=phone, id_last6=id6, code=code, consent=True, requester_id=requester_for(phone)
+                ),
+                timeout=10,
             )
         except grpc.aio.AioRpcError as error:
             assert phone not in error.details() and id6 not in error.details()
@@ -61,7 +66,14 @@ async def test_mismatch_locks_the_number_for_24_hours(stack):
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone="13300133000", id_last6="456789", code=code, consent=True), timeout=10
+                pb.SubmitQueryRequest(
+                    phone="13300133000",
+                    id_last6="456789",
+                    code=code,
+                    consent=True,
+                    requester_id=requester_for("13300133000"),
+                ),
+                timeout=10,
             )
         again = ServiceError.from_grpc_error(caught.value)
         assert again.code == "VERIFICATION_FAILED"
@@ -70,7 +82,14 @@ async def test_mismatch_locks_the_number_for_24_hours(stack):
         wrong = "000000" if code != "000000" else "111111"
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone="13300133000", id_last6="456789", code=wrong, consent=True), timeout=10
+                pb.SubmitQueryRequest(
+                    phone="13300133000",
+                    id_last6="456789",
+                    code=wrong,
+                    consent=True,
+                    requester_id=requester_for("13300133000"),
+                ),
+                timeout=10,
             )
         assert ServiceError.from_grpc_error(caught.value).code == "CODE_INVALID"
 
@@ -91,7 +110,10 @@ async def test_second_query_while_one_runs_gets_409_with_its_id(make_stack, tmp_
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=code, consent=True), timeout=10
+                pb.SubmitQueryRequest(
+                    phone=phone, id_last6="12345X", code=code, consent=True, requester_id=requester_for(phone)
+                ),
+                timeout=10,
             )
         error = ServiceError.from_grpc_error(caught.value)
         assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -100,7 +122,10 @@ async def test_second_query_while_one_runs_gets_409_with_its_id(make_stack, tmp_
         # query (issue 12, state before proof).
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=wrong, consent=True), timeout=10
+                pb.SubmitQueryRequest(
+                    phone=phone, id_last6="12345X", code=wrong, consent=True, requester_id=requester_for(phone)
+                ),
+                timeout=10,
             )
         assert ServiceError.from_grpc_error(caught.value).code == "CODE_INVALID"
 
@@ -122,7 +147,10 @@ async def test_another_replica_sees_an_accept_the_phone_document_does_not_hold_y
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await api.SubmitQuery(
-                pb.SubmitQueryRequest(phone=phone, id_last6="12345X", code=code, consent=True), timeout=10
+                pb.SubmitQueryRequest(
+                    phone=phone, id_last6="12345X", code=code, consent=True, requester_id=requester_for(phone)
+                ),
+                timeout=10,
             )
     error = ServiceError.from_grpc_error(caught.value)
     assert (error.code, error.query_id) == ("QUERY_IN_PROGRESS", first)

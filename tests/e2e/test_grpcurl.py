@@ -13,6 +13,7 @@ from tests.e2e.conftest import latest_code
 
 GRPCURL = ROOT / ".tools" / "bin" / "grpcurl"
 PHONE = "13900139000"
+REQUESTER = "grpcurl-user-1"  # the channel's id of the person (CONTRACT: required on every call)
 
 
 def grpcurl(stack, *args: str, data: dict | None = None) -> subprocess.CompletedProcess:
@@ -43,7 +44,9 @@ async def test_query_flow_with_grpcurl(stack, scenario):
     described = grpcurl(stack, "describe", "yztc.v1.AccountQueryService")
     assert "rpc SubmitQuery" in described.stdout
 
-    sent = grpcurl(stack, "yztc.v1.AccountQueryService/RequestVerificationCode", data={"phone": PHONE})
+    sent = grpcurl(
+        stack, "yztc.v1.AccountQueryService/RequestVerificationCode", data={"phone": PHONE, "requester_id": REQUESTER}
+    )
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout) == {"resend_after": 60}, sent.stdout
     code = await latest_code(stack, PHONE)
@@ -52,14 +55,16 @@ async def test_query_flow_with_grpcurl(stack, scenario):
     submitted = grpcurl(
         stack,
         "yztc.v1.AccountQueryService/SubmitQuery",
-        data={"phone": PHONE, "id_last6": id6, "code": code, "consent": True},
+        data={"phone": PHONE, "id_last6": id6, "code": code, "consent": True, "requester_id": REQUESTER},
     )
     assert submitted.returncode == 0, submitted.stderr
     query_id = json.loads(submitted.stdout)["query_id"]
 
     deadline = time.monotonic() + 30
     while True:
-        got = grpcurl(stack, "yztc.v1.AccountQueryService/GetQuery", data={"query_id": query_id})
+        got = grpcurl(
+            stack, "yztc.v1.AccountQueryService/GetQuery", data={"query_id": query_id, "requester_id": REQUESTER}
+        )
         assert got.returncode == 0, got.stderr
         query = json.loads(got.stdout)
         if query["status"] == "QUERY_STATUS_COMPLETED":
@@ -71,5 +76,12 @@ async def test_query_flow_with_grpcurl(stack, scenario):
     # grpcurl leaves zero values out of its JSON: every company answered 0.
     assert all(e["state"] == "ENTERPRISE_STATE_DONE" and e.get("count", 0) == 0 for e in query["enterprises"])
 
-    refused = grpcurl(stack, "yztc.v1.AccountQueryService/SubmitQuery", data={"phone": "12", "consent": True})
+    refused = grpcurl(
+        stack,
+        "yztc.v1.AccountQueryService/SubmitQuery",
+        data={"phone": "12", "consent": True, "requester_id": REQUESTER},
+    )
     assert refused.returncode != 0 and "InvalidArgument" in refused.stderr
+    # Without a requester_id nothing is read (CONTRACT: required on every call).
+    anonymous = grpcurl(stack, "yztc.v1.AccountQueryService/GetQuery", data={"query_id": query_id})
+    assert anonymous.returncode != 0 and "InvalidArgument" in anonymous.stderr

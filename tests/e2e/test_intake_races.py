@@ -1,32 +1,62 @@
 """Issue 12's intake faults, through the real channel API on the whole
 stack: brute force by concurrency, and a caller's deadline that must not
-leave a spent code behind."""
+leave a spent code behind. Every call is the phone's own requester's
+(channel_client.requester_for): a code answers only to the requester that
+asked for it (phone_rules.judge_code)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+from pathlib import Path
 
 import grpc
 from pymongo import MongoClient
 
-from tests.e2e.channel_client import channel, write_scenario
+from devstack.stack import ROOT
+from tests.e2e.channel_client import channel, requester_for, write_scenario
 from tests.e2e.conftest import latest_code
 from yztc.errors import ServiceError
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc
 
 
-async def _submit(api, phone: str, code: str, timeout: float = 30, id6: str = "12345X"):
+async def _submit(api, phone: str, code: str, timeout: float = 30, id6: str = "12345X", requester: str | None = None):
     try:
         return await api.SubmitQuery(
-            pb.SubmitQueryRequest(phone=phone, id_last6=id6, code=code, consent=True), timeout=timeout
+            pb.SubmitQueryRequest(
+                phone=phone, id_last6=id6, code=code, consent=True, requester_id=requester or requester_for(phone)
+            ),
+            timeout=timeout,
         )
     except grpc.aio.AioRpcError as error:
         return error
 
 
-def _claims_by_kind(stack) -> dict[str, int]:
+async def _request_code(api, phone: str, requester: str | None = None):
+    return await api.RequestVerificationCode(
+        pb.RequestVerificationCodeRequest(phone=phone, requester_id=requester or requester_for(phone)), timeout=10
+    )
+
+
+def channels_without_requester_limits(tmp_path: Path) -> dict[str, str]:
+    """Aggregator settings for a channels file with roomy quotas and no
+    per-requester limits: the code's own attempt cap shown alone, with one
+    requester guessing as fast as it can (the per-requester limits would
+    refuse most of the burst first: tests/security/test_h2_m1_m6_intake.py)."""
+    channels = json.loads((ROOT / "config" / "channels.json").read_text(encoding="utf-8"))
+    for spec in channels["channels"].values():
+        spec["quotas"] = {"*": {"per_second": 100000, "per_day": 100000000}}
+        spec.pop("requester_limits", None)
+    path = tmp_path / "channels-no-requester-limits.json"
+    path.write_text(json.dumps(channels), encoding="utf-8")
+    return {"YZTC_AGGREGATOR_CHANNELS_FILE": str(path)}
+
+
+def claims_by_kind(stack) -> dict[str, int]:
+    """How many phone-version claims of each kind (code, wrong, accept, ...)
+    the stack's database holds: the attempts that were judged."""
     client = MongoClient(stack.mongodb_uri)
     try:
         kinds: dict[str, int] = {}
@@ -40,10 +70,13 @@ def _claims_by_kind(stack) -> dict[str, int]:
 
 async def test_200_concurrent_guesses_are_counted_before_they_are_judged(make_stack, tmp_path):
     phone = "13800000101"
-    stack = make_stack(write_scenario(tmp_path / "scenario.json", [phone], {}))
+    stack = make_stack(
+        write_scenario(tmp_path / "scenario.json", [phone], {}),
+        aggregator_env=channels_without_requester_limits(tmp_path),
+    )
     async with channel(stack) as ch:
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
-        await api.RequestVerificationCode(pb.RequestVerificationCodeRequest(phone=phone), timeout=10)
+        await _request_code(api, phone)
         code = await latest_code(stack, phone)
         rng = random.Random(12)
         wrong = set()
@@ -58,7 +91,7 @@ async def test_200_concurrent_guesses_are_counted_before_they_are_judged(make_st
         codes = [
             ServiceError.from_grpc_error(a).code if isinstance(a, grpc.aio.AioRpcError) else "ACCEPTED" for a in answers
         ]
-        kinds = _claims_by_kind(stack)
+        kinds = claims_by_kind(stack)
         # Exactly five attempts were ever judged wrong (each counted by its
         # claim before it was answered); every other guess was refused
         # unjudged, as racing another guess or finding the code dead.
@@ -83,8 +116,6 @@ async def test_a_deadline_during_slow_operator_checks_does_not_spend_the_code(ma
     # after 2.6 s, ctcc answers after 2.6 s more; the caller gives up at 5 s.
     phone = "13800000102"
     scenario = write_scenario(tmp_path / "scenario.json", [phone], {})
-    import json
-
     data = json.loads(scenario.read_text(encoding="utf-8"))
     data["subscribers"][0]["operator"] = "ctcc"
     data["operators"] = {"cmcc": {"latency_ms": 2600}, "ctcc": {"latency_ms": 2600}}
@@ -92,7 +123,7 @@ async def test_a_deadline_during_slow_operator_checks_does_not_spend_the_code(ma
     stack = make_stack(scenario)
     async with channel(stack) as ch:
         api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
-        await api.RequestVerificationCode(pb.RequestVerificationCodeRequest(phone=phone), timeout=10)
+        await _request_code(api, phone)
         code = await latest_code(stack, phone)
         first = await _submit(api, phone, code, timeout=5.0)
         assert isinstance(first, grpc.aio.AioRpcError)
@@ -109,7 +140,9 @@ async def test_a_deadline_during_slow_operator_checks_does_not_spend_the_code(ma
         # The query the first call started is real and runs to its end.
         for _ in range(200):
             try:
-                query = await api.GetQuery(pb.GetQueryRequest(query_id=query_id), timeout=5)
+                query = await api.GetQuery(
+                    pb.GetQueryRequest(query_id=query_id, requester_id=requester_for(phone)), timeout=5
+                )
                 if query.status != pb.QUERY_STATUS_IN_PROGRESS:
                     break
             except grpc.aio.AioRpcError as error:
