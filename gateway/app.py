@@ -21,6 +21,7 @@ from gateway.keys import (
     AGGREGATOR,
     ALIPAY,
     ENTERPRISES,
+    HASHER,
     MONGO,
     PHONE_AUTHORISATION,
     RATE_LIMIT_SLOTS,
@@ -64,13 +65,20 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = connect(settings.mongodb_uri, "gateway")
     db = client.get_default_database()
-    store = SessionStore(db, settings.session_ttl_seconds)
+    hasher = app[HASHER]
+    store = SessionStore(
+        db,
+        settings.session_ttl_seconds,
+        idle_seconds=settings.session_idle_seconds,
+        max_per_user=settings.max_sessions_per_user,
+        hasher=hasher,
+    )
     slots = MongoSlotStore(db)
     try:
         await store.ensure_indexes()
         await slots.ensure_indexes()
         app[MONGO], app[SESSIONS] = client, store
-        app[RATE_LIMIT_SLOTS], app[RATE_LIMITER] = slots, RateLimiter(slots)
+        app[RATE_LIMIT_SLOTS], app[RATE_LIMITER] = slots, RateLimiter(slots, hasher=hasher)
         purger = asyncio.create_task(_purge_expired(store, slots), name="purge-expired")
         yield
         purger.cancel()
@@ -120,6 +128,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes, handler_args=HANDLER_ARGS)
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = networks(settings.trusted_proxies)
+    # Read at start: a hash key that is not base64 stops the gateway.
+    app[HASHER] = settings.hasher()
     # Read at start, so a wrong key file stops the gateway before it serves.
     app[PHONE_AUTHORISATION] = PhoneAuthorisation(settings.alipay_public_key_file, settings.aes_key)
     # Order matters: readiness (in `aggregator`) uses the Mongo client.

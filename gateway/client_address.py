@@ -5,7 +5,9 @@ X-Forwarded-For is read right to left: every trusted proxy appends the
 address it saw, so the first address that is not a trusted proxy is the
 client; anything left of it was written by the client and proves nothing.
 IPv6 clients are grouped by their /64, which one subscriber usually holds
-whole (per-address limits would be escaped by changing the host bits).
+whole (per-address limits would be escaped by changing the host bits); for
+logins also by their /56 and /48 (`wider_prefixes`), since a subscriber
+may hold a /56 or a /48 and so 256 or 65,536 /64s (review L2).
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ def _subject(address: Address) -> str:
     if address.version == 6:
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+def wider_prefixes(subject: str) -> dict[int, str]:
+    """{56: "2001:db8:1::/56", 48: "2001:db8:1::/48"} for an IPv6 subject
+    of `client_subject`; {} for an IPv4 address or "unknown"."""
+    if ":" not in subject:
+        return {}
+    network = ipaddress.ip_network(subject, strict=False)
+    return {bits: str(network.supernet(new_prefix=bits)) for bits in (56, 48)}
 
 
 def client_subject(peer: str | None, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str:

@@ -133,7 +133,7 @@ async def callback(request: web.Request) -> web.Response:
         and 0 < len(auth_code) <= _MAX_CODE_LENGTH
     ):
         try:
-            token_and_ttl = await handlers.open_session(request.app, auth_code)
+            token_and_ttl = await handlers.open_session(request, auth_code)
         except ServiceError as error:
             outcome = {"RATE_LIMITED": "limited", "UNAVAILABLE": "unavailable"}.get(error.code, "failed")
     location = "/" if token_and_ttl else f"/?login={outcome}"

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway import request_bodies
 from gateway.auth import authenticated, presented_token
 from gateway.browser_session import clear_session_cookie
+from gateway.client_address import wider_prefixes
 from gateway.enterprise_directory import etag_matches
 from gateway.json_answers import dumps, json_answer
 from gateway.keys import (
@@ -35,10 +36,27 @@ from gateway.request_bodies import (
 from yztc.errors import ServiceError
 
 
-async def open_session(app: web.Application, auth_code: str) -> tuple[str, int]:
+def login_claims(request: web.Request) -> list[Claim]:
+    """A login as an event of its client address (L2): the address (an IPv6
+    client's /64), and an IPv6 client's /56 and /48, each with its own limit."""
+    settings = request.app[SETTINGS]
+    client = request[CLIENT]
+    claims = [Claim("ip_logins", settings.limit_ip_logins, client)]
+    wider = wider_prefixes(client)
+    if wider:
+        claims.append(Claim("ip56_logins", settings.limit_ip56_logins, wider[56]))
+        claims.append(Claim("ip48_logins", settings.limit_ip48_logins, wider[48]))
+    return claims
+
+
+async def open_session(request: web.Request, auth_code: str) -> tuple[str, int]:
     """A new session for the Alipay user behind `auth_code`: (token, seconds
     it lasts). The one way in, for POST /api/v1/sessions and the H5 page's
-    login (gateway.h5_page); UNAUTHENTICATED, RATE_LIMITED or UNAVAILABLE."""
+    login (gateway.h5_page); UNAUTHENTICATED, RATE_LIMITED or UNAVAILABLE.
+    The client address's login limits are claimed first: a refused login
+    costs no Alipay call."""
+    app = request.app
+    await app[RATE_LIMITER].claim(*login_claims(request))
     user_id = await app[ALIPAY].user_key(auth_code)
     settings = app[SETTINGS]
     await app[RATE_LIMITER].claim(
@@ -50,7 +68,7 @@ async def open_session(app: web.Application, auth_code: str) -> tuple[str, int]:
 
 async def create_session(request: web.Request) -> web.Response:
     form = await request_bodies.read(request, SessionRequest)
-    token, expires_in = await open_session(request.app, form.auth_code)
+    token, expires_in = await open_session(request, form.auth_code)
     return json_answer({"token": token, "expires_in": expires_in})
 
 

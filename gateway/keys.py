@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from gateway.client_address import Network
     from gateway.enterprise_directory import EnterpriseDirectory
     from gateway.phone_number import PhoneAuthorisation
+    from gateway.pseudonyms import KeyedHasher
     from gateway.rate_limits import MongoSlotStore, RateLimiter
     from gateway.readiness import Readiness
     from gateway.sessions import SessionStore
@@ -30,6 +31,7 @@ ENTERPRISES: web.AppKey[EnterpriseDirectory] = web.AppKey("enterprises")
 ALIPAY: web.AppKey[AlipayLogin] = web.AppKey("alipay")
 PHONE_AUTHORISATION: web.AppKey[PhoneAuthorisation] = web.AppKey("phone_authorisation")
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
+HASHER: web.AppKey[KeyedHasher] = web.AppKey("hasher")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 # The client's address as a rate-limit subject (see client_address).

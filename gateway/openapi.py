@@ -137,7 +137,8 @@ DESCRIPTION = f"""一证通查 2.0 支付宝小程序网关。
 频率限制（固定时间窗，各网关副本共享，超出时 429 `RATE_LIMITED`）：
 - 每个客户端 IP，`/api/v1` 下所有接口：{_DEFAULTS["limit_ip_requests"]}（IPv6 按 /64 计）；
 - 每个支付宝用户，所有需登录的接口及登录本身：{_DEFAULTS["limit_user_requests"]}；每个支付宝用户登录：{_DEFAULTS["limit_user_sessions"]}；
-- 验证码：每个会话 {_DEFAULTS["limit_session_codes"]}，每个客户端 IP {_DEFAULTS["limit_ip_codes"]}（每个手机号码的限制由聚合服务执行）。
+- 验证码：每个会话 {_DEFAULTS["limit_session_codes"]}，每个客户端 IP {_DEFAULTS["limit_ip_codes"]}（每个手机号码的限制由聚合服务执行）；
+- 登录（`POST /api/v1/sessions`，在调用支付宝之前计数）：每个客户端 IP {_DEFAULTS["limit_ip_logins"]}（IPv6 按 /64 计），另每个 IPv6 /56 {_DEFAULTS["limit_ip56_logins"]}、每个 /48 {_DEFAULTS["limit_ip48_logins"]}。
 以上为默认值（可配置）。客户端 IP 为对端地址；仅当对端为受信代理时采用 X-Forwarded-For。
 超出客户端 IP 限制的请求，其 429 应答延迟 {_DEFAULTS["limit_refusal_delay_seconds"]} 秒。
 """
@@ -187,7 +188,12 @@ OPENAPI: dict = {
                 body="SessionRequest",
                 answer="Session",
                 errors=(*_BODY_ERRORS, "UNAUTHENTICATED"),
-                description="支付宝拒绝授权码或其应答验签失败：401 UNAUTHENTICATED；支付宝不可达：503 UNAVAILABLE。",
+                description=(
+                    "支付宝拒绝授权码或其应答验签失败：401 UNAUTHENTICATED；支付宝不可达：503 UNAVAILABLE。"
+                    f"会话至多持续 `expires_in` 秒，连续 {_DEFAULTS['session_idle_seconds']} 秒未使用即失效；"
+                    f"每个支付宝用户至多同时持有 {_DEFAULTS['max_sessions_per_user']} 个会话，"
+                    "再次登录时最早的会话随即失效（登录本身不因此被拒绝）。"
+                ),
             ),
             "delete": {
                 "operationId": "endSession",

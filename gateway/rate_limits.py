@@ -23,8 +23,12 @@ taken ones form a prefix), a handful of rounds at most. A refused event
 may still have used a slot of another of the request's limits: it counts
 as an attempt there.
 
-Subjects (addresses, user ids, sessions) are stored only as a hash inside
-the `_id`, and a slot lives until its window has ended plus a grace for
+Subjects (addresses, user ids, sessions) are stored only as a keyed hash
+inside the `_id` (gateway.pseudonyms: HMAC with a secret key, never a bare
+hash an IPv4 address could be recovered from by enumeration), which names
+its key id. When the key is rotated (a previous key still configured), the
+first event of a window in this process also counts the slots the same
+subject took under the previous key, so a rotation resets no limit. A slot lives until its window has ended plus a grace for
 clocks that differ between replicas. FerretDB has no TTL index: expired
 slots are deleted by `purge_expired`, run periodically.
 """
@@ -32,7 +36,6 @@ slots are deleted by `purge_expired`, run periodically.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +46,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from gateway.pseudonyms import KeyedHasher
 from gateway.settings import RateLimit
 from yztc.errors import ServiceError
 
@@ -82,11 +86,16 @@ class _Window:
     ends_at: float  # epoch seconds
 
 
-def window(claim: Claim, now: float) -> _Window:
-    """The fixed window `now` falls in, and the bucket naming it."""
+_DEVELOPMENT_HASHER = KeyedHasher.development()
+
+
+def window(claim: Claim, now: float, hasher: KeyedHasher = _DEVELOPMENT_HASHER, key_id: str | None = None) -> _Window:
+    """The fixed window `now` falls in, and the bucket naming it:
+    "<rule>:<seconds>:<window index>:<key id>.<keyed hash of the subject>"
+    (under `key_id`, default the current key)."""
     seconds = claim.limit.seconds
     index = math.floor(now / seconds)
-    subject = hashlib.sha256(f"{claim.rule}\0{claim.subject}".encode()).hexdigest()[:32]
+    subject = hasher.digest(claim.rule, claim.subject, key_id)
     return _Window(f"{claim.rule}:{seconds}:{index}:{subject}", (index + 1) * seconds)
 
 
@@ -101,10 +110,12 @@ class RateLimiter:
         store: SlotStore,
         clock: Callable[[], float] = time.time,
         max_hints: int = MAX_HINTS,
+        hasher: KeyedHasher = _DEVELOPMENT_HASHER,
     ) -> None:
         self._store = store
         self._clock = clock
         self._max_hints = max_hints
+        self._hasher = hasher
         # bucket -> (next slot number to hand out, window end)
         self._hints: dict[str, tuple[int, float]] = {}
 
@@ -113,7 +124,7 @@ class RateLimiter:
         in its window; asks nothing, counts nothing."""
         now = self._clock()
         for claim in claims:
-            win = window(claim, now)
+            win = window(claim, now, self._hasher)
             if self._peek(win) > claim.limit.count:
                 raise limited(claim.rule, win.ends_at, now)
 
@@ -121,7 +132,9 @@ class RateLimiter:
         """Count one event against every claim's limit; RATE_LIMITED (with
         retry_after) if any of them has no slot left in its window."""
         now = self._clock()
-        windows = [window(c, now) for c in claims]
+        windows = [window(c, now, self._hasher) for c in claims]
+        if self._hasher.rotating:
+            await self._carry_over(claims, windows, now)
         for claim, win in zip(claims, windows, strict=False):
             if self._peek(win) > claim.limit.count:
                 raise limited(claim.rule, win.ends_at, now)
@@ -129,6 +142,19 @@ class RateLimiter:
         taken = await self._store.insert([self._slot(w, n) for w, n in zip(windows, numbers, strict=False)])
         for i in sorted(taken):
             await self._contended(claims[i], windows[i], now)
+
+    async def _carry_over(self, claims: Sequence[Claim], windows: list[_Window], now: float) -> None:
+        """During a key rotation: a window this process has not counted in
+        yet starts after the slots its subject took under the previous keys
+        (found by point look-ups, as `_first_free` does)."""
+        for claim, win in zip(claims, windows, strict=False):
+            if win.bucket in self._hints:
+                continue
+            used = 0
+            for kid in self._hasher.key_ids[1:]:
+                old = window(claim, now, self._hasher, kid)
+                used += await self._first_free(old, 1, claim.limit.count) - 1
+            self._skip_to(win, used + 1)
 
     async def _contended(self, claim: Claim, win: _Window, now: float) -> None:
         """Another replica took the slot we hinted: try the next one, then

@@ -18,6 +18,15 @@ interceptors cost 20-35 % per RPC even for unsampled calls
   `with server_span(context, name):`), which starts a SERVER span only when
   the call brought a `traceparent`.
 
+Only our own services' trace context is continued (review L1): a caller
+whose client certificate is a channel's (`spiffe://yztc/channel/...`), not
+one of our services' (`spiffe://yztc/service/...`), gets a new trace, linked
+to its span but never under its trace id, so a channel neither chooses which
+of our calls are recorded nor has its ids stored with a query and sent on to
+partners. The gateway starts a new trace for every Internet request
+(gateway.middlewares.trace_request). Baggage is never read nor sent: only the
+W3C `traceparent`/`tracestate` are, whatever OTEL_PROPAGATORS says.
+
 PyMongo command spans are for debugging only (`YZTC_TRACE_DB=1`).
 
 Call `setup_telemetry` before building the Mongo client (the PyMongo
@@ -33,10 +42,12 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TextIO, TypeVar
 
 import grpc
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from yztc.settings import CommonSettings
+from yztc.tls import SERVICE_PREFIX, is_plaintext, peer_certificate
 
 # Set by setup_telemetry when an exporter is configured; None means off. Every
 # helper tests it first, so "off" costs one global read per call.
@@ -49,6 +60,9 @@ TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 
 _NO_OP_TRACER = trace.NoOpTracer()
+# W3C Trace Context alone: never the global propagator, which by default
+# (OTEL_PROPAGATORS=tracecontext,baggage) would read and send baggage.
+_W3C = TraceContextTextMapPropagator()
 
 Metadata = tuple[tuple[str, str], ...]
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
@@ -149,7 +163,7 @@ def trace_carrier() -> dict[str, str]:
     if not trace.get_current_span().get_span_context().trace_flags.sampled:
         return {}
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    _W3C.inject(carrier)
     return carrier
 
 
@@ -190,7 +204,7 @@ def context_from_carrier(carrier: Mapping[str, str] | None) -> Context | None:
     or incoming headers), or None when it holds no `traceparent`."""
     if not carrier or TRACEPARENT not in carrier:
         return None
-    return propagate.extract(carrier)
+    return _W3C.extract(carrier)
 
 
 def _incoming_carrier(context: grpc.aio.ServicerContext) -> dict[str, str] | None:
@@ -206,20 +220,46 @@ def _incoming_carrier(context: grpc.aio.ServicerContext) -> dict[str, str] | Non
     return carrier if carrier and TRACEPARENT in carrier else None
 
 
+def our_service(context: grpc.aio.ServicerContext) -> bool:
+    """Whether the caller is one of our services, whose trace context is
+    continued: a client certificate naming `spiffe://yztc/service/<name>`
+    (the internal CA's), or plaintext (only ever under YZTC_DEVELOPMENT, on
+    loopback: yztc.tls.require_tls). A channel's certificate is not."""
+    auth = context.auth_context()
+    if is_plaintext(auth):
+        return True
+    peer = peer_certificate(auth)
+    return peer is not None and peer.identity(SERVICE_PREFIX) is not None
+
+
+def _parent_and_links(context: grpc.aio.ServicerContext, carrier: dict[str, str]) -> tuple[Context, list[trace.Link]]:
+    """The caller's context when it is one of ours; else a new root, linked
+    to the caller's span (L1)."""
+    remote = _W3C.extract(carrier)
+    if our_service(context):
+        return remote, []
+    caller = trace.get_current_span(remote).get_span_context()
+    return Context(), ([trace.Link(caller)] if caller.is_valid else [])
+
+
 @contextlib.contextmanager
 def server_span(context: grpc.aio.ServicerContext, name: str) -> Iterator[trace.Span | None]:
     """A SERVER span named `name` ("yztc.v1.CompanyConnector/CountAccounts")
     around a gRPC method, started only when tracing is on and the call's
     metadata holds a `traceparent` (the caller's span was sampled): then it
-    continues the caller's trace. Yields the span, or None."""
+    continues the caller's trace if the caller is one of our services
+    (`our_service`), else starts a new one linked to it. Yields the span, or
+    None."""
     carrier = _incoming_carrier(context) if _tracer is not None else None
     if carrier is None:
         yield None
         return
     service, _, method = name.rpartition("/")
+    parent, links = _parent_and_links(context, carrier)
     with _tracer.start_as_current_span(
         name,
-        context=propagate.extract(carrier),
+        context=parent,
+        links=links,
         kind=trace.SpanKind.SERVER,
         attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
     ) as span:

@@ -295,7 +295,9 @@ async def test_live_session_token_is_stored_only_as_its_hash(client, auth):
     assert len(docs) == 1
     assert docs[0]["_id"] == hashlib.sha256(token.encode()).hexdigest()
     assert token not in json.dumps(docs, default=str)
-    assert docs[0]["user_id"] == USER
+    # The user id is stored only sealed and as a keyed hash (L6), never as is.
+    assert USER not in json.dumps(docs, default=str)
+    assert set(docs[0]) >= {"user", "user_box"}
     assert (docs[0]["expires_at"] - docs[0]["created_at"]) == dt.timedelta(seconds=7200)
     # A lower-case scheme is still the Bearer scheme (RFC 7235: case-insensitive).
     assert await client.app[SESSIONS].lookup(token) == USER

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.keys import MONGO, RATE_LIMIT_SLOTS
+from gateway.keys import HASHER, MONGO, RATE_LIMIT_SLOTS
 from gateway.rate_limits import Claim, MongoSlotStore, RateLimiter
 from gateway.settings import RateLimit
 from simulators.scenario import parse_scenario
@@ -137,7 +137,8 @@ async def test_logins_per_user(start):
         assert (await client.post("/api/v1/sessions", json={"auth_code": "code-user"})).status == 200
     response = await client.post("/api/v1/sessions", json={"auth_code": "code-user"})
     await _limited(response, 3600)
-    assert await client.app[MONGO].get_default_database()["sessions"].count_documents({"user_id": USER}) == 2
+    user = client.app[HASHER].digest("user", USER)  # stored only as a keyed hash (L6)
+    assert await client.app[MONGO].get_default_database()["sessions"].count_documents({"user": user}) == 2
     assert (await client.post("/api/v1/sessions", json={"auth_code": "code-other"})).status == 200
 
 

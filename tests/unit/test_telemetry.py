@@ -46,11 +46,15 @@ def spans(path: Path) -> list[dict]:
 class FakeServicerContext:
     """The one thing the server helpers read from a grpc.aio.ServicerContext."""
 
-    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, metadata: tuple[tuple[str, str], ...], auth: dict[str, list[bytes]] | None = None) -> None:
         self._metadata = metadata
+        self._auth = auth or {}  # {}: a plaintext call (development)
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return self._auth
 
     def code(self) -> None:
         return None
