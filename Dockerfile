@@ -7,7 +7,15 @@
 #   docker run IMAGE aggregator
 #   docker run IMAGE sms_notifier
 #   docker run IMAGE platform_connectors company tencent
-#   docker run IMAGE simulators                 (dev clusters only)
+#   docker run DEV-IMAGE simulators             (dev clusters only)
+#
+# The default target is the production image: it holds no simulators/ (the
+# SMS-centre simulator serves every code over HTTP; review L7). The `dev`
+# target is the same image plus the simulators, for dev clusters only
+# (deploy/k8s/components/simulators runs it as image `yztc-simulators`):
+#
+#   docker build -t registry.example/yztc/yztc:0.1.0 .
+#   docker build --target dev -t registry.example/yztc/yztc:dev-simulators .
 #
 # Why one image: the services share the `yztc` package, the generated stubs
 # and one pinned dependency set (constraints.txt), and talk to each other
@@ -21,8 +29,8 @@ ARG PYTHON_IMAGE=python:3.11-slim-trixie
 ARG GO_IMAGE=golang:1.26-trixie
 
 # --- grpc-health-probe -------------------------------------------------------
-# The aggregator's readiness probe: its port demands mutual TLS, which the
-# kubelet's native gRPC probe cannot speak (deploy/k8s/base/aggregator.yaml).
+# The gRPC services' readiness probe: their ports demand mutual TLS, which the
+# kubelet's native gRPC probe cannot speak (deploy/k8s/base/*.yaml).
 FROM ${GO_IMAGE} AS health-probe
 ARG GRPC_HEALTH_PROBE_VERSION=v0.4.62
 ENV CGO_ENABLED=0 GOBIN=/out GOFLAGS=-buildvcs=false
@@ -58,14 +66,18 @@ COPY gateway/ gateway/
 COPY aggregator/ aggregator/
 COPY platform_connectors/ platform_connectors/
 COPY sms_notifier/ sms_notifier/
-COPY simulators/ simulators/
 # Bytecode now: the root filesystem is read-only at run time. Hash-checked,
 # so it stays valid whatever the copied files' timestamps.
 RUN rm -rf protos constraints.txt build-tools.txt \
  && python -m compileall -q --invalidation-mode checked-hash .
 
+# --- the simulators, for the dev target only ---------------------------------
+FROM source AS dev-source
+COPY simulators/ simulators/
+RUN python -m compileall -q --invalidation-mode checked-hash simulators
+
 # --- runtime -----------------------------------------------------------------
-FROM ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="yztc" \
       org.opencontainers.image.description="一证通查 2.0 backend: gateway, aggregator, connectors, SMS notifier" \
       org.opencontainers.image.licenses="UNLICENSED"
@@ -85,7 +97,15 @@ WORKDIR /app
 # Numeric, so Kubernetes' runAsNonRoot can verify it. Files stay root-owned:
 # the service can read its code, not change it.
 USER 10001:10001
-# gateway HTTP, aggregator, notifier, connectors (gRPC), Prometheus metrics.
-EXPOSE 8080 50051 50052 50060 9464
+# gateway HTTP, aggregator (channel API, internal), notifier, connectors (gRPC),
+# Prometheus metrics.
+EXPOSE 8080 50051 50053 50052 50060 9464
 ENTRYPOINT ["python", "-m"]
 CMD ["gateway"]
+
+# --- dev: the runtime plus the simulators (docker build --target dev) ----------
+FROM runtime AS dev
+COPY --from=dev-source /src/simulators /app/simulators
+
+# --- production: the default target, without the simulators -------------------
+FROM runtime AS production

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 
 from aggregator.catalogue import load_catalogue
-from aggregator.channel_quotas import ChannelConfig, ChannelQuotas
+from aggregator.channel_quotas import ChannelQuotas, ChannelsFile
 from aggregator.company_calls import CompanyCaller
 from aggregator.engine import Engine
 from aggregator.intake import Intake
@@ -18,7 +18,7 @@ from aggregator.personal_data import PhoneProtector
 from aggregator.phone_store import PhoneStore
 from aggregator.query_store import QueryStore, Recorder
 from aggregator.retention import Retention
-from aggregator.service import AccountQueryServicer
+from aggregator.service import AccountQueryServicer, ChannelAdmission
 from aggregator.settings import AggregatorSettings
 from aggregator.work_queue import WorkQueue
 from yztc import event_loop
@@ -28,7 +28,7 @@ from yztc.mongo import connect
 from yztc.replicas import Replicas
 from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
-from yztc.tls import channel_credentials, server_credentials
+from yztc.tls import channel_credentials, require_tls, server_credentials
 from yztc.v1 import account_query_pb2, account_query_pb2_grpc
 
 log = logging.getLogger("aggregator")
@@ -40,6 +40,21 @@ async def main() -> None:
     setup_logging("aggregator", settings.log_level)
     setup_telemetry("aggregator", settings)
     log.debug("settings", extra={"fields": {"settings": settings.describe()}})
+    # Fail closed (M3): both ports and the internal links need certificates,
+    # unless YZTC_DEVELOPMENT=1 (then plaintext on loopback, with a warning).
+    require_tls(
+        tls,
+        "aggregator",
+        addresses=(
+            settings.listen,
+            settings.internal_listen,
+            settings.notifier_target,
+            *settings.companies.values(),
+            *settings.operators.values(),
+        ),
+        extra={"YZTC_AGGREGATOR_CHANNELS_CA": settings.channels_ca},
+    )
+    channels = ChannelsFile(settings.channels_file, settings.development)
 
     catalogue = load_catalogue(settings.enterprises_file)
     missing = {e.id for e in catalogue} - settings.companies.keys()
@@ -62,15 +77,14 @@ async def main() -> None:
         await store.ensure_indexes()
 
     metrics = Metrics()
-    # Internal links: mutual TLS with the aggregator's own identity when
-    # YZTC_AGGREGATOR_INTERNAL_TLS is on (connectors and notifier then serve
-    # mutual TLS too); plaintext otherwise, the development switch.
-    internal = channel_credentials(tls) if settings.internal_tls else None
-    links = Links(settings.companies, settings.operators, settings.notifier_target, internal)
+    # Internal links: mutual TLS with the aggregator's internal identity
+    # (spiffe://yztc/service/aggregator, the one caller connectors and the
+    # notifier admit); plaintext only under the development switch.
+    links = Links(settings.companies, settings.operators, settings.notifier_target, channel_credentials(tls))
     callers = {e.id: CompanyCaller(e.id, links.companies[e.id], e.policy, metrics) for e in catalogue}
     for cid, caller in callers.items():
         metrics.watch_circuit(cid, caller.circuit_state)
-    metrics.watch_certificates({"cert": tls.tls_cert, "ca": tls.tls_ca})
+    metrics.watch_certificates({"cert": tls.tls_cert, "ca": tls.tls_ca, "channels_ca": settings.channels_ca})
     protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, settings.decoded_hash_key())
     engine = Engine(
         queue=queue,
@@ -103,17 +117,29 @@ async def main() -> None:
         deliver_within=dt.timedelta(seconds=settings.deliver_within_seconds),
         finalize_margin=dt.timedelta(seconds=settings.finalize_margin_seconds),
     )
-    credentials = server_credentials(tls)
-    quotas = ChannelQuotas(db, ChannelConfig.from_file(settings.channels_file))
+    quotas = ChannelQuotas(db, channels)
     await quotas.ensure_indexes()
-    servicer = AccountQueryServicer(
-        intake, catalogue, ChannelConfig.from_file(settings.channels_file), quotas, mtls=credentials is not None
-    )
+    # Two ports, one servicer each: the public channel port trusts only the
+    # channels' CA and admits channels; the internal port trusts only the
+    # internal CA and admits the gateway (as its channel, same quotas).
+    # Health and reflection on the public port answer admitted channels only.
+    names = [account_query_pb2.DESCRIPTOR.services_by_name["AccountQueryService"].full_name]
+    public_admission = ChannelAdmission(channels, internal=False)
+    public = AccountQueryServicer(intake, catalogue, public_admission, quotas)
+    internal = AccountQueryServicer(intake, catalogue, ChannelAdmission(channels, internal=True), quotas)
+    credentials = server_credentials(tls, client_ca=settings.channels_ca)
     service = GrpcService(
         settings.listen,
-        lambda server: account_query_pb2_grpc.add_AccountQueryServiceServicer_to_server(servicer, server),
-        [account_query_pb2.DESCRIPTOR.services_by_name["AccountQueryService"].full_name],
+        lambda server: account_query_pb2_grpc.add_AccountQueryServiceServicer_to_server(public, server),
+        names,
         credentials=credentials,
+        gate=public_admission.gate,
+    )
+    internal_service = GrpcService(
+        settings.internal_listen,
+        lambda server: account_query_pb2_grpc.add_AccountQueryServiceServicer_to_server(internal, server),
+        names,
+        credentials=server_credentials(tls),
     )
 
     async def purge_forever() -> None:
@@ -129,13 +155,21 @@ async def main() -> None:
     async def start() -> None:
         await replicas.start()
         await service.start()
-        service.watch(metrics.database_probe(lambda: client.admin.command("ping")))
+        await internal_service.start()
+        probe = metrics.database_probe(lambda: client.admin.command("ping"))
+        service.watch(probe)
+        internal_service.watch(probe)
         engine.start()
         purger.append(asyncio.create_task(purge_forever(), name="retention"))
-        print(f"aggregator listening on {settings.listen} ({'mutual TLS' if credentials else 'plaintext'})", flush=True)
+        mode = "mutual TLS" if credentials else "plaintext, YZTC_DEVELOPMENT"
+        print(
+            f"aggregator listening on {settings.listen} (channels, {mode}) and {settings.internal_listen} (internal)",
+            flush=True,
+        )
 
     async def stop() -> None:
         await service.stop()
+        await internal_service.stop()
         await intake.drain()
         for task in purger:
             task.cancel()

@@ -23,6 +23,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from yztc import claims
 from yztc.lease_queue import replica_id
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,13 +61,31 @@ class ChannelConfig:
         self,
         channels: dict[str, dict[str, Quota]],
         requester_limits: dict[str, dict[str, RequesterLimit]] | None = None,
+        internal_callers: dict[str, str] | None = None,
+        revoked_serials: frozenset[int] = frozenset(),
     ) -> None:
         self.channels = channels
         self.requester_limits = requester_limits or {}
+        # internal service name -> the channel it is admitted as, on the
+        # aggregator's internal port only (e.g. gateway -> alipay-gateway).
+        self.internal_callers = internal_callers or {}
+        self.revoked_serials = revoked_serials
+
+    def current(self) -> ChannelConfig:
+        """This configuration (a `ChannelsFile` gives its latest instead)."""
+        return self
+
+    def public_channel(self, channel: str) -> bool:
+        """Admitted on the public channel port: configured, and not one only
+        an internal service may be."""
+        return channel in self.channels and channel not in self.internal_callers.values()
 
     @classmethod
     def from_file(cls, path: Path) -> ChannelConfig:
-        data = json.loads(path.read_text(encoding="utf-8"))["channels"]
+        document = json.loads(path.read_text(encoding="utf-8"))
+        data = document["channels"]
+        internal = {spec["internal_caller"]: name for name, spec in data.items() if spec.get("internal_caller")}
+        revoked = frozenset(int(str(s).replace(":", "").strip(), 16) for s in document.get("revoked_serials", []))
         return cls(
             {
                 name: {method: Quota(int(q["per_second"]), int(q["per_day"])) for method, q in spec["quotas"].items()}
@@ -76,6 +98,8 @@ class ChannelConfig:
                 }
                 for name, spec in data.items()
             },
+            internal,
+            revoked,
         )
 
     def quota(self, channel: str, method: str) -> Quota | None:
@@ -86,6 +110,57 @@ class ChannelConfig:
 
     def requester_limit(self, channel: str, method: str) -> RequesterLimit | None:
         return self.requester_limits.get(channel, {}).get(method)
+
+
+# Channels only development may admit (L7): the demo channel, and the one
+# every plaintext caller is under YZTC_DEVELOPMENT.
+DEVELOPMENT_CHANNELS = frozenset({"wechat-demo", "local-dev"})
+
+
+class ChannelsFile:
+    """The channels file, re-read when it changes (its mtime, size or inode,
+    checked by one stat on every call): admissions, quotas and revocations
+    apply without a restart. A file that does not parse keeps the previous
+    configuration (logged); replace it atomically (write, then rename).
+    Outside development a file admitting a development channel is refused:
+    at start (SystemExit) and on reload (the previous one is kept)."""
+
+    def __init__(self, path: Path, development: bool) -> None:
+        self._path = path
+        self._development = development
+        self._stamp = self._stat()
+        try:
+            self._config = self._load()
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"aggregator: cannot read channels file {path}: {error}") from None
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> ChannelConfig:
+        config = ChannelConfig.from_file(self._path)
+        refused = sorted(DEVELOPMENT_CHANNELS & config.channels.keys())
+        if refused and not self._development:
+            raise ValueError(f"admits development channels {refused} outside YZTC_DEVELOPMENT")
+        return config
+
+    def current(self) -> ChannelConfig:
+        stamp = self._stat()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._config = self._load()
+                log.info("channels file reloaded", extra={"fields": {"channels": sorted(self._config.channels)}})
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                log.error(
+                    "channels file not reloaded; the previous one stays",
+                    extra={"fields": {"error": f"{type(error).__name__}: {error}"}},
+                )
+        return self._config
 
 
 _MAX_HINTS = 100_000
@@ -169,7 +244,10 @@ class _SlotAdmission(Admission):
 
 
 class ChannelQuotas:
-    def __init__(self, db: AsyncDatabase, config: ChannelConfig, owner: str | None = None, clock=time.time) -> None:
+    def __init__(
+        self, db: AsyncDatabase, config: ChannelConfig | ChannelsFile, owner: str | None = None, clock=time.time
+    ) -> None:
+        """`config`: fixed, or a `ChannelsFile` whose latest version applies to each call."""
         self._slots = db["claims"]
         self._days = db["channel_days"]
         self._config = config
@@ -199,7 +277,7 @@ class ChannelQuotas:
         requester's window where the channel sets a requester limit), to be
         taken with its claim (or alone, `spend`); or the seconds until the
         caller may call again. Counts the request against the day quota."""
-        quota = self._config.quota(channel, method)
+        quota = self._config.current().quota(channel, method)
         assert quota is not None
         now = self._clock()
         second = int(now)
@@ -211,7 +289,7 @@ class ChannelQuotas:
         slots.append(
             _Slot(prefix, k, quota.per_second, dt.datetime.fromtimestamp(second, dt.UTC), max(0.001, second + 1 - now))
         )
-        limit = self._config.requester_limit(channel, method)
+        limit = self._config.current().requester_limit(channel, method)
         if limit is not None and requester:
             window = int(now // limit.seconds)
             who = hashlib.sha256(f"{channel}\0{requester}".encode()).hexdigest()[:24]

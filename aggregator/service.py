@@ -13,12 +13,12 @@ from google.protobuf import timestamp_pb2
 from opentelemetry import trace
 
 from aggregator.catalogue import Enterprise
-from aggregator.channel_quotas import NO_QUOTA, Admission, ChannelConfig, ChannelQuotas
+from aggregator.channel_quotas import Admission, ChannelConfig, ChannelQuotas, ChannelsFile
 from aggregator.intake import Intake
 from aggregator.query_store import Query
 from yztc.errors import ServiceError
 from yztc.telemetry import rpc_span
-from yztc.tls import peer_common_name
+from yztc.tls import CHANNEL_PREFIX, SERVICE_PREFIX, is_plaintext, peer_certificate
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc
 
@@ -64,45 +64,91 @@ def _timestamp(moment) -> timestamp_pb2.Timestamp:
     return ts
 
 
+class ChannelAdmission:
+    """Which channel a call is, on one of the aggregator's two ports (M2, M3).
+
+    - The public channel port (`internal=False`; TLS trusts only the
+      channels' CA): the client certificate's one SAN URI
+      `spiffe://yztc/channel/<id>`, a channel of the channels file that no
+      internal service stands for.
+    - The internal port (`internal=True`; TLS trusts only the internal CA):
+      the certificate's `spiffe://yztc/service/<name>`, admitted as the
+      channel whose `internal_caller` is that name (gateway → alipay-gateway).
+
+    On both, a certificate whose serial is in the file's `revoked_serials`
+    is refused; the file's latest version applies (ChannelsFile). Under the
+    plaintext development switch, public callers are channel `local-dev`
+    and internal ones the gateway; each still needs its entry, and quotas.
+    Refusals are UNAUTHENTICATED in the CONTRACT error shape."""
+
+    def __init__(self, channels: ChannelConfig | ChannelsFile, *, internal: bool) -> None:
+        self._channels = channels
+        self._internal = internal
+
+    def channel(self, context: grpc.aio.ServicerContext) -> str:
+        """The admitted channel of the call; ServiceError UNAUTHENTICATED if none."""
+        auth = context.auth_context()  # built afresh on every call: read it once
+        config = self._channels.current()
+        channel: str | None
+        if is_plaintext(auth):
+            channel = config.internal_callers.get("gateway") if self._internal else LOCAL_CHANNEL
+        else:
+            peer = peer_certificate(auth)
+            if peer is None:
+                raise ServiceError("UNAUTHENTICATED", detail="渠道证书无效。")
+            if peer.serial in config.revoked_serials:
+                raise ServiceError("UNAUTHENTICATED", detail="渠道证书已吊销。")
+            if self._internal:
+                service = peer.identity(SERVICE_PREFIX)
+                channel = config.internal_callers.get(service) if service else None
+            else:
+                channel = peer.identity(CHANNEL_PREFIX)
+                if channel is not None and not config.public_channel(channel):
+                    channel = None
+        if channel is None or channel not in config.channels:
+            raise ServiceError("UNAUTHENTICATED", detail="渠道未登记。")
+        return channel
+
+    async def gate(self, context: grpc.aio.ServicerContext) -> None:
+        """For health and reflection on the public port (I2): only admitted channels."""
+        try:
+            self.channel(context)
+        except ServiceError as error:
+            await context.abort_with_status(error.to_grpc_status())
+
+
 class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
     def __init__(
         self,
         intake: Intake,
         catalogue: list[Enterprise],
-        channels: ChannelConfig,
+        admission: ChannelAdmission,
         quotas: ChannelQuotas,
-        mtls: bool,
     ) -> None:
+        """One servicer per port, each with that port's `admission`."""
         self._intake = intake
         self._catalogue = catalogue
-        self._channels = channels
+        self._admitted = admission
         self._quotas = quotas
-        self._mtls = mtls
 
     def _identify(self, context: grpc.aio.ServicerContext, method: str) -> str:
-        if not self._mtls:
-            return LOCAL_CHANNEL  # plaintext development switch: one implicit channel
-        channel = peer_common_name(context)
-        if channel is None or self._channels.quota(channel, method) is None:
-            raise ServiceError("UNAUTHENTICATED", detail="渠道未登记。")
+        channel = self._admitted.channel(context)
         trace.get_current_span().set_attribute("yztc.channel", channel)
         return channel
 
     async def _channel(self, context: grpc.aio.ServicerContext, method: str) -> str:
-        """The calling channel, admitted and within its quota for `method`."""
+        """The calling channel, admitted and within its quota for `method`
+        (quotas apply to every channel, the plaintext development one too)."""
         channel = self._identify(context, method)
-        if self._mtls:
-            wait = await self._quotas.take(channel, method)
-            if wait is not None:
-                raise ServiceError("RATE_LIMITED", retry_after=max(1, int(wait + 0.999)))
+        wait = await self._quotas.take(channel, method)
+        if wait is not None:
+            raise ServiceError("RATE_LIMITED", retry_after=max(1, int(wait + 0.999)))
         return channel
 
     async def _admission(self, context: grpc.aio.ServicerContext, method: str, requester: str) -> tuple[str, Admission]:
         """The calling channel and its quota slot for `method`, to be taken
         with the phone's claim (or spent by `_spend` if the call ends first)."""
         channel = self._identify(context, method)
-        if not self._mtls:
-            return channel, NO_QUOTA
         admitted = await self._quotas.admit(channel, method, requester)
         if isinstance(admitted, float):
             raise ServiceError("RATE_LIMITED", retry_after=max(1, int(admitted + 0.999)))
@@ -111,9 +157,9 @@ class AccountQueryServicer(account_query_pb2_grpc.AccountQueryServiceServicer):
     @rpc_span(SERVICE)
     @_maps_errors
     async def RequestVerificationCode(self, request, context):
-        _, admission = await self._admission(context, "RequestVerificationCode", request.requester_id)
+        channel, admission = await self._admission(context, "RequestVerificationCode", request.requester_id)
         async with _charged(admission):
-            resend_after = await self._intake.request_code(request.phone, admission)
+            resend_after = await self._intake.request_code(request.phone, channel, request.requester_id, admission)
         return pb.RequestVerificationCodeResponse(resend_after=resend_after)
 
     @rpc_span(SERVICE)

@@ -16,7 +16,12 @@ CONFIG = Path(__file__).resolve().parent.parent / "config"
 class AggregatorSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="YZTC_AGGREGATOR_", extra="ignore", frozen=True)
 
+    # The public channel API (mutual TLS trusting only the channels' CA,
+    # channels_ca) and the internal port (mutual TLS trusting only the
+    # internal CA, YZTC_TLS_CA: the gateway's channel API and the probes).
     listen: str = "127.0.0.1:50051"
+    internal_listen: str = "127.0.0.1:50053"
+    channels_ca: str = ""
     mongodb_uri: str = Field("mongodb://127.0.0.1:27018/yztc", validation_alias="MONGODB_URI")
     enterprises_file: Path = CONFIG / "enterprises.json"
     number_segments_file: Path = CONFIG / "number_segments.json"
@@ -24,8 +29,10 @@ class AggregatorSettings(CommonSettings):
     companies: dict[str, str]
     operators: dict[str, str]
     notifier_target: str = "127.0.0.1:50052"
-    internal_tls: bool = False
-    # Channels allowed on the channel API (client certificate common names) and their quotas.
+    # Channels allowed on the channel API (by SAN URI spiffe://yztc/channel/<id>),
+    # their quotas, the internal callers admitted as a channel and the revoked
+    # certificate serials; re-read when it changes (aggregator/channel_quotas.py).
+    # Production: config/channels.prod.json (the development one is refused).
     channels_file: Path = CONFIG / "channels.json"
     # Phone keys: {key id: base64 256-bit key}; new data uses phone_key_id.
     phone_keys: dict[str, SecretStr]

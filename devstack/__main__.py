@@ -42,7 +42,9 @@ def main() -> int:
         return 1
     print("\nyztc is running:\n" + stack.describe(), flush=True)
     print(
-        f"\n  development PKI      {stack.pki_dir}/ca.pem, wechat-demo.pem, wechat-demo-key.pem"
+        f"\n  development PKI      {stack.pki_dir}/: internal CA ca.pem (verifies every server),"
+        f" channels' CA {stack.channels_ca.name};"
+        "\n                       channel wechat-demo: wechat-demo.pem, wechat-demo-key.pem"
         "\n  Ctrl-C stops everything.\n",
         flush=True,
     )

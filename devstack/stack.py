@@ -40,6 +40,7 @@ DEFAULTS = {
 # the stack but kept back too: one port cannot serve seventeen processes.
 STACK_OWNED = frozenset(
     {
+        "YZTC_DEVELOPMENT",
         "YZTC_TLS_CA",
         "YZTC_TLS_CERT",
         "YZTC_TLS_KEY",
@@ -59,8 +60,11 @@ STACK_OWNED = frozenset(
         "YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE",
         "YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE",
         "YZTC_SIM_ALIPAY_AES_KEY",
+        "YZTC_SIM_PARTNER_KEYS_FILE",
         "YZTC_CONNECTOR_LISTEN",
         "YZTC_CONNECTOR_UPSTREAM_URL",
+        "YZTC_CONNECTOR_PARTNER_KEY_FILE",
+        "YZTC_CONNECTOR_PARTNER_KEY_ID",
         "YZTC_NOTIFIER_LISTEN",
         "YZTC_NOTIFIER_SMSC_HOST",
         "YZTC_NOTIFIER_SMSC_PORT",
@@ -73,13 +77,14 @@ STACK_OWNED = frozenset(
         "YZTC_NOTIFIER_CMPP_SOURCE_ADDR",
         "YZTC_NOTIFIER_CMPP_SHARED_SECRET",
         "YZTC_AGGREGATOR_LISTEN",
+        "YZTC_AGGREGATOR_INTERNAL_LISTEN",
+        "YZTC_AGGREGATOR_CHANNELS_CA",
         "YZTC_AGGREGATOR_COMPANIES",
         "YZTC_AGGREGATOR_OPERATORS",
         "YZTC_AGGREGATOR_NOTIFIER_TARGET",
         "YZTC_AGGREGATOR_PHONE_KEYS",
         "YZTC_AGGREGATOR_PHONE_KEY_ID",
         "YZTC_AGGREGATOR_HASH_KEY",
-        "YZTC_AGGREGATOR_INTERNAL_TLS",
         "YZTC_GATEWAY_LISTEN",
         "YZTC_GATEWAY_AGGREGATOR_TARGET",
         "YZTC_GATEWAY_AGGREGATOR_SERVER_NAME",
@@ -102,6 +107,8 @@ class Ports:
     gateway: int = 8080
     aggregator: int = 50051
     notifier: int = 50052
+    # The aggregator's internal port (the gateway's channel API, probes).
+    aggregator_internal: int = 50053
     database: int = 27018
     sim_companies: int = 9101
     sim_operators: int = 9102
@@ -115,7 +122,7 @@ class Ports:
     @classmethod
     def free(cls, companies: tuple[str, ...] = COMPANY_IDS) -> Ports:
         """Ports the OS says are free now."""
-        found = iter(free_ports(10 + len(companies) + len(OPERATOR_IDS)))
+        found = iter(free_ports(11 + len(companies) + len(OPERATOR_IDS)))
 
         def pick() -> int:
             return next(found)
@@ -131,6 +138,7 @@ class Ports:
             sim_smsc=pick(),
             sim_smpp=pick(),
             sim_cmpp=pick(),
+            aggregator_internal=pick(),
             companies={cid: pick() for cid in companies},
             operators={oid: pick() for oid in OPERATOR_IDS},
         )
@@ -196,15 +204,23 @@ class Stack:
     # -- set-up ---------------------------------------------------------------
 
     def _identity(self, name: str) -> dict[str, str]:
-        """The TLS settings of a service serving mutual TLS as `name`."""
-        cert, key = pki.issue(self.pki_dir, name, server=True)
+        """The TLS settings of an internal service: its certificate from the
+        internal CA (SAN URI spiffe://yztc/service/<name>), serving and
+        calling in mutual TLS."""
+        cert, key = pki.issue_service(self.pki_dir, name)
         return {"YZTC_TLS_CA": str(self.pki_dir / "ca.pem"), "YZTC_TLS_CERT": str(cert), "YZTC_TLS_KEY": str(key)}
 
+    @property
+    def channels_ca(self) -> Path:
+        """The channels' CA: signs channel certificates only (devstack/pki.py)."""
+        return self.pki_dir / f"{pki.CHANNELS_CA}.pem"
+
     def prepare(self) -> None:
-        """PKI and development secrets, made once and reused."""
-        pki.issue(self.pki_dir, "aggregator", server=True)
-        pki.issue(self.pki_dir, GATEWAY_CHANNEL)
-        pki.issue(self.pki_dir, DEMO_CHANNEL)
+        """PKI (the internal CA, the channels' CA, the demo channel's
+        certificate) and development secrets, made once and reused."""
+        pki.ensure_ca(self.pki_dir, pki.INTERNAL_CA)
+        pki.ensure_ca(self.pki_dir, pki.CHANNELS_CA)
+        pki.issue_channel(self.pki_dir, DEMO_CHANNEL)
         secrets.rsa_pair(self.keys_dir, "alipay-app")
         secrets.rsa_pair(self.keys_dir, "alipay-sim")
 
@@ -226,7 +242,9 @@ class Stack:
         env = {k: v for k, v in self._environ.items() if not k.startswith("YZTC_") and k != "MONGODB_URI"}
         env.update(DEFAULTS)
         env.update(self.passed_on())
-        env.update(PYTHONUNBUFFERED="1", MONGODB_URI=self.mongodb_uri)
+        # The stack is development: simulators over http://, development
+        # keys and the demo channel (internal gRPC is mutual TLS all the same).
+        env.update(PYTHONUNBUFFERED="1", MONGODB_URI=self.mongodb_uri, YZTC_DEVELOPMENT="1")
         if self.scenario:
             env["YZTC_SCENARIO"] = self.scenario
         env.update(self._extra)
@@ -269,6 +287,8 @@ class Stack:
                 YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-sim-private.pem"),
                 YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-app-public.pem"),
                 YZTC_SIM_ALIPAY_AES_KEY=secrets.symmetric_key(self.keys_dir, "alipay-aes"),
+                # The connectors' public keys, which the simulated enterprises check (docs/partner-api.md).
+                YZTC_SIM_PARTNER_KEYS_FILE=str(secrets.partner_keys_file(self.keys_dir, [*p.companies, *p.operators])),
             ),
             ready_port=p.sim_smsc,
             listens=(
@@ -292,6 +312,8 @@ class Stack:
                         self._env(
                             YZTC_CONNECTOR_LISTEN=_addr(port),
                             YZTC_CONNECTOR_UPSTREAM_URL=f"{base}/{eid}",
+                            YZTC_CONNECTOR_PARTNER_KEY_FILE=str(secrets.partner_key(self.keys_dir, eid)),
+                            YZTC_CONNECTOR_PARTNER_KEY_ID=secrets.partner_key_id(eid),
                             **self._identity(f"connector-{eid}"),
                         ),
                         ready_port=port,
@@ -301,31 +323,39 @@ class Stack:
         return children
 
     def notifier(self) -> Child:
+        env = self._env(
+            YZTC_NOTIFIER_LISTEN=_addr(self.ports.notifier),
+            YZTC_NOTIFIER_SMSC_HOST="127.0.0.1",
+            YZTC_NOTIFIER_SMSC_PORT=str(self.ports.sim_smpp),
+            YZTC_NOTIFIER_SYSTEM_ID="yztc",
+            YZTC_NOTIFIER_PASSWORD=secrets.symmetric_key(self.keys_dir, "smpp-password")[:8],
+            YZTC_NOTIFIER_DATA_KEY=secrets.symmetric_key(self.keys_dir, "notifier-data"),
+            YZTC_NOTIFIER_DATA_KEY_ID="k1",
+            # Used when YZTC_NOTIFIER_SMSC_PROTOCOL=cmpp30 (a setting the stack passes on as is).
+            YZTC_NOTIFIER_CMPP_HOST="127.0.0.1",
+            YZTC_NOTIFIER_CMPP_PORT=str(self.ports.sim_cmpp),
+            YZTC_NOTIFIER_CMPP_SOURCE_ADDR=CMPP_SP_ID,
+            YZTC_NOTIFIER_CMPP_SHARED_SECRET=secrets.symmetric_key(self.keys_dir, "cmpp-shared-secret"),
+            **self._identity("sms-notifier"),
+        )
+        # The start-up table says which protocol the notifier speaks, and to where.
+        if env.get("YZTC_NOTIFIER_SMSC_PROTOCOL", "smpp34") == "cmpp30":
+            centre = f"CMPP 3.0 to cmpp://{_addr(self.ports.sim_cmpp)}"
+        else:
+            centre = f"SMPP 3.4 to smpp://{_addr(self.ports.sim_smpp)}"
         return Child(
             "sms_notifier",
             python_module("sms_notifier"),
-            self._env(
-                YZTC_NOTIFIER_LISTEN=_addr(self.ports.notifier),
-                YZTC_NOTIFIER_SMSC_HOST="127.0.0.1",
-                YZTC_NOTIFIER_SMSC_PORT=str(self.ports.sim_smpp),
-                YZTC_NOTIFIER_SYSTEM_ID="yztc",
-                YZTC_NOTIFIER_PASSWORD=secrets.symmetric_key(self.keys_dir, "smpp-password")[:8],
-                YZTC_NOTIFIER_DATA_KEY=secrets.symmetric_key(self.keys_dir, "notifier-data"),
-                YZTC_NOTIFIER_DATA_KEY_ID="k1",
-                # Used when YZTC_NOTIFIER_SMSC_PROTOCOL=cmpp30 (a setting the stack passes on as is).
-                YZTC_NOTIFIER_CMPP_HOST="127.0.0.1",
-                YZTC_NOTIFIER_CMPP_PORT=str(self.ports.sim_cmpp),
-                YZTC_NOTIFIER_CMPP_SOURCE_ADDR=CMPP_SP_ID,
-                YZTC_NOTIFIER_CMPP_SHARED_SECRET=secrets.symmetric_key(self.keys_dir, "cmpp-shared-secret"),
-                **self._identity("sms_notifier"),
-            ),
+            env,
             ready_port=self.ports.notifier,
-            listens=f"grpc {_addr(self.ports.notifier)}",
+            listens=f"grpc {_addr(self.ports.notifier)}; SMS centre over {centre}",
         )
 
-    def aggregator(self, name: str = "aggregator", port: int | None = None) -> Child:
-        """The aggregator (or another replica of it, on its own port)."""
+    def aggregator(self, name: str = "aggregator", port: int | None = None, internal_port: int | None = None) -> Child:
+        """The aggregator (or another replica of it, on its own ports: the
+        internal one is a free port unless given)."""
         p = self.ports
+        internal_port = internal_port or (p.aggregator_internal if port is None else free_port())
         port = port or p.aggregator
         return Child(
             name,
@@ -333,21 +363,24 @@ class Stack:
             self._env(
                 **self._aggregator_env,
                 YZTC_AGGREGATOR_LISTEN=_addr(port),
+                YZTC_AGGREGATOR_INTERNAL_LISTEN=_addr(internal_port),
+                YZTC_AGGREGATOR_CHANNELS_CA=str(self.channels_ca),
                 YZTC_AGGREGATOR_COMPANIES=json.dumps({c: _addr(port) for c, port in p.companies.items()}),
                 YZTC_AGGREGATOR_OPERATORS=json.dumps({o: _addr(port) for o, port in p.operators.items()}),
                 YZTC_AGGREGATOR_NOTIFIER_TARGET=_addr(p.notifier),
                 YZTC_AGGREGATOR_PHONE_KEYS=json.dumps({"k1": secrets.symmetric_key(self.keys_dir, "phone-k1")}),
                 YZTC_AGGREGATOR_PHONE_KEY_ID="k1",
                 YZTC_AGGREGATOR_HASH_KEY=secrets.symmetric_key(self.keys_dir, "hash"),
-                # Internal links in mutual TLS too: connectors and the notifier
-                # answer only a client certificate named "aggregator".
-                YZTC_AGGREGATOR_INTERNAL_TLS="1",
-                YZTC_TLS_CA=str(self.pki_dir / "ca.pem"),
-                YZTC_TLS_CERT=str(self.pki_dir / "aggregator.pem"),
-                YZTC_TLS_KEY=str(self.pki_dir / "aggregator-key.pem"),
+                # Internal links in mutual TLS: connectors and the notifier
+                # answer only spiffe://yztc/service/aggregator.
+                **self._identity("aggregator"),
             ),
             ready_port=port,
-            listens=f"grpc {_addr(port)} (channel API, mutual TLS; CA {self.pki_dir / 'ca.pem'})",
+            listens=(
+                f"grpc {_addr(port)} (channel API, mutual TLS: client certificates from the channels' CA"
+                f" {self.channels_ca}, server certificate from the internal CA {self.pki_dir / 'ca.pem'});"
+                f" internal grpc {_addr(internal_port)} (the gateway, probes; internal CA)"
+            ),
         )
 
     def gateway(self) -> Child:
@@ -357,16 +390,14 @@ class Stack:
             python_module("gateway"),
             self._env(
                 YZTC_GATEWAY_LISTEN=_addr(p.gateway),
-                YZTC_GATEWAY_AGGREGATOR_TARGET=_addr(p.aggregator),
+                YZTC_GATEWAY_AGGREGATOR_TARGET=_addr(p.aggregator_internal),
                 YZTC_GATEWAY_AGGREGATOR_SERVER_NAME="aggregator",  # as in the stack's PKI
                 YZTC_GATEWAY_ALIPAY_URL=f"http://{_addr(p.sim_alipay)}/gateway.do",
                 YZTC_GATEWAY_ALIPAY_APP_ID=ALIPAY_APP_ID,
                 YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(self.keys_dir / "alipay-app-private.pem"),
                 YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(self.keys_dir / "alipay-sim-public.pem"),
                 YZTC_GATEWAY_ALIPAY_AES_KEY=secrets.symmetric_key(self.keys_dir, "alipay-aes"),
-                YZTC_TLS_CA=str(self.pki_dir / "ca.pem"),
-                YZTC_TLS_CERT=str(self.pki_dir / f"{GATEWAY_CHANNEL}.pem"),
-                YZTC_TLS_KEY=str(self.pki_dir / f"{GATEWAY_CHANNEL}-key.pem"),
+                **self._identity("gateway"),
             ),
             ready_port=p.gateway,
             listens=f"http://{_addr(p.gateway)}",

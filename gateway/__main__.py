@@ -17,6 +17,7 @@ from yztc import event_loop
 from yztc.grpc_server import run_until_signalled
 from yztc.logs import setup_logging
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
+from yztc.tls import require_tls
 
 log = logging.getLogger("gateway")
 
@@ -45,6 +46,15 @@ def main() -> None:
         print(f"gateway: invalid settings:\n{error}", file=sys.stderr)
         sys.exit(2)
     setup_logging("gateway", settings.log_level)
+    # Fail closed (L7, L6): production refuses development settings.
+    refusals = [] if settings.development else settings.production_refusals()
+    if refusals:
+        lines = "\n".join(f"  - {r}" for r in refusals)
+        print(f"gateway: refusing to start outside YZTC_DEVELOPMENT:\n{lines}", file=sys.stderr)
+        sys.exit(2)
+    # Fail closed (M3): the link to the aggregator's internal port is mutual
+    # TLS with the gateway's internal identity, unless YZTC_DEVELOPMENT=1.
+    require_tls(settings.tls, "gateway", addresses=(settings.aggregator_target,))
     setup_telemetry("gateway", settings)
     try:
         event_loop.run(serve(settings))

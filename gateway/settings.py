@@ -6,6 +6,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -21,7 +22,32 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gateway.pseudonyms import KeyedHasher
 from yztc.settings import CommonSettings, GrpcTlsSettings
+
+# The Alipay sandbox/demo app id the simulator and tests use (L7).
+DEMO_APP_IDS = frozenset({"2021000000000001"})
+# The file names devstack (make run) and the dev overlay give the Alipay
+# simulator's and the development app's keys (devstack/secrets.py rsa_pair).
+_DEVELOPMENT_KEY_NAMES = re.compile(r"alipay-(sim|app)-(public|private)\.pem")
+
+
+def is_development_key(path: Path) -> bool:
+    """Whether `path` is one of the development Alipay keys: a file devstack
+    made (named alipay-sim-*/alipay-app-*, or under a var/keys folder), or a
+    file with the same content as one in this checkout's var/keys."""
+    resolved = path.resolve()
+    if _DEVELOPMENT_KEY_NAMES.fullmatch(resolved.name) or ("var", "keys") in zip(
+        resolved.parts, resolved.parts[1:], strict=False
+    ):
+        return True
+    keys = Path(__file__).resolve().parent.parent / "var" / "keys"
+    try:
+        content = resolved.read_bytes().strip()
+        return any(content == known.read_bytes().strip() for known in keys.glob("*.pem"))
+    except OSError:
+        return False
+
 
 _LIMIT = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*s?\s*")
 
@@ -59,7 +85,8 @@ class GatewaySettings(CommonSettings):
     )
 
     listen: str = "127.0.0.1:8080"
-    aggregator_target: str = "127.0.0.1:50051"
+    # The aggregator's INTERNAL port (YZTC_AGGREGATOR_INTERNAL_LISTEN), not the public channel port.
+    aggregator_target: str = "127.0.0.1:50053"
     # The name checked in the aggregator's certificate (we dial an address).
     aggregator_server_name: str = "aggregator"
     call_timeout_seconds: PositiveFloat = 5.0
@@ -90,6 +117,10 @@ class GatewaySettings(CommonSettings):
     # true behind a proxy that ends TLS (the gateway then sees plain HTTP).
     h5_secure_cookies: bool | None = None
     session_ttl_seconds: PositiveInt = 7200
+    # A session unused this long has ended (L8), whatever its ttl says.
+    session_idle_seconds: PositiveInt = 1800
+    # Live sessions a user may hold (L8): a new login ends the oldest beyond it.
+    max_sessions_per_user: PositiveInt = 5
     max_body_bytes: PositiveInt = 16384
 
     # Client addresses: the peer, or X-Forwarded-For when the peer is one of
@@ -107,6 +138,12 @@ class GatewaySettings(CommonSettings):
     # limits codes per phone).
     limit_session_codes: Limit = RateLimit(count=5, seconds=3600)
     limit_ip_codes: Limit = RateLimit(count=60, seconds=3600)
+    # Logins (POST /api/v1/sessions) per client address, claimed before the
+    # Alipay call each one costs (L2): per IPv4 address or IPv6 /64, and per
+    # IPv6 /56 and /48, so one subscriber's prefix holds few buckets.
+    limit_ip_logins: Limit = RateLimit(count=30, seconds=600)
+    limit_ip56_logins: Limit = RateLimit(count=60, seconds=600)
+    limit_ip48_logins: Limit = RateLimit(count=120, seconds=600)
     # A client over its address's limit waits this long for its 429: a
     # flooding client's connections are held instead of served as fast as
     # it can send (its refusals cost no database work, but still CPU).
@@ -121,7 +158,17 @@ class GatewaySettings(CommonSettings):
         "mongodb://127.0.0.1:27018/yztc",
         validation_alias=AliasChoices("MONGODB_URI", "mongodb_uri"),
     )
-    # Client identity on the channel API (env YZTC_TLS_*); empty = plaintext.
+    # Keys of the keyed hashes stored in place of client addresses, user ids
+    # and session ids (gateway.pseudonyms; L6): {key id: base64 of >= 32
+    # bytes}, env as JSON; `hash_key_id` is the one written with, the others
+    # are looked up too (a rotation). Empty: a fixed development key, which
+    # production refuses.
+    hash_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    hash_key_id: str = ""
+
+    # Internal identity toward the aggregator (env YZTC_TLS_*:
+    # spiffe://yztc/service/gateway from the internal CA); empty only
+    # with YZTC_DEVELOPMENT=1 (yztc/tls.py).
     tls: GrpcTlsSettings = Field(default_factory=GrpcTlsSettings)
 
     @field_validator("alipay_aes_key")
@@ -139,6 +186,41 @@ class GatewaySettings(CommonSettings):
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value)
+
+    def hasher(self) -> KeyedHasher:
+        """The keyed hasher of `hash_keys` (gateway.pseudonyms); the
+        development one when none is configured."""
+        if not self.hash_keys:
+            return KeyedHasher.development()
+        keys = {}
+        for kid, value in self.hash_keys.items():
+            try:
+                keys[kid] = base64.b64decode(value.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"hash key {kid!r} is not base64") from None
+        return KeyedHasher(keys, self.hash_key_id or next(iter(keys)))
+
+    def production_refusals(self) -> list[str]:
+        """What production (YZTC_DEVELOPMENT unset) must not run with (L7,
+        L6): an http:// Alipay URL, the demo app id, the Alipay simulator's
+        key, no hash key. One line each; empty when all is well."""
+        refusals = []
+        for name in ("alipay_url", "alipay_authorize_url"):
+            url = getattr(self, name)
+            if url is not None and not url.lower().startswith("https://"):
+                refusals.append(f"YZTC_GATEWAY_{name.upper()} must be https:// (not {url.split(':', 1)[0]}://)")
+        if self.alipay_app_id in DEMO_APP_IDS:
+            refusals.append("YZTC_GATEWAY_ALIPAY_APP_ID is the development demo app id")
+        for name in ("alipay_public_key_file", "alipay_app_private_key_file"):
+            if is_development_key(getattr(self, name)):
+                refusals.append(
+                    f"YZTC_GATEWAY_{name.upper()} is a development key (the Alipay simulator's or var/keys)"
+                )
+        if not self.hash_keys:
+            refusals.append("YZTC_GATEWAY_HASH_KEYS is not set")
+        elif self.hash_key_id not in self.hash_keys:
+            refusals.append("YZTC_GATEWAY_HASH_KEY_ID names none of YZTC_GATEWAY_HASH_KEYS")
+        return refusals
 
     @property
     def authorize_url(self) -> str:

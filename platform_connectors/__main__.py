@@ -17,7 +17,7 @@ from yztc.identifiers import OPERATOR_IDS
 from yztc.logs import setup_logging
 from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
-from yztc.tls import server_credentials
+from yztc.tls import require_tls, server_credentials
 from yztc.v1 import (
     company_connector_pb2,
     company_connector_pb2_grpc,
@@ -33,7 +33,11 @@ async def main(kind: str, enterprise: str) -> None:
     name = f"connector-{enterprise}"
     setup_logging(name, settings.log_level)
     setup_telemetry(name, settings)
-    upstream = Upstream(settings.upstream_url, settings.upstream_timeout_seconds)
+    # Fail closed (M3): no certificates, no start (unless YZTC_DEVELOPMENT=1).
+    tls = GrpcTlsSettings()
+    require_tls(tls, name, addresses=(settings.listen,))
+    # Partners as they expect (M10): https:// and our signing key, or no start.
+    upstream = Upstream.from_settings(settings, name)
     if kind == "company":
         servicer = CompanyConnectorServicer(upstream, settings.allowed_callers)
         register = lambda s: company_connector_pb2_grpc.add_CompanyConnectorServicer_to_server(servicer, s)  # noqa: E731
@@ -42,7 +46,7 @@ async def main(kind: str, enterprise: str) -> None:
         servicer = OperatorConnectorServicer(upstream, settings.allowed_callers)
         register = lambda s: operator_connector_pb2_grpc.add_OperatorConnectorServicer_to_server(servicer, s)  # noqa: E731
         full_name = operator_connector_pb2.DESCRIPTOR.services_by_name["OperatorConnector"].full_name
-    service = GrpcService(settings.listen, register, [full_name], credentials=server_credentials(GrpcTlsSettings()))
+    service = GrpcService(settings.listen, register, [full_name], credentials=server_credentials(tls))
 
     async def start() -> None:
         await upstream.open()

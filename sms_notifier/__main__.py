@@ -18,7 +18,7 @@ from sms_notifier.send_rate import SendPacer
 from sms_notifier.sender import Sender
 from sms_notifier.service import SmsNotifierServicer
 from sms_notifier.settings import NotifierSettings
-from sms_notifier.smsc_link import Addressing, SmscLink
+from sms_notifier.smsc_link import Addressing, SmscLink, TlsOptions
 from sms_notifier.smsc_session import SmscSession
 from yztc import event_loop
 from yztc.grpc_server import GrpcService, run_until_signalled
@@ -26,7 +26,7 @@ from yztc.logs import setup_logging
 from yztc.mongo import connect
 from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
-from yztc.tls import server_credentials
+from yztc.tls import require_tls, server_credentials
 from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
 
 log = logging.getLogger("sms_notifier")
@@ -36,9 +36,16 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
     setup_logging("sms_notifier", settings.log_level)
     setup_telemetry("sms_notifier", settings)
     log.debug("settings", extra={"fields": {"settings": settings.describe()}})
+    # Fail closed (M3): no certificates, no start (unless YZTC_DEVELOPMENT=1).
+    tls = GrpcTlsSettings()
+    require_tls(tls, "sms_notifier", addresses=(settings.listen,))
     client = connect(settings.mongodb_uri, "yztc-sms-notifier")
     db = client.get_default_database("yztc")
-    store = MessageStore(db)
+    store = MessageStore(
+        db,
+        kept_receipts_per_hour=settings.kept_receipts_per_hour,
+        kept_receipt_seconds=settings.kept_receipt_seconds,
+    )
     queue = SendQueue(db, dt.timedelta(seconds=settings.lease_seconds))
     sealer = Sealer(settings.data_keys(), settings.data_key_id)
     metrics = Metrics()
@@ -52,8 +59,11 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
             metrics=metrics,
             reconnect_min=settings.reconnect_min_seconds,
             reconnect_max=settings.reconnect_max_seconds,
+            receipt_queue_capacity=settings.receipt_queue_capacity,
         )
     else:
+        if not settings.smsc_tls and not settings.development:
+            log.warning("SMPP to the SMS centre in clear: set YZTC_NOTIFIER_SMSC_TLS unless the link is private")
         link = SmscLink(
             settings.smsc_host,
             settings.smsc_port,
@@ -71,6 +81,17 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
             bind_timeout=settings.bind_timeout_seconds,
             reconnect_min=settings.reconnect_min_seconds,
             reconnect_max=settings.reconnect_max_seconds,
+            tls=TlsOptions(
+                settings.smsc_tls_ca_file,
+                settings.smsc_tls_cert_file,
+                settings.smsc_tls_key_file,
+                settings.smsc_tls_server_name,
+            )
+            if settings.smsc_tls
+            else None,
+            id_form=settings.receipt_id_form,
+            utc_offset=dt.timedelta(minutes=settings.smsc_utc_offset_minutes),
+            receipt_queue_capacity=settings.receipt_queue_capacity,
         )
     sender = Sender(
         store,
@@ -89,6 +110,8 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
         throttle_pause=settings.throttle_pause_seconds,
         retention=dt.timedelta(days=settings.retention_days),
         finals_batch_seconds=settings.finals_batch_seconds,
+        receipt_window_seconds=settings.receipt_window_seconds,
+        receipt_date_slack_seconds=settings.receipt_date_slack_seconds,
     )
     link.on_bound = sender.wake
     link.on_receipt = sender.settler.on_receipt
@@ -97,9 +120,9 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
         settings.listen,
         lambda server: sms_notifier_pb2_grpc.add_SmsNotifierServicer_to_server(servicer, server),
         [sms_notifier_pb2.DESCRIPTOR.services_by_name["SmsNotifier"].full_name],
-        # Mutual TLS, answering only the aggregator, when YZTC_TLS_CERT/KEY/CA
-        # are set (as the connectors); plaintext without them.
-        credentials=server_credentials(GrpcTlsSettings()),
+        # Mutual TLS from the internal CA, answering only the aggregator
+        # (spiffe://yztc/service/aggregator); checked at start (require_tls).
+        credentials=server_credentials(tls),
     )
 
     async def start() -> None:

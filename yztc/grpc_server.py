@@ -1,10 +1,17 @@
 """gRPC server bootstrap shared by every service: health checking, reflection,
 telemetry, the keep-alive policy (yztc/grpc_options.py), graceful shutdown on
-SIGTERM/SIGINT (grpc/grpc examples/python)."""
+SIGTERM/SIGINT (grpc/grpc examples/python).
+
+Health and reflection answer whoever passed the port's TLS (on internal
+ports: any certificate of the internal CA, so a probe can use the pod's own),
+or, given a `gate`, only the callers it lets through (the aggregator's
+public channel port: admitted channels only, I2). Plaintext (no
+credentials, the development switch) binds loopback addresses only."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable
@@ -13,11 +20,50 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from yztc.grpc_options import server_options
+from yztc.grpc_options import MAX_CONCURRENT_RPCS, server_options
+from yztc.tls import is_loopback
 
 log = logging.getLogger(__name__)
 
 Registrar = Callable[[grpc.aio.Server], None]
+# Awaited before a gated method runs; aborts the call to refuse it.
+Gate = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
+
+
+def _gated(behavior, gate: Gate):
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request, context):
+            await gate(context)
+            async for item in behavior(request, context):
+                yield item
+
+        return stream
+
+    async def call(request, context):
+        await gate(context)
+        return await behavior(request, context)
+
+    return call
+
+
+class _GateInterceptor(grpc.aio.ServerInterceptor):
+    """Runs `gate` before every method of the services named in `gated`."""
+
+    def __init__(self, gate: Gate, gated: frozenset[str]) -> None:
+        self._gate = gate
+        self._gated = gated
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        service = handler_call_details.method.lstrip("/").split("/", 1)[0]
+        if handler is None or service not in self._gated:
+            return handler
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                return handler._replace(**{kind: _gated(behavior, self._gate)})
+        return handler
 
 
 class GrpcService:
@@ -30,8 +76,19 @@ class GrpcService:
         service_names: Iterable[str],
         credentials: grpc.ServerCredentials | None = None,
         grace_seconds: float = 5.0,
+        gate: Gate | None = None,
     ) -> None:
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *server_options()])
+        """`credentials` None is plaintext: loopback `address` only (else
+        SystemExit). `gate`, if given, guards health and reflection."""
+        if credentials is None and not is_loopback(address):
+            raise SystemExit(f"refusing plaintext gRPC on non-loopback {address}: configure YZTC_TLS_*")
+        gated = frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME})
+        interceptors = [_GateInterceptor(gate, gated)] if gate is not None else []
+        self.server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 0), *server_options()],
+            interceptors=interceptors,
+            maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+        )
         register(self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

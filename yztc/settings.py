@@ -7,9 +7,10 @@ validated at start-up, so a bad value stops the process before it serves.
 from __future__ import annotations
 
 import json
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,20 +40,47 @@ class CommonSettings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", validation_alias="YZTC_METRICS_HOST")
 
     def describe(self) -> str:
-        """The settings as one JSON line, with secrets shown as '***'."""
-        shown = {}
-        for name, value in self.model_dump().items():
-            if isinstance(getattr(self, name), SecretStr):
-                shown[name] = "***"
-            else:
-                shown[name] = value
-        return json.dumps(shown, ensure_ascii=False, default=str)
+        """The settings as one JSON line, safe to log (M4): every SecretStr
+        (nested too) shown as '***', and the password of every URI-valued
+        setting (`scheme://user:password@host`, anywhere in a value) as
+        `scheme://user:***@host`."""
+        return json.dumps(_masked(self), ensure_ascii=False, default=str)
+
+
+# The userinfo's password in any URI: scheme://user:password@ (RFC 3986 3.2.1).
+_URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]*(?=@)")
+
+
+def mask_uri_passwords(text: str) -> str:
+    """`mongodb://user:pw@host/db` → `mongodb://user:***@host/db`, wherever it occurs."""
+    return _URI_PASSWORD.sub(r"\g<head>***", text)
+
+
+def _masked(value: Any) -> Any:
+    """A JSON-able copy of a setting value with secrets masked."""
+    if isinstance(value, SecretStr):
+        return "***"
+    if isinstance(value, BaseSettings):
+        return {name: _masked(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        return {str(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_masked(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    if hasattr(value, "model_dump"):
+        return _masked(value.model_dump())
+    return mask_uri_passwords(str(value))
 
 
 class GrpcTlsSettings(BaseSettings):
-    """Where a gRPC service finds its certificate; empty = plaintext (development)."""
+    """Where a gRPC service finds its internal identity (yztc/tls.py): all
+    three are required; empty is allowed only with YZTC_DEVELOPMENT=1
+    (plaintext on loopback)."""
 
     model_config = SettingsConfigDict(env_prefix="YZTC_", extra="ignore", frozen=True)
+
+    development: bool = Field(False, validation_alias=AliasChoices("YZTC_DEVELOPMENT", "development"))
 
     tls_ca: str = ""
     tls_cert: str = ""

@@ -3,8 +3,11 @@ missing, as the ferretdb fixture does) and each overlay built once."""
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -56,6 +59,31 @@ def build(kustomize: Path, overlay: str) -> str:
 def rendered(kustomize: Path) -> dict[str, str]:
     """Each overlay's manifests as kustomize prints them."""
     return {overlay: build(kustomize, overlay) for overlay in OVERLAYS}
+
+
+def load_dev_secrets() -> ModuleType:
+    """overlays/dev/dev_secrets.py as a module."""
+    path = K8S / "overlays" / "dev" / "dev_secrets.py"
+    spec = importlib.util.spec_from_file_location("dev_secrets", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def dev_secret_objects(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """The dev overlay's Secrets, made afresh (keys and PKI) in a temporary folder."""
+    return load_dev_secrets().dev_secrets(tmp_path_factory.mktemp("k8s-dev"))
+
+
+@pytest.fixture(scope="session")
+def stand_in_secrets(dev_secret_objects: list[dict]) -> dict[str, dict[str, str]]:
+    """The dev Secrets, decoded; prod refers to the same names and keys."""
+    return {
+        s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+        for s in dev_secret_objects
+    }
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,9 @@ def expected_callers(overlay: str, name: str) -> dict[int, set[str]]:
     if name == "gateway":
         return {8080: {INGRESS_NGINX}, 9464: {PROMETHEUS}}
     if name == "aggregator":
-        return {50051: {"gateway"} | (CHANNEL_NETWORKS if overlay == "prod" else set()), 9464: {PROMETHEUS}}
+        # 50051: the public channel API (channels' CA); 50053: the internal
+        # port (internal CA), the gateway's.
+        return {50051: CHANNEL_NETWORKS if overlay == "prod" else set(), 50053: {"gateway"}, 9464: {PROMETHEUS}}
     if name == "sms-notifier":
         return {50052: {"aggregator"}, 9464: {PROMETHEUS}}
     if name in CONNECTORS:
@@ -56,7 +58,7 @@ def expected_egress(overlay: str, name: str) -> set[tuple[str, int]]:
     traces = {("otel-collector", 4318)}
     if name == "gateway":
         alipay = ("simulators", 9103) if overlay == "dev" else (INTERNET, 443)
-        return {("aggregator", 50051), alipay} | database | traces
+        return {("aggregator", 50053), alipay} | database | traces
     if name == "aggregator":
         return {(c, 50060) for c in CONNECTORS} | {("sms-notifier", 50052)} | database | traces
     if name == "sms-notifier":

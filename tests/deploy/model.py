@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from dataclasses import dataclass, field
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -218,3 +219,40 @@ def mounted_files(objs: list[dict], w: Workload, c: dict, secrets: dict[str, dic
         for item in items:
             files[f"{mount['mountPath'].rstrip('/')}/{item['path']}"] = data[item["key"]]
     return files
+
+
+def file_source(w: Workload, c: dict, path: str) -> tuple[str, str, str, dict] | None:
+    """Where the file at `path` in container `c` comes from: ("secret" or
+    "configMap", the object's name, its key, the volumeMount); None if no
+    Secret or ConfigMap volume puts it there."""
+    volumes = {v["name"]: v for v in w.pod.get("volumes", [])}
+    for mount in c.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        for kind, name_field in (("secret", "secretName"), ("configMap", "name")):
+            if kind not in volume:
+                continue
+            source = volume[kind]
+            root = mount["mountPath"].rstrip("/")
+            if mount.get("subPath"):
+                if path == root:
+                    return kind, source[name_field], mount["subPath"], mount
+                continue
+            for item in source.get("items") or []:
+                if f"{root}/{item['path']}" == path:
+                    return kind, source[name_field], item["key"], mount
+            if not source.get("items") and path.startswith(root + "/") and "/" not in path[len(root) + 1 :]:
+                return kind, source[name_field], path[len(root) + 1 :], mount
+    return None
+
+
+def probe_command(probe: dict, env: dict[str, str]) -> list[str]:
+    """An exec probe's argv as it runs: a `sh -c` script split as the shell
+    splits it, with $VAR / ${VAR} taken from the container's environment
+    (exec probes get no $(VAR) expansion from the kubelet) and a leading
+    `exec` dropped."""
+    command = list(probe["exec"]["command"])
+    if command[:2] != ["sh", "-c"]:
+        return command
+    script = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m[1], ""), command[2])
+    argv = shlex.split(script)
+    return argv[1:] if argv and argv[0] == "exec" else argv

@@ -6,27 +6,28 @@ the dev secrets script does not make, and a target no Service answers."""
 
 from __future__ import annotations
 
-import base64
-import importlib.util
+import json
 import os
 import re
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from cryptography.hazmat.primitives import serialization
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from aggregator.catalogue import load_catalogue
-from aggregator.channel_quotas import ChannelConfig
+from aggregator.channel_quotas import ChannelsFile
 from aggregator.number_routing import NumberRouting
 from aggregator.settings import AggregatorSettings
 from gateway.settings import GatewaySettings
 from platform_connectors.settings import ConnectorSettings
+from platform_connectors.upstream import Upstream
 from simulators.settings import SimulatorSettings
 from simulators.sms_centre_settings import SmsCentreSettings
 from sms_notifier.settings import NotifierSettings
-from tests.deploy.conftest import K8S, ROOT
+from tests.deploy.conftest import ROOT, load_dev_secrets
 from tests.deploy.expected import COMPANY_IDS, OPERATOR_IDS, SERVICES
 from tests.deploy.model import Workload, args, container_env, mounted_files, named, selects, workloads
 from yztc.settings import GrpcTlsSettings
@@ -40,29 +41,6 @@ SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "simulators": (SimulatorSettings, SmsCentreSettings),
 }
 CASES = [(o, n) for o in ("dev", "prod") for n in SERVICES] + [("dev", "simulators")]
-
-
-def _load_dev_secrets():
-    path = K8S / "overlays" / "dev" / "dev_secrets.py"
-    spec = importlib.util.spec_from_file_location("dev_secrets", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def dev_secret_objects(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    return _load_dev_secrets().dev_secrets(tmp_path_factory.mktemp("k8s-dev"))
-
-
-@pytest.fixture(scope="session")
-def stand_in_secrets(dev_secret_objects: list[dict]) -> dict[str, dict[str, str]]:
-    """The dev Secrets, decoded; prod refers to the same names and keys."""
-    return {
-        s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
-        for s in dev_secret_objects
-    }
 
 
 def env_names(model: type[BaseSettings]) -> dict[str, list[str]]:
@@ -116,7 +94,7 @@ def start(objects, overlay, name, stand_in_secrets, tmp_path, monkeypatch):
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(content, encoding="utf-8")
     for key, value in env.items():
-        if key.endswith("_FILE") or key.startswith("YZTC_TLS_"):
+        if key.endswith(("_FILE", "_CA")) or key.startswith("YZTC_TLS_"):
             assert value in files, f"{key}={value}: no volume puts a file there"
             env[key] = str(tmp_path / value.lstrip("/"))
     unknown = sorted(k for k in env if k.startswith("YZTC_") and k not in known_variables(module))
@@ -164,8 +142,10 @@ def test_the_service_starts_with_its_configuration(
                 assert connector.labels["yztc/kind"] == kind and connector.labels["yztc/enterprise"] == eid
         assert service_target(objs, aggregator.notifier_target).name == "sms-notifier"
         assert aggregator.phone_key_id in aggregator.phone_keys
-        # The other files it loads at start, as it loads them.
-        assert ChannelConfig.from_file(aggregator.channels_file)
+        # The other files it loads at start, as it loads them (the channels
+        # file refused outside development if it admits a development channel).
+        assert aggregator.development == (overlay == "dev")
+        assert ChannelsFile(aggregator.channels_file, aggregator.development).current().channels
         assert NumberRouting.from_file(aggregator.number_segments_file)
     elif module == "platform_connectors":
         kind, eid = argv[1:]
@@ -174,6 +154,12 @@ def test_the_service_starts_with_its_configuration(
         assert ".invalid" not in first.upstream_url, "the overlay sets the enterprise's URL"
         if overlay == "dev":
             assert first.upstream_url.startswith("http://simulators:")
+        # Its link to the enterprise as it builds it at start: https outside
+        # development, and a usable signing key of its own (M10).
+        assert Upstream.from_settings(first, name)
+        assert w.pod["volumes"] and f"yztc-connector-{eid}-partner" in [
+            v.get("secret", {}).get("secretName") for v in w.pod["volumes"]
+        ], "one signing key per connector"
     elif module == "sms_notifier":
         assert first.source_addr == "10699000"
         assert not first.smsc_host.endswith(".invalid"), "the overlay names the SMS centre"
@@ -209,5 +195,31 @@ def test_dev_secrets_are_valid_and_cover_every_reference(
 
 def test_dev_secrets_are_kept_between_runs(tmp_path: Path) -> None:
     """A second run must not replace the phone keys (stored data would be lost)."""
-    module = _load_dev_secrets()
+    module = load_dev_secrets()
     assert module.dev_secrets(tmp_path) == module.dev_secrets(tmp_path)
+
+
+def test_the_simulated_enterprises_accept_each_dev_connector_s_key(
+    objects: dict[str, list[dict]], stand_in_secrets: dict[str, dict[str, str]]
+) -> None:
+    """dev: the simulators' key ring (YZTC_SIM_PARTNER_KEYS_FILE) holds, for
+    each enterprise, the public half of its connector's key under the key id
+    the connector signs with; otherwise every partner call would be 401."""
+    objs = objects["dev"]
+    by_name = {w.name: w for w in workloads(objs)}
+    simulators = by_name["simulators"]
+    sim = simulators.containers[0]
+    sim_env = container_env(objs, simulators, sim, stand_in_secrets)
+    ring_text = mounted_files(objs, simulators, sim, stand_in_secrets)[sim_env["YZTC_SIM_PARTNER_KEYS_FILE"]]
+    ring = json.loads(ring_text)
+    for eid in (*COMPANY_IDS, *OPERATOR_IDS):
+        w = by_name[f"connector-{eid}"]
+        c = w.containers[0]
+        env = container_env(objs, w, c, stand_in_secrets)
+        private = serialization.load_pem_private_key(
+            mounted_files(objs, w, c, stand_in_secrets)[env["YZTC_CONNECTOR_PARTNER_KEY_FILE"]].encode(), None
+        )
+        public = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        assert ring[eid][env["YZTC_CONNECTOR_PARTNER_KEY_ID"]].encode() == public, eid

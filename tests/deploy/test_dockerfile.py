@@ -51,6 +51,21 @@ def stages() -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
     return global_args, result
 
 
+def stage_name(stage: list[tuple[str, str]]) -> str | None:
+    words = stage[0][1].split()
+    return words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+
+
+def production(all_stages: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """The default target (the last stage) with the stages it is built FROM
+    by name: their instructions in order, the first FROM naming an image."""
+    by_name = {stage_name(s): s for s in all_stages if stage_name(s)}
+    chain = [all_stages[-1]]
+    while chain[0][0][1].split()[0] in by_name:
+        chain.insert(0, by_name[chain[0][0][1].split()[0]])
+    return [instruction for i, stage in enumerate(chain) for instruction in (stage if i == 0 else stage[1:])]
+
+
 def base_image(stage: list[tuple[str, str]], global_args: dict[str, str]) -> str:
     image = stage[0][1].split()[0]
     return re.sub(r"\$\{(\w+)\}", lambda m: global_args[m[1]], image)
@@ -109,7 +124,7 @@ def test_hadolint_finds_nothing() -> None:
 def test_multi_stage_on_one_slim_python() -> None:
     global_args, all_stages = stages()
     assert len(all_stages) >= 3
-    final = all_stages[-1]
+    final = production(all_stages)
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", base_image(final, global_args))
     pythons = {base_image(s, global_args) for s in all_stages if base_image(s, global_args).startswith("python:")}
     assert len(pythons) == 1, "the virtualenv is copied: every Python stage has the same interpreter"
@@ -117,7 +132,7 @@ def test_multi_stage_on_one_slim_python() -> None:
 
 def test_final_stage_runs_as_non_root_without_build_tools() -> None:
     _, all_stages = stages()
-    final = all_stages[-1]
+    final = production(all_stages)
     users = [rest for word, rest in final if word == "USER"]
     assert users and re.fullmatch(r"[1-9]\d{3,}:[1-9]\d{3,}", users[-1]), "numeric, so runAsNonRoot can check it"
     runs = " ".join(rest for word, rest in final if word == "RUN")
@@ -188,7 +203,7 @@ def test_the_build_context_leaves_out(path: str) -> None:
 def test_the_image_has_every_service_the_manifests_run(objects: dict[str, list[dict]]) -> None:
     _, all_stages = stages()
     copied = {rest.split()[0].strip("/") for s in all_stages for word, rest in s if word == "COPY"}
-    exposed = {int(p) for s in all_stages[-1:] for word, rest in s if word == "EXPOSE" for p in rest.split()}
+    exposed = {int(p) for word, rest in production(all_stages) if word == "EXPOSE" for p in rest.split()}
     for overlay in objects.values():
         for w in workloads(overlay):
             c = w.containers[0]
@@ -198,3 +213,29 @@ def test_the_image_has_every_service_the_manifests_run(objects: dict[str, list[d
             assert module in copied and (ROOT / module / "__main__.py").exists(), f"python -m {module}"
             if module != "simulators":
                 assert set(w.ports()) <= exposed
+
+
+def test_the_production_image_has_no_simulators_and_the_dev_image_has(objects: dict[str, list[dict]]) -> None:
+    """L7: `docker build .` (the last stage, production) holds no
+    simulators/ in any stage it is built from; the `dev` target adds them;
+    the simulators component runs the dev image, and every other workload
+    the production one."""
+    _, all_stages = stages()
+    by_name = {stage_name(s): s for s in all_stages}
+    final = production(all_stages)
+    copies = [rest for word, rest in final if word == "COPY"]
+    sources = {rest.split()[0].removeprefix("--from=") for rest in copies if rest.startswith("--from=")}
+    for source in sources:
+        stage = by_name.get(source, [])
+        assert not any(word == "COPY" and "simulators" in rest for word, rest in stage), source
+    assert not any("simulators" in rest for rest in copies)
+    dev = by_name["dev"]
+    assert dev[0][1].split()[0] == "runtime" and stage_name(all_stages[-1]) == "production"
+    assert any(word == "COPY" and "/simulators" in rest for word, rest in dev)
+    for overlay, objs in objects.items():
+        for w in workloads(objs):
+            image = w.containers[0]["image"]
+            if args(w.containers[0], {})[:1] == ["simulators"]:
+                assert image.endswith(":dev-simulators"), (overlay, image)
+            elif "registry.example/yztc/yztc" in image:
+                assert not image.endswith(":dev-simulators"), (overlay, w.name, image)

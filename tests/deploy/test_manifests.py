@@ -130,13 +130,18 @@ def test_the_pod_monitor_scrapes_every_metrics_port(objects: dict[str, list[dict
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_configuration_files_are_config_s_own(objects: dict[str, list[dict]], overlay: str) -> None:
-    """ConfigMap yztc-config carries config/*.json byte for byte (built with
-    kustomize's default load restrictor: config/kustomization.yaml)."""
+    """ConfigMaps yztc-config and yztc-channels carry config/*.json byte for
+    byte (built with kustomize's default load restrictor:
+    config/kustomization.yaml); prod ships no development channels file."""
     (config_map,) = [
         o for o in objects[overlay] if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("yztc-config-")
     ]
+    (channels,) = [o for o in objects[overlay] if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "yztc-channels"]
     files = {path.name: path.read_text(encoding="utf-8") for path in (ROOT / "config").glob("*.json")}
-    assert len(files) == 3 and config_map["data"] == files
+    assert len(files) == 4
+    assert config_map["data"] == {k: files[k] for k in ("enterprises.json", "number_segments.json")}
+    shipped = ("channels.prod.json",) if overlay == "prod" else ("channels.json", "channels.prod.json")
+    assert channels["data"] == {k: files[k] for k in shipped}
 
 
 def test_no_copies_of_the_configuration_files_under_deploy() -> None:

@@ -13,6 +13,7 @@ from tests.deploy.model import (
     ingress_admitted,
     named,
     of_kind,
+    probe_command,
     selects,
     workloads,
 )
@@ -51,13 +52,12 @@ def test_probes(objects: dict[str, list[dict]], overlay: str, name: str) -> None
         if name == "gateway":
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        elif name == "aggregator":
-            # mutual TLS on the only port: grpc-health-probe with its certificate
-            command = c["readinessProbe"]["exec"]["command"]
+        else:
+            # Every gRPC port demands mutual TLS: grpc-health-probe with the
+            # pod's own certificate (test_internal_tls checks its flags).
+            command = probe_command(c["readinessProbe"], {})
             assert command[0] == "grpc-health-probe" and "-tls" in command
             assert any(arg.startswith("-tls-client-cert=") for arg in command)
-        else:
-            assert c["readinessProbe"]["grpc"]["port"] == w.port_number("grpc"), "native gRPC health probe"
         # Liveness never depends on the database: health goes NOT_SERVING without it.
         assert "grpc" not in c["livenessProbe"] and "exec" not in c["livenessProbe"]
 

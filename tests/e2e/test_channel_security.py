@@ -21,13 +21,14 @@ from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc
 
 
-def _open(stack, cert: str | None, key: str | None, ca: str | None = None) -> grpc.aio.Channel:
+def _open(stack, cert: str | None, key: str | None, ca: str | None = None, port: int | None = None) -> grpc.aio.Channel:
+    """To the public channel port (or `port`), verifying the server with the internal CA."""
     creds = grpc.ssl_channel_credentials(
         root_certificates=Path(ca or stack.pki_dir / "ca.pem").read_bytes(),
         private_key=Path(key).read_bytes() if key else None,
         certificate_chain=Path(cert).read_bytes() if cert else None,
     )
-    return grpc.aio.secure_channel(f"127.0.0.1:{stack.ports.aggregator}", creds)
+    return grpc.aio.secure_channel(f"127.0.0.1:{port or stack.ports.aggregator}", creds)
 
 
 async def _list(channel: grpc.aio.Channel) -> pb.ListEnterprisesResponse:
@@ -43,10 +44,15 @@ async def test_only_configured_channels_with_our_valid_certificates_get_in(stack
 
     refused = {
         "no certificate": (None, None),
-        "another CA": pki.issue(tmp_path / "other-ca", "wechat-demo"),
-        "expired": pki.issue(
-            tmp_path / "expired", "wechat-demo", validity=-dt.timedelta(days=1), ca=pki.ensure_ca(stack.pki_dir)
+        "another CA": pki.issue_channel(tmp_path / "other-ca", "wechat-demo"),
+        "expired": pki.issue_channel(
+            tmp_path / "expired",
+            "wechat-demo",
+            validity=-dt.timedelta(days=1),
+            ca=pki.ensure_ca(stack.pki_dir, pki.CHANNELS_CA),
         ),
+        # The internal CA signs nothing a channel may use (M2).
+        "internal CA": pki.issue_channel(tmp_path / "internal", "wechat-demo", ca=pki.ensure_ca(stack.pki_dir)),
     }
     for why, (c, k) in refused.items():
         async with _open(stack, c, k) as channel:
@@ -54,7 +60,9 @@ async def test_only_configured_channels_with_our_valid_certificates_get_in(stack
                 await _list(channel)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, why  # the handshake fails
 
-    rogue_cert, rogue_key = pki.issue(tmp_path / "rogue", "rogue-channel", ca=pki.ensure_ca(stack.pki_dir))
+    rogue_cert, rogue_key = pki.issue_channel(
+        tmp_path / "rogue", "rogue-channel", ca=pki.ensure_ca(stack.pki_dir, pki.CHANNELS_CA)
+    )
     async with _open(stack, rogue_cert, rogue_key) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await _list(channel)
@@ -70,7 +78,8 @@ async def test_quota_exceeded_is_resource_exhausted_and_other_channels_are_unaff
         aggregator_env={"YZTC_AGGREGATOR_CHANNELS_FILE": str(tmp_path / "tight.json")},
     )
     demo = (stack.pki_dir / "wechat-demo.pem", stack.pki_dir / "wechat-demo-key.pem")
-    gateway = (stack.pki_dir / "alipay-gateway.pem", stack.pki_dir / "alipay-gateway-key.pem")
+    # The gateway: its internal identity, on the aggregator's internal port (channel alipay-gateway).
+    gateway = (stack.pki_dir / "gateway.pem", stack.pki_dir / "gateway-key.pem")
     async with _open(stack, *demo) as channel:
         # Within one second: three pass, the rest are refused.
         second = int(time.time()) + 1
@@ -87,7 +96,7 @@ async def test_quota_exceeded_is_resource_exhausted_and_other_channels_are_unaff
     assert info.reason == "RATE_LIMITED" and info.metadata["retry_after"] == "1"
     assert retry.retry_delay.seconds == 1
 
-    async with _open(stack, *gateway) as channel:
+    async with _open(stack, *gateway, port=stack.ports.aggregator_internal) as channel:
         results = await asyncio.gather(*(_list(channel) for _ in range(6)))
     assert all(len(r.enterprises) == 8 for r in results)
 
@@ -116,20 +125,25 @@ async def test_health_follows_the_database(make_stack, tmp_path):
 
 async def test_internal_services_answer_only_the_aggregator(stack):
     """Connectors and the notifier serve mutual TLS and refuse any other
-    certificate, even one our CA signed; and plaintext not at all."""
+    certificate: another internal service's (PERMISSION_DENIED), a
+    channel's (the channels' CA: the handshake fails); and plaintext not at all."""
     from yztc.v1 import company_connector_pb2, company_connector_pb2_grpc
 
     port = stack.ports.companies["tencent"]
     request = company_connector_pb2.CountAccountsRequest(query_id="q", phone="13800138000")
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=(stack.pki_dir / "ca.pem").read_bytes(),
-        private_key=(stack.pki_dir / "wechat-demo-key.pem").read_bytes(),
-        certificate_chain=(stack.pki_dir / "wechat-demo.pem").read_bytes(),
-    )
-    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await company_connector_pb2_grpc.CompanyConnectorStub(channel).CountAccounts(request, timeout=5)
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    for name, expected in (
+        ("gateway", grpc.StatusCode.PERMISSION_DENIED),
+        ("wechat-demo", grpc.StatusCode.UNAVAILABLE),
+    ):
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=(stack.pki_dir / "ca.pem").read_bytes(),
+            private_key=(stack.pki_dir / f"{name}-key.pem").read_bytes(),
+            certificate_chain=(stack.pki_dir / f"{name}.pem").read_bytes(),
+        )
+        async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await company_connector_pb2_grpc.CompanyConnectorStub(channel).CountAccounts(request, timeout=5)
+        assert caught.value.code() == expected, name
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await company_connector_pb2_grpc.CompanyConnectorStub(channel).CountAccounts(request, timeout=5)

@@ -60,7 +60,8 @@ class Gateways:
             "alipay_app_private_key_file": self.keys["app_private"],
             "alipay_public_key_file": self.keys["alipay_public"],
             "alipay_aes_key": AES_KEY,
-            "tls": GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
+            # Plaintext to the stub aggregator: the development switch (yztc/tls.py).
+            "tls": GrpcTlsSettings(tls_ca="", tls_cert="", tls_key="", development=True),
             **settings,
         }
         client = TestClient(GatewayTestServer(create_app(GatewaySettings(**chosen))))

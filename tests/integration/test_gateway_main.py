@@ -41,6 +41,7 @@ async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
         cwd=ROOT,
         env=_env(
             MONGODB_URI=mongodb_uri,
+            YZTC_DEVELOPMENT="1",  # plaintext to the (absent) aggregator: not what this test is about
             YZTC_GATEWAY_LISTEN="127.0.0.1:0",
             YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(app_private),
             YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(alipay_public),

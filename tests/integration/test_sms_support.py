@@ -140,7 +140,11 @@ def alipay_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def start_sms_centre(
-    tmp_path: Path, keys: tuple[Path, Path], sms_centre: dict | None = None, smpp_port: int = 0
+    tmp_path: Path,
+    keys: tuple[Path, Path],
+    sms_centre: dict | None = None,
+    smpp_port: int = 0,
+    extra_env: dict[str, str] | None = None,
 ) -> SmsCentre:
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"sms_centre": sms_centre or {}}), encoding="utf-8")
@@ -155,6 +159,7 @@ def start_sms_centre(
         YZTC_SIM_SMPP_PASSWORD=SMPP_PASSWORD,
         YZTC_SIM_ALIPAY_PRIVATE_KEY_FILE=str(keys[0]),
         YZTC_SIM_ALIPAY_APP_PUBLIC_KEY_FILE=str(keys[1]),
+        **(extra_env or {}),
     )
     proc = _start([sys.executable, "-m", "simulators"], env, tmp_path / "simulators.log", 6, " listening on ")
     urls = dict(line.removeprefix("simulators: ").split(" listening on ") for line in proc.lines)
@@ -165,8 +170,8 @@ def start_sms_centre(
 def sms_centre_factory(tmp_path: Path, alipay_keys: tuple[Path, Path]) -> Iterator:
     started: list[SmsCentre] = []
 
-    def make(behaviour: dict | None = None, smpp_port: int = 0) -> SmsCentre:
-        centre = start_sms_centre(tmp_path, alipay_keys, behaviour, smpp_port)
+    def make(behaviour: dict | None = None, smpp_port: int = 0, extra_env: dict[str, str] | None = None) -> SmsCentre:
+        centre = start_sms_centre(tmp_path, alipay_keys, behaviour, smpp_port, extra_env)
         started.append(centre)
         return centre
 
@@ -195,6 +200,8 @@ def start_notifier(
     port = free_port()
     values = dict(
         MONGODB_URI=mongodb_uri,
+        # Plaintext gRPC (these tests are about SMS; test_sms_notifier_tls gives certificates).
+        YZTC_DEVELOPMENT="1",
         YZTC_NOTIFIER_LISTEN=f"127.0.0.1:{port}",
         YZTC_NOTIFIER_SMSC_PORT=str(smpp_port),
         YZTC_NOTIFIER_PASSWORD=SMPP_PASSWORD,

@@ -105,7 +105,7 @@ async def gateway(mongodb_uri: str, key_files: tuple[Path, Path]) -> AsyncIterat
             alipay_public_key_file=key_files[1],
             alipay_aes_key=AES_KEY,
             call_timeout_seconds=2.0,
-            tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key=""),
+            tls=GrpcTlsSettings(tls_ca="", tls_cert="", tls_key="", development=True),
         )
         server = TestServer(create_app(settings))
         await server.start_server(**RUNNER_OPTIONS)
