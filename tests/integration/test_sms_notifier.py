@@ -177,7 +177,10 @@ async def test_send_twice_with_one_id_sends_one_sms(sms_centre_factory, notifier
         later = await send(channel, "result:twice", PHONE, RESULT_TEXT, attempt=2)
     assert first.message_id == second.message_id == "result:twice"
     assert STATES[first.state] == "SENT" and list(second.smsc_message_ids) == list(first.smsc_message_ids)
-    assert {b.message_id for b in burst} == {"code:burst"} and {STATES[b.state] for b in burst} == {"SENT"}
+    # Each of the burst is answered for the one message: SENT, or DELIVERED
+    # when the centre's receipt (immediate here) came before that answer.
+    assert {b.message_id for b in burst} == {"code:burst"}
+    assert {STATES[b.state] for b in burst} <= {"SENT", "DELIVERED"}
     assert {STATES[s.state] for s in final.values()} == {"DELIVERED"}
     assert STATES[later.state] == "DELIVERED"  # a repeat returns the message as it stands
     assert len(await centre.messages(PHONE)) == 1 and len(await centre.submits(PHONE)) == 3
