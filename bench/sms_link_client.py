@@ -24,36 +24,20 @@ import json
 import sys
 import time
 
-from sms_notifier.cmpp_link import CmppLink, CmppSettings
+from sms_notifier.cmpp_link import CmppSettings
 from sms_notifier.metrics import Metrics
 from sms_notifier.receipts import Receipt
 from sms_notifier.settings import NotifierSettings
 from sms_notifier.smpp_status import Verdict
-from sms_notifier.smsc_link import Addressing, SmscLink
+from sms_notifier.smsc_links import link_from_settings
 from sms_notifier.smsc_session import SmscSession
 from sms_notifier.ucs2_parts import split
 
 
 def _link(settings: NotifierSettings) -> SmscSession:
-    """The link as sms_notifier/__main__.py builds it from the same settings."""
-    if settings.smsc_protocol == "cmpp30":
-        return CmppLink(CmppSettings(), metrics=Metrics())
-    return SmscLink(
-        settings.smsc_host,
-        settings.smsc_port,
-        settings.system_id,
-        settings.password.get_secret_value(),
-        Addressing(
-            settings.source_addr,
-            settings.source_addr_ton,
-            settings.source_addr_npi,
-            settings.dest_addr_ton,
-            settings.dest_addr_npi,
-        ),
-        window=settings.window,
-        metrics=Metrics(),
-        bind_timeout=settings.bind_timeout_seconds,
-    )
+    """The link exactly as sms_notifier/__main__.py builds it from the same settings."""
+    cmpp = CmppSettings() if settings.smsc_protocol == "cmpp30" else None
+    return link_from_settings(settings, cmpp, Metrics())
 
 
 async def run(job: dict) -> dict:

@@ -30,6 +30,15 @@ async def close_after_written(writer: asyncio.StreamWriter) -> None:
             pass
 
 
+def close_session(waiting: dict[int, asyncio.Future[int]], writer: asyncio.StreamWriter) -> None:
+    """Ends a session: every receipt still waiting for its answer is answered
+    -1 (not acknowledged; the receipts queue keeps it), then the socket closes."""
+    for future in waiting.values():
+        if not future.done():
+            future.set_result(-1)
+    writer.close()
+
+
 class CentreSession(Protocol):
     number: int
 

@@ -29,7 +29,7 @@ import itertools
 import logging
 import re
 
-from simulators.centre_server import CentreServer, close_after_written
+from simulators.centre_server import CentreServer, close_after_written, close_session
 from simulators.sms_centre import (
     ESME_RINVDSTADR,
     ESME_RINVMSGLEN,
@@ -127,10 +127,7 @@ class _Session:
 
     def close(self) -> None:
         self._closed = True
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_result(-1)
-        self._writer.close()
+        close_session(self._waiting, self._writer)
 
     async def serve(self) -> None:
         centre = self.server.centre

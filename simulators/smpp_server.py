@@ -32,7 +32,7 @@ import struct
 
 import smpp34
 
-from simulators.centre_server import CentreServer, close_after_written
+from simulators.centre_server import CentreServer, close_after_written, close_session
 from simulators.sms_centre import MESSAGE_STATES, Receipt, SmsCentre, SubmitSm
 
 log = logging.getLogger("simulators.smpp")
@@ -132,10 +132,7 @@ class _Session:
 
     def close(self) -> None:
         self._closed = True
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_result(-1)
-        self._writer.close()
+        close_session(self._waiting, self._writer)
 
     async def serve(self) -> None:
         centre = self.server.centre

@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from sms_notifier.cmpp_link import CmppLink, CmppSettings
+from sms_notifier.cmpp_link import CmppSettings
 from sms_notifier.message_store import MessageStore
 from sms_notifier.metrics import Metrics
 from sms_notifier.sealed_fields import Sealer
@@ -18,8 +18,7 @@ from sms_notifier.send_rate import SendPacer
 from sms_notifier.sender import Sender
 from sms_notifier.service import SmsNotifierServicer
 from sms_notifier.settings import NotifierSettings
-from sms_notifier.smsc_link import Addressing, SmscLink, TlsOptions
-from sms_notifier.smsc_session import SmscSession
+from sms_notifier.smsc_links import link_from_settings
 from yztc import event_loop
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
@@ -49,50 +48,7 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
     queue = SendQueue(db, dt.timedelta(seconds=settings.lease_seconds))
     sealer = Sealer(settings.data_keys(), settings.data_key_id)
     metrics = Metrics()
-    link: SmscSession
-    if cmpp_settings is not None:
-        log.debug(
-            "cmpp settings", extra={"fields": {"settings": cmpp_settings.model_dump_json(exclude={"shared_secret"})}}
-        )
-        link = CmppLink(
-            cmpp_settings,
-            metrics=metrics,
-            reconnect_min=settings.reconnect_min_seconds,
-            reconnect_max=settings.reconnect_max_seconds,
-            receipt_queue_capacity=settings.receipt_queue_capacity,
-        )
-    else:
-        if not settings.smsc_tls and not settings.development:
-            log.warning("SMPP to the SMS centre in clear: set YZTC_NOTIFIER_SMSC_TLS unless the link is private")
-        link = SmscLink(
-            settings.smsc_host,
-            settings.smsc_port,
-            settings.system_id,
-            settings.password.get_secret_value(),
-            Addressing(
-                settings.source_addr,
-                settings.source_addr_ton,
-                settings.source_addr_npi,
-                settings.dest_addr_ton,
-                settings.dest_addr_npi,
-            ),
-            window=settings.window,
-            metrics=metrics,
-            bind_timeout=settings.bind_timeout_seconds,
-            reconnect_min=settings.reconnect_min_seconds,
-            reconnect_max=settings.reconnect_max_seconds,
-            tls=TlsOptions(
-                settings.smsc_tls_ca_file,
-                settings.smsc_tls_cert_file,
-                settings.smsc_tls_key_file,
-                settings.smsc_tls_server_name,
-            )
-            if settings.smsc_tls
-            else None,
-            id_form=settings.receipt_id_form,
-            utc_offset=dt.timedelta(minutes=settings.smsc_utc_offset_minutes),
-            receipt_queue_capacity=settings.receipt_queue_capacity,
-        )
+    link = link_from_settings(settings, cmpp_settings, metrics)
     sender = Sender(
         store,
         queue,

@@ -39,7 +39,7 @@ from sms_notifier import receipts, smpp_status
 from sms_notifier.metrics import Metrics
 from sms_notifier.receipt_queue import ReceiptQueue
 from sms_notifier.receipts import Receipt
-from sms_notifier.smsc_session import take_window_slot
+from sms_notifier.smsc_session import ReconnectingLink, take_window_slot
 from sms_notifier.ucs2_parts import ESM_CLASS_UDHI, Part
 from yztc import cmpp
 
@@ -139,7 +139,19 @@ class _Session:
         self.writer.close()
 
 
-class CmppLink:
+class _Refused(Exception):
+    pass
+
+
+class CmppLink(ReconnectingLink):
+    _peer = "ismg"
+    _texts = ("cannot connect to the ISMG", "connected to the ISMG", "ISMG connection ended; reconnecting")
+    _open_errors = (OSError, TimeoutError, asyncio.IncompleteReadError, cmpp.CmppError, _Refused)
+    _keep_alive_name = "cmpp-active-test"
+
+    def _opened_fields(self) -> dict[str, object]:
+        return {"protocol": "CMPP 3.0"}
+
     def __init__(
         self,
         settings: CmppSettings,
@@ -289,44 +301,7 @@ class CmppLink:
 
     # -- the connection ---------------------------------------------------------
 
-    async def _keep_connected(self) -> None:
-        delay = self._reconnect_min
-        while not self._closing:
-            try:
-                session = await self._connect()
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, cmpp.CmppError, _Refused) as error:
-                log.warning(
-                    "cannot connect to the ISMG",
-                    extra={
-                        "fields": {
-                            "ismg": self.where,
-                            "why": str(error) or type(error).__name__,
-                            "retry_in": round(delay, 2),
-                        }
-                    },
-                )
-                await asyncio.sleep(delay * (0.5 + self._rng.random()))
-                delay = min(self._reconnect_max, delay * 2)
-                continue
-            delay = self._reconnect_min
-            self._session = session
-            self._metrics.bound = True
-            self.bound.set()
-            log.info("connected to the ISMG", extra={"fields": {"ismg": self.where, "protocol": "CMPP 3.0"}})
-            self.on_bound()
-            keep_alive = asyncio.create_task(self._active_test(session), name="cmpp-active-test")
-            try:
-                await self._read(session)
-            finally:
-                keep_alive.cancel()
-                await asyncio.gather(keep_alive, return_exceptions=True)
-                session.end()
-                self._session_ended()
-            if not self._closing:
-                log.warning("ISMG connection ended; reconnecting", extra={"fields": {"ismg": self.where}})
-                await asyncio.sleep(self._reconnect_min * (0.5 + self._rng.random()))
-
-    async def _connect(self) -> _Session:
+    async def _open(self) -> _Session:
         s = self._s
         reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.connect_timeout_seconds)
         try:
@@ -347,11 +322,6 @@ class CmppLink:
             writer.close()
             raise
         return _Session(reader, writer)
-
-    def _session_ended(self) -> None:
-        self._session = None
-        self._metrics.bound = False
-        self.bound.clear()
 
     async def _read(self, session: _Session) -> None:
         """Every message from the ISMG until the connection ends."""
@@ -445,7 +415,7 @@ class CmppLink:
     async def query(self, smsc_id: str) -> str | None:
         return None
 
-    async def _active_test(self, session: _Session) -> None:
+    async def _keep_alive(self, session: _Session) -> None:
         """CMPP_ACTIVE_TEST when nothing was heard for C; the connection is
         given up when N tries of T each bring nothing (§7.1)."""
         s = self._s
@@ -469,10 +439,6 @@ class CmppLink:
                 log.warning("ISMG silent to CMPP_ACTIVE_TEST; reconnecting", extra={"fields": {"ismg": self.where}})
                 session.end()
                 return
-
-
-class _Refused(Exception):
-    pass
 
 
 async def _read_message(reader: asyncio.StreamReader) -> tuple[cmpp.Header, bytes]:

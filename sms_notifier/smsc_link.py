@@ -51,7 +51,7 @@ from sms_notifier import receipts, smpp_status
 from sms_notifier.metrics import Metrics
 from sms_notifier.receipt_queue import ReceiptQueue
 from sms_notifier.receipts import IdForm, Receipt
-from sms_notifier.smsc_session import take_window_slot
+from sms_notifier.smsc_session import ReconnectingLink, take_window_slot
 from sms_notifier.ucs2_parts import DATA_CODING_UCS2, Part
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,15 @@ class _Session:
         self.writer.close()
 
 
-class SmscLink:
+class SmscLink(ReconnectingLink):
+    _peer = "smsc"
+    _texts = ("cannot bind to the SMS centre", "bound to the SMS centre", "SMS centre session ended; reconnecting")
+    _open_errors = (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError, _Refused)
+    _keep_alive_name = "smsc-enquire-link"
+
+    def _opened_fields(self) -> dict[str, object]:
+        return {"as": "transceiver", "tls": self._ssl is not None}
+
     def __init__(
         self,
         host: str,
@@ -235,7 +243,7 @@ class SmscLink:
         return next(self._sequence) % 0x7FFFFFFF + 1
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._keep_bound(), name="smsc-link")
+        self._task = asyncio.create_task(self._keep_connected(), name="smsc-link")
         self._receipts.start()
 
     async def close(self) -> None:
@@ -360,47 +368,7 @@ class SmscLink:
 
     # -- the session ----------------------------------------------------------
 
-    async def _keep_bound(self) -> None:
-        delay = self._reconnect_min
-        while not self._closing:
-            try:
-                session = await self._bind()
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError, _Refused) as error:
-                log.warning(
-                    "cannot bind to the SMS centre",
-                    extra={
-                        "fields": {
-                            "smsc": self.where,
-                            "why": str(error) or type(error).__name__,
-                            "retry_in": round(delay, 2),
-                        }
-                    },
-                )
-                await asyncio.sleep(delay * (0.5 + self._rng.random()))
-                delay = min(self._reconnect_max, delay * 2)
-                continue
-            delay = self._reconnect_min
-            self._session = session
-            self._metrics.bound = True
-            self.bound.set()
-            log.info(
-                "bound to the SMS centre",
-                extra={"fields": {"smsc": self.where, "as": "transceiver", "tls": self._ssl is not None}},
-            )
-            self.on_bound()
-            keep_alive = asyncio.create_task(self._keep_alive(session), name="smsc-enquire-link")
-            try:
-                await self._read(session)
-            finally:
-                keep_alive.cancel()
-                await asyncio.gather(keep_alive, return_exceptions=True)
-                session.end()
-                self._session_ended()
-            if not self._closing:
-                log.warning("SMS centre session ended; reconnecting", extra={"fields": {"smsc": self.where}})
-                await asyncio.sleep(self._reconnect_min * (0.5 + self._rng.random()))
-
-    async def _bind(self) -> _Session:
+    async def _open(self) -> _Session:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
                 self._host,
@@ -430,11 +398,6 @@ class SmscLink:
             writer.close()
             raise
         return _Session(reader, writer)
-
-    def _session_ended(self) -> None:
-        self._session = None
-        self._metrics.bound = False
-        self.bound.clear()
 
     async def _read(self, session: _Session) -> None:
         """Every PDU from the centre until the session ends."""

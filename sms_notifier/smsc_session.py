@@ -5,13 +5,18 @@ both fit these shapes."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from sms_notifier import smpp_status
+from sms_notifier.metrics import Metrics
 from sms_notifier.receipts import Receipt
 from sms_notifier.ucs2_parts import Part
+
+log = logging.getLogger(__name__)
 
 
 async def take_window_slot(window: asyncio.Semaphore, deadline: float | None) -> bool:
@@ -69,3 +74,92 @@ class SmscSession(Protocol):
     async def close(self) -> None: ...
 
     async def submit(self, dest: str, part: Part, deadline: float | None = None) -> SubmitAnswer: ...
+
+
+class _EndableSession(Protocol):
+    def end(self) -> None: ...
+
+
+class ReconnectingLink:
+    """What both links do alike around their protocol: keep one session to
+    the centre up, reconnecting with exponential back-off and jitter, a
+    keep-alive task beside each session, `bound` and the metric following it.
+
+    A subclass sets the fields below in its `__init__` and gives `_open`
+    (connect and authenticate: SMPP bind_transceiver, CMPP CONNECT), `_read`
+    (every PDU until the session ends) and `_keep_alive` (enquire_link,
+    ACTIVE_TEST); the log texts name its peer (`_peer`, `_texts`)."""
+
+    _peer: str  # the log field naming the centre: "smsc", "ismg"
+    # (cannot open, opened, ended): the log lines of the connection's life
+    _texts: tuple[str, str, str]
+    _open_errors: tuple[type[BaseException], ...]
+    _keep_alive_name: str
+    _closing: bool
+    _reconnect_min: float
+    _reconnect_max: float
+    _rng: random.Random
+    _session: Any
+    _metrics: Metrics
+    bound: asyncio.Event
+    on_bound: Callable[[], None]
+
+    @property
+    def where(self) -> str:
+        raise NotImplementedError
+
+    async def _open(self) -> Any:
+        raise NotImplementedError
+
+    async def _read(self, session: Any) -> None:
+        raise NotImplementedError
+
+    async def _keep_alive(self, session: Any) -> None:
+        raise NotImplementedError
+
+    def _opened_fields(self) -> dict[str, object]:
+        """What the "opened" log line says besides the centre's address."""
+        return {}
+
+    async def _keep_connected(self) -> None:
+        cannot_open, opened, ended = self._texts
+        delay = self._reconnect_min
+        while not self._closing:
+            try:
+                session = await self._open()
+            except self._open_errors as error:
+                log.warning(
+                    cannot_open,
+                    extra={
+                        "fields": {
+                            self._peer: self.where,
+                            "why": str(error) or type(error).__name__,
+                            "retry_in": round(delay, 2),
+                        }
+                    },
+                )
+                await asyncio.sleep(delay * (0.5 + self._rng.random()))
+                delay = min(self._reconnect_max, delay * 2)
+                continue
+            delay = self._reconnect_min
+            self._session = session
+            self._metrics.bound = True
+            self.bound.set()
+            log.info(opened, extra={"fields": {self._peer: self.where, **self._opened_fields()}})
+            self.on_bound()
+            keep_alive = asyncio.create_task(self._keep_alive(session), name=self._keep_alive_name)
+            try:
+                await self._read(session)
+            finally:
+                keep_alive.cancel()
+                await asyncio.gather(keep_alive, return_exceptions=True)
+                cast(_EndableSession, session).end()
+                self._session_ended()
+            if not self._closing:
+                log.warning(ended, extra={"fields": {self._peer: self.where}})
+                await asyncio.sleep(self._reconnect_min * (0.5 + self._rng.random()))
+
+    def _session_ended(self) -> None:
+        self._session = None
+        self._metrics.bound = False
+        self.bound.clear()
