@@ -85,7 +85,8 @@ async def main() -> None:
     for cid, caller in callers.items():
         metrics.watch_circuit(cid, caller.circuit_state)
     metrics.watch_certificates({"cert": tls.tls_cert, "ca": tls.tls_ca, "channels_ca": settings.channels_ca})
-    protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, settings.decoded_hash_key())
+    hasher = settings.hasher()
+    protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, hasher)
     engine = Engine(
         queue=queue,
         replicas=replicas,
@@ -111,13 +112,12 @@ async def main() -> None:
         links=links,
         routing=NumberRouting.from_file(settings.number_segments_file),
         protector=protector,
-        code_key=settings.decoded_hash_key(),
         catalogue=catalogue,
         call_timeout=settings.call_timeout_seconds,
         deliver_within=dt.timedelta(seconds=settings.deliver_within_seconds),
         finalize_margin=dt.timedelta(seconds=settings.finalize_margin_seconds),
     )
-    quotas = ChannelQuotas(db, channels)
+    quotas = ChannelQuotas(db, channels, hasher)
     await quotas.ensure_indexes()
     # Two ports, one servicer each: the public channel port trusts only the
     # channels' CA and admits channels; the internal port trusts only the
@@ -146,6 +146,8 @@ async def main() -> None:
         while True:
             try:
                 await retention.purge(dt.datetime.now(dt.UTC))
+                if hasher.rotating:
+                    metrics.phones_under_previous_keys = await retention.count_previous_keys(hasher)
             except Exception as error:  # the database may be away; next pass
                 log.warning("purge failed", extra={"fields": {"error": type(error).__name__}})
             await asyncio.sleep(settings.purge_interval_seconds)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -31,7 +30,9 @@ from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from aggregator import request_rules
 from yztc import claims
+from yztc.keyed_hashes import KeyedHasher
 from yztc.lease_queue import replica_id
 
 log = logging.getLogger(__name__)
@@ -245,9 +246,17 @@ class _SlotAdmission(Admission):
 
 class ChannelQuotas:
     def __init__(
-        self, db: AsyncDatabase, config: ChannelConfig | ChannelsFile, owner: str | None = None, clock=time.time
+        self,
+        db: AsyncDatabase,
+        config: ChannelConfig | ChannelsFile,
+        hasher: KeyedHasher,
+        owner: str | None = None,
+        clock=time.time,
     ) -> None:
-        """`config`: fixed, or a `ChannelsFile` whose latest version applies to each call."""
+        """`config`: fixed, or a `ChannelsFile` whose latest version applies
+        to each call; `hasher`: the keys of the requester tags in
+        per-requester slots (request_rules.requester_tags)."""
+        self._hasher = hasher
         self._slots = db["claims"]
         self._days = db["channel_days"]
         self._config = config
@@ -292,13 +301,19 @@ class ChannelQuotas:
         limit = self._config.current().requester_limit(channel, method)
         if limit is not None and requester:
             window = int(now // limit.seconds)
-            who = hashlib.sha256(f"{channel}\0{requester}".encode()).hexdigest()[:24]
-            prefix = f"r:{who}|{method}|{window}"
-            k = self._reserve(prefix)
             ends = (window + 1) * limit.seconds
-            if k > limit.count:
-                return max(1.0, ends - now)
-            slots.append(_Slot(prefix, k, limit.count, dt.datetime.fromtimestamp(now, dt.UTC), max(1.0, ends - now)))
+            # The requester as a keyed tag (review L6), under every
+            # configured key: during a key rotation the request counts under
+            # each and the limit holds under each, so the count under the
+            # new key is whole by the time the old one goes, whichever key
+            # each replica writes with (docs/runbook.md, "Keyed-hash keys").
+            for tag in request_rules.requester_tags(self._hasher, channel, requester):
+                prefix = f"r:{tag}|{method}|{window}"
+                k = self._reserve(prefix)
+                if k > limit.count:
+                    return max(1.0, ends - now)
+                at = dt.datetime.fromtimestamp(now, dt.UTC)
+                slots.append(_Slot(prefix, k, limit.count, at, max(1.0, ends - now)))
 
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
         day_key = f"{channel}|{method}|{day}"

@@ -85,7 +85,6 @@ class Intake:
         links: Links,
         routing: NumberRouting,
         protector: PhoneProtector,
-        code_key: bytes,
         catalogue: list[Enterprise],
         call_timeout: float,
         deliver_within: dt.timedelta,
@@ -99,7 +98,7 @@ class Intake:
         self._links = links
         self._routing = routing
         self._protector = protector
-        self._code_key = code_key
+        self._hasher = protector.hasher
         self._catalogue = catalogue
         self._timeout = call_timeout
         self._deliver_within = deliver_within
@@ -168,10 +167,9 @@ class Intake:
         the slot to the caller to `spend`."""
         requester = request_rules.requester_id(requester)
         phone_number = _phone_or_error(raw_phone)
-        owner = request_rules.requester_tag(self._code_key, channel, requester)
-        phone_hash = self._protector.lookup_hash(phone_number)
+        owner = request_rules.requester_tag(self._hasher, channel, requester)
         now = self._clock()
-        phone = await self._phones.read(phone_hash)
+        phone = await self._phones.read(self._protector.lookup_hashes(phone_number))
         code = f"{secrets.randbelow(1_000_000):06d}"
         event = None
         for _ in range(MAX_CLAIM_ROUNDS):
@@ -183,7 +181,7 @@ class Intake:
                 now,
                 code=Code(
                     uuid.uuid4().hex,
-                    code_hash(self._code_key, phone_hash, code),
+                    code_hash(self._hasher, phone.hash, code),
                     now + phone_rules.CODE_TTL,
                     owner=owner,
                 ),
@@ -229,13 +227,15 @@ class Intake:
             raise ServiceError("INVALID_ARGUMENT", detail="验证码应为6位数字。")
         if not consent:
             raise ServiceError("CONSENT_REQUIRED")
-        phone_hash = self._protector.lookup_hash(phone_number)
-        presented = code_hash(self._code_key, phone_hash, code)
-        owner = request_rules.requester_tag(self._code_key, channel, requester)
         now = self._clock()
-        phone = await self._phones.read(phone_hash)
+        phone = await self._phones.read(self._protector.lookup_hashes(phone_number))
         raced = caught_up = False
         for _ in range(MAX_CLAIM_ROUNDS):
+            # Under the keys the phone's current code was kept with (a key
+            # rotation does not void the codes sent before it).
+            stored = phone.code or Code("", "", now)
+            presented = code_hash(self._hasher, phone.hash, code, stored.hmac)
+            owner = request_rules.requester_tag(self._hasher, channel, requester, stored.owner)
             verdict = phone_rules.judge_code(phone, presented, now, owner)
             if raced and verdict == "right":
                 verdict = "wrong"  # it raced another guess: counted as one
@@ -328,7 +328,7 @@ class Intake:
                 raise ServiceError("QUERY_IN_PROGRESS")  # being made: whose is not known yet
             return  # its claimer died before making it
         if query.status == IN_PROGRESS:
-            mine = request_rules.may_see(query.channel, query.requester_id, channel, requester)
+            mine = self._may_see(query, channel, requester)
             raise ServiceError("QUERY_IN_PROGRESS", query_id=query.id if mine else None)
         until = phone_rules.cooldown_until(query.completed_at, now)
         if until is not None:
@@ -363,7 +363,7 @@ class Intake:
             phone_box=self._protector.encrypt(phone_number, query_id),
             phone_masked=mask_phone(phone_number),
             channel=channel,
-            requester_id=requester,
+            requester_tag=request_rules.requester_tag(self._hasher, channel, requester),
             consent={"at": now, "terms_version": TERMS_VERSION},
             # W3C trace context of the accepting request: every round of
             # the query continues that one trace.
@@ -428,11 +428,7 @@ class Intake:
         if not request_rules.names_a_query(query_id):
             raise ServiceError("NOT_FOUND")
         query = await self._queries.get(query_id)
-        if (
-            query is None
-            or query.purged
-            or not request_rules.may_see(query.channel, query.requester_id, channel, requester)
-        ):
+        if query is None or query.purged or not self._may_see(query, channel, requester):
             raise ServiceError("NOT_FOUND")
         sms = query.sms
         if sms.handed_over and sms.state in ("PENDING", "SENT"):
@@ -455,6 +451,11 @@ class Intake:
                 if len(self._final_sms) > FINAL_SMS_CACHED:
                     self._final_sms.popitem(last=False)
         return query
+
+    def _may_see(self, query: Query, channel: str, requester: str) -> bool:
+        """Whether the caller is the query's requester (its tag made under the key of the query's)."""
+        caller = request_rules.requester_tag(self._hasher, channel, requester, query.requester_tag)
+        return request_rules.may_see(query.channel, query.requester_tag, channel, caller)
 
     async def _send_sms(self, message_id: str, dest: str, text: str, attempt: int) -> None:
         try:

@@ -26,9 +26,10 @@ event (KEEP_CLAIMS), so nothing is lost meanwhile.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pymongo import ASCENDING
@@ -167,11 +168,37 @@ class PhoneStore:
         await self._claims.create_index([("at", ASCENDING)])
         await self._phones.create_index([("touched_at", ASCENDING)])
 
-    async def read(self, phone_hash: str) -> Phone:
-        cached = self._cache.get(phone_hash)
-        if cached is not None and self._monotonic() - cached[1] < CACHE_SECONDS:
-            return cached[0]
-        return phone_from_doc(phone_hash, await self._phones.find_one({"_id": phone_hash}))
+    async def read(self, phone_hashes: Sequence[str]) -> Phone:
+        """The phone's state, from the first of `phone_hashes` (its keyed
+        hash under each configured key, the current one first:
+        personal_data.PhoneProtector.lookup_hashes) that holds one.
+
+        A phone stays under the hash its first change was made under, for
+        as long as its document lives (a key rotation moves no chain: two
+        replicas must never write one phone's changes into two chains), so
+        its limits hold through a rotation; a phone new to us starts under
+        the current key. During a rotation, a phone not found under the
+        current key costs a read of its document, and if there is none of
+        its first claim (a first writer that died before writing the
+        document), under each previous key. Retention forgets a document
+        KEEP_CLAIMS after its last change, so the previous key's phones
+        drain away (Retention.phones_under_previous_keys counts them)."""
+        if isinstance(phone_hashes, str):
+            raise TypeError("phone_hashes is a sequence of hashes, not one")
+        for phone_hash in phone_hashes:
+            cached = self._cache.get(phone_hash)
+            if cached is not None and self._monotonic() - cached[1] < CACHE_SECONDS:
+                return cached[0]
+        current, *previous = phone_hashes
+        doc = await self._phones.find_one({"_id": current})
+        if doc is None:
+            for phone_hash in previous:
+                older = await self._phones.find_one({"_id": phone_hash})
+                if older is not None:
+                    return phone_from_doc(phone_hash, older)
+                if await self._claims.find_one({"_id": f"v:{phone_hash}:1"}, {"_id": 1}) is not None:
+                    return await self.catch_up(Phone(phone_hash))
+        return phone_from_doc(current, doc)
 
     async def claim(self, phone: Phone, event: Event, slots: list[dict] = ()) -> Committed | Lost | SlotTaken:
         """Commits `event` as version `phone.v + 1`, with `slots` (quota
@@ -210,6 +237,11 @@ class PhoneStore:
         """The document at the committed version. Writes racing for one phone
         may land out of order; a reader then finds the newer claims (Lost)."""
         await self._phones.replace_one({"_id": phone.hash}, phone_to_doc(phone, now), upsert=True)
+
+    async def count_under_key(self, key_id: str) -> int:
+        """Phone documents whose `_id` was made under hash key `key_id` (a
+        scan: for the retention pass during a key rotation, not a hot path)."""
+        return await self._phones.count_documents({"_id": {"$regex": f"^{re.escape(key_id)}\\."}})
 
     async def forget(self, now: dt.datetime) -> None:
         """Retention: claims past KEEP_CLAIMS and phones untouched as long

@@ -105,7 +105,9 @@ class Query:
     phone_box: dict  # the phone, encrypted (personal_data.PhoneProtector)
     phone_masked: str
     channel: str
-    requester_id: str
+    # request_rules.requester_tag of the channel and requester: the
+    # requester id itself is never stored (review L6).
+    requester_tag: str
     consent: dict  # {"at", "terms_version"}
     trace: dict[str, str]  # W3C trace context of the accepting request
     created_at: dt.datetime
@@ -132,7 +134,7 @@ class Query:
             "phone": self.phone_box,
             "phone_masked": self.phone_masked,
             "channel": self.channel,
-            "requester_id": self.requester_id,
+            "requester": self.requester_tag,
             "consent": self.consent,
             "trace": self.trace,
             "status": self.status,
@@ -159,7 +161,7 @@ class Query:
             phone_box=doc.get("phone", {}),
             phone_masked=doc.get("phone_masked", ""),
             channel=doc["channel"],
-            requester_id=doc.get("requester_id", ""),
+            requester_tag=doc.get("requester", ""),
             consent=doc.get("consent", {}),
             trace=doc.get("trace") or {},
             created_at=doc["created_at"],

@@ -2,8 +2,9 @@
 functions (no I/O): the `requester_id` every call carries (CONTRACT, gRPC
 API: "`requester_id` is required on every call; a channel reads only its
 own requesters' queries"), the `query_id` a GetQuery names, and the keyed
-tag that binds a verification code to the channel and requester that asked
-for it (security review M6, M7; issue 13, L3).
+tag stored in place of the requester id: with a verification code (only
+its requester may present it), in a query record (only its requester reads
+it) and in per-requester quota slots (security review M6, M7, L3, L6).
 
 Field limits, in characters (proto3 strings are UTF-8; every limit here is
 of ASCII, so characters and bytes are the same):
@@ -25,18 +26,21 @@ Error details never echo the input: it may be a person's identifier.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from typing import Final
 
 from yztc.errors import ServiceError
+from yztc.keyed_hashes import KeyedHasher
 
 REQUESTER_ID_MAX_LENGTH: Final = 128
 QUERY_ID_MAX_LENGTH: Final = 64
 
 _REQUESTER_ID = re.compile(rf"[\x21-\x7e]{{1,{REQUESTER_ID_MAX_LENGTH}}}")
 _QUERY_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{QUERY_ID_MAX_LENGTH}}}")
+
+# The purpose of the requester tag's keyed hash (yztc.keyed_hashes).
+REQUESTER: Final = "requester"
 
 REQUESTER_ID_REFUSED: Final = f"requester_id 为必填项：1至{REQUESTER_ID_MAX_LENGTH}个可见 ASCII 字符。"
 
@@ -56,19 +60,35 @@ def names_a_query(raw: object) -> bool:
     return isinstance(raw, str) and len(raw) <= QUERY_ID_MAX_LENGTH and _QUERY_ID.fullmatch(raw) is not None
 
 
-def requester_tag(key: bytes, channel: str, requester: str) -> str:
-    """Who asked for a code, as stored with it: HMAC-SHA256 under `key` (the
-    aggregator's code key) of the channel and requester id, 32 hex digits.
+def requester_tag(hasher: KeyedHasher, channel: str, requester: str, stored: str = "") -> str:
+    """Who asked, as stored in place of the requester id (with a code, in a
+    query record, in a per-requester quota slot): the keyed hash
+    (yztc.keyed_hashes, "<key id>.<32 hex>") of the channel and requester id.
     Keyed, so the stored tag names no one to a reader of the database; the
-    channel is in it, so two channels' requesters of the same id differ."""
-    channel_bytes = channel.encode()
+    channel is in it, so two channels' requesters of the same id differ.
+    With `stored` (a tag read back), under the key that one was made with,
+    to compare with it (request_rules.may_see); else under the current key."""
+    value = _tagged(channel, requester)
+    return hasher.digest_under(stored, REQUESTER, value) if stored else hasher.digest(REQUESTER, value)
+
+
+def requester_tags(hasher: KeyedHasher, channel: str, requester: str) -> list[str]:
+    """`requester_tag` under every configured key, the current one first."""
+    return hasher.all_digests(REQUESTER, _tagged(channel, requester))
+
+
+def _tagged(channel: str, requester: str) -> str:
     # Length-prefixed, so no (channel, requester) pair reads as another.
-    message = b"requester\0%d:" % len(channel_bytes) + channel_bytes + requester.encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    return f"{len(channel)}:{channel}{requester}"
 
 
 def may_see(query_channel: str, query_requester: str, channel: str, requester: str) -> bool:
-    """Whether the caller (channel, requester) is the one a query was made
-    for: both equal, and the query still names a requester (a purged query,
-    retention.py, names none and is seen by nobody)."""
-    return bool(query_requester) and query_channel == channel and query_requester == requester
+    """Whether the caller (channel; `requester`, its requester_tag under the
+    key of the query's) is the one a query was made for: both equal, and the
+    query still names a requester (a purged query, retention.py, names none
+    and is seen by nobody)."""
+    return (
+        bool(query_requester)
+        and query_channel == channel
+        and hmac.compare_digest(query_requester.encode(), requester.encode())
+    )

@@ -20,10 +20,14 @@ from pymongo.errors import DuplicateKeyError
 
 from aggregator.phone_store import PhoneStore
 from aggregator.query_store import DONE, Part
+from yztc.keyed_hashes import KeyedHasher
 
 log = logging.getLogger(__name__)
 
-PERSONAL_FIELDS = ("phone", "phone_hash", "phone_masked", "requester_id", "trace")
+PERSONAL_FIELDS = ("phone", "phone_hash", "phone_masked", "requester", "trace")
+# Unset too: records made before the requester was kept as a keyed tag
+# (request_rules.requester_tag) held the requester id itself here.
+_FIELDS_BEFORE_TAGS = ("requester_id",)
 
 
 class Retention:
@@ -46,7 +50,7 @@ class Retention:
             await self._keep_statistics(doc)
             await queries.update_one(
                 {"_id": doc["_id"]},  # a final record: nobody else writes it
-                {"$unset": {name: "" for name in PERSONAL_FIELDS}, "$set": {"purged_at": now}},
+                {"$unset": {name: "" for name in (*PERSONAL_FIELDS, *_FIELDS_BEFORE_TAGS)}, "$set": {"purged_at": now}},
             )
         await self._phones.forget(now)
         await self._db["leases"].delete_many({"at": {"$lte": now - dt.timedelta(hours=24)}})
@@ -70,6 +74,14 @@ class Retention:
             )
         except DuplicateKeyError:
             pass  # kept by an earlier pass that stopped before the unset
+
+    async def count_previous_keys(self, hasher: KeyedHasher) -> dict[str, int]:
+        """Phone documents under each hash key other than the current one
+        ({key id: documents}; {} when only one key is configured): a key
+        rotation is finished, and the previous key may go, once these are 0
+        (phone_store.PhoneStore.read; docs/runbook.md, "Keyed-hash keys").
+        A scan of `phones` per previous key, only during a rotation."""
+        return {kid: await self._phones.count_under_key(kid) for kid in hasher.key_ids[1:]}
 
     async def daily_counts(self, day: str) -> dict[str, dict[str, int]]:
         """Per company: queries answered and accounts counted that day (anonymous)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from yztc.keyed_hashes import KeyedHasher
 from yztc.settings import CommonSettings
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -37,7 +38,13 @@ class AggregatorSettings(CommonSettings):
     # Phone keys: {key id: base64 256-bit key}; new data uses phone_key_id.
     phone_keys: dict[str, SecretStr]
     phone_key_id: str = "k1"
-    hash_key: SecretStr
+    # Keys of the keyed hashes stored in place of phone numbers, codes and
+    # requester ids (yztc.keyed_hashes; review L6): {key id: base64 of >= 32
+    # random bytes}, env as JSON; new hashes are made under hash_key_id, and
+    # a hash names its key, so the others are still read (a rotation:
+    # docs/runbook.md, "Keyed-hash keys").
+    hash_keys: dict[str, SecretStr]
+    hash_key_id: str
     # Per-company policy lives in the enterprises file; this is for the
     # operator check and the notifier.
     call_timeout_seconds: float = 5.0
@@ -73,5 +80,11 @@ class AggregatorSettings(CommonSettings):
     def decoded_phone_keys(self) -> dict[str, bytes]:
         return {kid: base64.b64decode(k.get_secret_value()) for kid, k in self.phone_keys.items()}
 
-    def decoded_hash_key(self) -> bytes:
-        return base64.b64decode(self.hash_key.get_secret_value())
+    @model_validator(mode="after")
+    def _hash_keys_usable(self) -> AggregatorSettings:
+        self.hasher()  # ValueError naming the key id at fault
+        return self
+
+    def hasher(self) -> KeyedHasher:
+        """The keyed hasher of hash_keys, writing under hash_key_id."""
+        return KeyedHasher.from_secrets(self.hash_keys, self.hash_key_id)

@@ -84,7 +84,8 @@ STACK_OWNED = frozenset(
         "YZTC_AGGREGATOR_NOTIFIER_TARGET",
         "YZTC_AGGREGATOR_PHONE_KEYS",
         "YZTC_AGGREGATOR_PHONE_KEY_ID",
-        "YZTC_AGGREGATOR_HASH_KEY",
+        "YZTC_AGGREGATOR_HASH_KEYS",
+        "YZTC_AGGREGATOR_HASH_KEY_ID",
         "YZTC_GATEWAY_LISTEN",
         "YZTC_GATEWAY_AGGREGATOR_TARGET",
         "YZTC_GATEWAY_AGGREGATOR_SERVER_NAME",
@@ -351,26 +352,37 @@ class Stack:
             listens=f"grpc {_addr(self.ports.notifier)}; SMS centre over {centre}",
         )
 
-    def aggregator(self, name: str = "aggregator", port: int | None = None, internal_port: int | None = None) -> Child:
+    def aggregator(
+        self,
+        name: str = "aggregator",
+        port: int | None = None,
+        internal_port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Child:
         """The aggregator (or another replica of it, on its own ports: the
-        internal one is a free port unless given)."""
+        internal one is a free port unless given). `env` is given to this
+        replica over the stack's `aggregator_env` (e.g. its own hash keys:
+        a key rotation reaching one replica first)."""
         p = self.ports
         internal_port = internal_port or (p.aggregator_internal if port is None else free_port())
         port = port or p.aggregator
+        keys = {
+            "YZTC_AGGREGATOR_PHONE_KEYS": json.dumps({"k1": secrets.symmetric_key(self.keys_dir, "phone-k1")}),
+            "YZTC_AGGREGATOR_PHONE_KEY_ID": "k1",
+            "YZTC_AGGREGATOR_HASH_KEYS": json.dumps({"h1": secrets.symmetric_key(self.keys_dir, "hash-h1")}),
+            "YZTC_AGGREGATOR_HASH_KEY_ID": "h1",
+        }
         return Child(
             name,
             python_module("aggregator"),
             self._env(
-                **self._aggregator_env,
+                **{**keys, **self._aggregator_env, **(env or {})},
                 YZTC_AGGREGATOR_LISTEN=_addr(port),
                 YZTC_AGGREGATOR_INTERNAL_LISTEN=_addr(internal_port),
                 YZTC_AGGREGATOR_CHANNELS_CA=str(self.channels_ca),
                 YZTC_AGGREGATOR_COMPANIES=json.dumps({c: _addr(port) for c, port in p.companies.items()}),
                 YZTC_AGGREGATOR_OPERATORS=json.dumps({o: _addr(port) for o, port in p.operators.items()}),
                 YZTC_AGGREGATOR_NOTIFIER_TARGET=_addr(p.notifier),
-                YZTC_AGGREGATOR_PHONE_KEYS=json.dumps({"k1": secrets.symmetric_key(self.keys_dir, "phone-k1")}),
-                YZTC_AGGREGATOR_PHONE_KEY_ID="k1",
-                YZTC_AGGREGATOR_HASH_KEY=secrets.symmetric_key(self.keys_dir, "hash"),
                 # Internal links in mutual TLS: connectors and the notifier
                 # answer only spiffe://yztc/service/aggregator.
                 **self._identity("aggregator"),

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from gateway.client_address import Network
     from gateway.enterprise_directory import EnterpriseDirectory
     from gateway.phone_number import PhoneAuthorisation
-    from gateway.pseudonyms import KeyedHasher
     from gateway.rate_limits import MongoSlotStore, RateLimiter
     from gateway.readiness import Readiness
     from gateway.sessions import SessionStore
     from gateway.settings import GatewaySettings
+    from yztc.keyed_hashes import KeyedHasher
 
 SETTINGS: web.AppKey[GatewaySettings] = web.AppKey("settings")
 MONGO: web.AppKey[AsyncMongoClient] = web.AppKey("mongo")

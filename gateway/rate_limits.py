@@ -24,7 +24,7 @@ may still have used a slot of another of the request's limits: it counts
 as an attempt there.
 
 Subjects (addresses, user ids, sessions) are stored only as a keyed hash
-inside the `_id` (gateway.pseudonyms: HMAC with a secret key, never a bare
+inside the `_id` (yztc.keyed_hashes: HMAC with a secret key, never a bare
 hash an IPv4 address could be recovered from by enumeration), which names
 its key id. When the key is rotated (a previous key still configured), the
 first event of a window in this process also counts the slots the same
@@ -46,9 +46,9 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from gateway.pseudonyms import KeyedHasher
 from gateway.settings import RateLimit
 from yztc.errors import ServiceError
+from yztc.keyed_hashes import KeyedHasher
 
 # Seconds a slot outlives its window: replicas' clocks may disagree a little.
 GRACE_SECONDS = 120
@@ -86,7 +86,7 @@ class _Window:
     ends_at: float  # epoch seconds
 
 
-_DEVELOPMENT_HASHER = KeyedHasher.development()
+_DEVELOPMENT_HASHER = KeyedHasher.development("gateway")
 
 
 def window(claim: Claim, now: float, hasher: KeyedHasher = _DEVELOPMENT_HASHER, key_id: str | None = None) -> _Window:

@@ -4,7 +4,7 @@ The token is shown to the client once and stored only as its SHA-256: a
 copy of the database does not let anyone act as a user. Nor does it name the
 user (L6): the Alipay user id is stored sealed (AES-GCM) under a key derived
 from the token, which only the client holds, and as a keyed hash
-(gateway.pseudonyms, with its key id) to find a user's sessions.
+(yztc.keyed_hashes, with its key id) to find a user's sessions.
 
 A session ends at `expires_at` (ttl), after `idle_seconds` unused, on
 logout (`delete`), or when its user logs in again while holding
@@ -33,8 +33,8 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from gateway.pseudonyms import KeyedHasher
 from yztc.errors import ServiceError
+from yztc.keyed_hashes import KeyedHasher
 
 # token_urlsafe(32) gives 43 characters of this alphabet; anything else is
 # not one of ours and is refused without a database round trip.
@@ -97,7 +97,7 @@ class SessionStore:
         self._ttl = dt.timedelta(seconds=ttl_seconds)
         self._idle = dt.timedelta(seconds=idle_seconds)
         self._max_per_user = max_per_user
-        self._hasher = hasher or KeyedHasher.development()
+        self._hasher = hasher or KeyedHasher.development("gateway")
         self._clock = clock
 
     async def ensure_indexes(self) -> None:

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from gateway.pseudonyms import KeyedHasher
+from yztc.keyed_hashes import KeyedHasher
 from yztc.settings import CommonSettings, GrpcTlsSettings
 
 # The Alipay sandbox/demo app id the simulator and tests use (L7).
@@ -159,7 +159,7 @@ class GatewaySettings(CommonSettings):
         validation_alias=AliasChoices("MONGODB_URI", "mongodb_uri"),
     )
     # Keys of the keyed hashes stored in place of client addresses, user ids
-    # and session ids (gateway.pseudonyms; L6): {key id: base64 of >= 32
+    # and session ids (yztc.keyed_hashes; L6): {key id: base64 of >= 32
     # bytes}, env as JSON; `hash_key_id` is the one written with, the others
     # are looked up too (a rotation). Empty: a fixed development key, which
     # production refuses.
@@ -188,17 +188,11 @@ class GatewaySettings(CommonSettings):
         return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value)
 
     def hasher(self) -> KeyedHasher:
-        """The keyed hasher of `hash_keys` (gateway.pseudonyms); the
+        """The keyed hasher of `hash_keys` (yztc.keyed_hashes); the
         development one when none is configured."""
         if not self.hash_keys:
-            return KeyedHasher.development()
-        keys = {}
-        for kid, value in self.hash_keys.items():
-            try:
-                keys[kid] = base64.b64decode(value.get_secret_value(), validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError(f"hash key {kid!r} is not base64") from None
-        return KeyedHasher(keys, self.hash_key_id or next(iter(keys)))
+            return KeyedHasher.development("gateway")
+        return KeyedHasher.from_secrets(self.hash_keys, self.hash_key_id or next(iter(self.hash_keys)))
 
     def production_refusals(self) -> list[str]:
         """What production (YZTC_DEVELOPMENT unset) must not run with (L7,

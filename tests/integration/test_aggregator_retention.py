@@ -32,7 +32,7 @@ def _query(qid: str, created_at: dt.datetime, status: str, parts: dict[str, Part
         phone_box={"kid": "k1", "ct": "x"},
         phone_masked="138****8000",
         channel="wechat-demo",
-        requester_id="user",
+        requester_tag="h1.0123456789abcdef0123456789abcdef",
         consent={"at": created_at, "terms_version": "t"},
         trace={"traceparent": "x"},
         created_at=created_at,
@@ -108,7 +108,7 @@ async def test_phones_and_claims_go_once_they_can_no_longer_limit_anything(db):
     await retention.purge(NOW + KEEP_CLAIMS + MS)
     assert [d["_id"] for d in await db["phones"].find({}).to_list(None)] == ["new"]
     assert [d["_id"] for d in await db["claims"].find({}).to_list(None)] == ["v:new:1"]
-    assert await PhoneStore(db, "other").read("old") == Phone("old")
+    assert await PhoneStore(db, "other").read(["old"]) == Phone("old")
 
     await retention.purge(later + KEEP_CLAIMS + MS)
     assert await db["phones"].count_documents({}) == 0
@@ -144,7 +144,7 @@ async def test_a_phone_whose_last_write_was_lost_is_not_forgotten_before_its_cla
 
     now = NOW + KEEP_CLAIMS + dt.timedelta(hours=1)
     await retention.purge(now)
-    phone = await phones.read("h")
+    phone = await phones.read(["h"])
     fresh = Event("code", now, code=Code("c3", "fresh", now + CODE_TTL))
     while not isinstance(outcome := await phones.claim(phone, fresh), Committed):
         phone = outcome.phone

@@ -17,8 +17,10 @@ from pymongo.errors import AutoReconnect
 from aggregator.phone_rules import CODE_TTL, Code, Event, LastQuery, Phone, judge_code
 from aggregator.phone_store import Committed, Lost, PhoneStore, SlotTaken
 from aggregator.query_store import DONE, PARTIAL, Part, Query, QueryStore, Recorder, ResultSms
+from aggregator.retention import Retention
 from aggregator.work_queue import WorkQueue
 from yztc import claims
+from yztc.keyed_hashes import KeyedHasher
 from yztc.replicas import Replicas
 
 # Milliseconds only: BSON keeps datetimes to the millisecond.
@@ -219,7 +221,7 @@ async def _commit(store: PhoneStore, phone: Phone, make) -> tuple[Phone, int]:
 
 async def test_one_claim_wins_a_version_and_the_losers_fold_its_event(db):
     stores = [PhoneStore(db, f"r{i}") for i in range(10)]
-    phone = await stores[0].read("h")
+    phone = await stores[0].read(["h"])
     assert phone == Phone("h")
     events = [Event("code", NOW + i * MS, code=_code(f"c{i}", f"hmac{i}", NOW + i * MS)) for i in range(10)]
     outcomes = await asyncio.gather(*(s.claim(phone, e) for s, e in zip(stores, events, strict=False)))
@@ -241,14 +243,14 @@ async def test_one_claim_wins_a_version_and_the_losers_fold_its_event(db):
 
 async def test_a_stale_document_still_leads_to_the_right_state(db):
     a, b, c = PhoneStore(db, "a"), PhoneStore(db, "b"), PhoneStore(db, "c")
-    v1, _ = await _commit(a, await a.read("h"), lambda p: Event("code", NOW, code=_code()))
+    v1, _ = await _commit(a, await a.read(["h"]), lambda p: Event("code", NOW, code=_code()))
     await a.write(v1, NOW)
     # b accepts a query with the code and counts a wrong guess, then dies
     # before writing the document: it stays at version 1.
     v2, _ = await _commit(b, v1, lambda p: Event("accept", NOW + S, query_id="q1"))
     v3, _ = await _commit(b, v2, lambda p: Event("wrong", NOW + 2 * S))
 
-    stale = await c.read("h")
+    stale = await c.read(["h"])
     assert stale == v1
     assert judge_code(stale, "right", NOW + 3 * S) == "right"  # on the stale state...
     outcome = await c.claim(stale, Event("accept", NOW + 3 * S, query_id="q2"))
@@ -265,22 +267,22 @@ async def test_a_stale_document_still_leads_to_the_right_state(db):
     # Writes landing out of order: b's late write of version 3 replaces 4.
     await b.write(v3, NOW + 2 * S)
     d = PhoneStore(db, "d")  # a replica without c's copy in memory
-    assert (await d.read("h")).v == 3
-    v5, losses = await _commit(d, await d.read("h"), lambda p: Event("wrong", NOW + 5 * S))
+    assert (await d.read(["h"])).v == 3
+    v5, losses = await _commit(d, await d.read(["h"]), lambda p: Event("wrong", NOW + 5 * S))
     assert losses == 1 and v5.v == 5 and v5.code.failures == 3
 
 
 async def test_a_replica_answers_reads_of_a_phone_it_changed_from_memory_and_stays_right(db, commands):
     a, b = PhoneStore(db, "a"), PhoneStore(db, "b")
-    v1, _ = await _commit(a, await a.read("h"), lambda p: Event("code", NOW, code=_code()))
+    v1, _ = await _commit(a, await a.read(["h"]), lambda p: Event("code", NOW, code=_code()))
     await a.write(v1, NOW)
     commands.commands.clear()
-    assert await a.read("h") == v1
+    assert await a.read(["h"]) == v1
     assert commands.count("find phones") == 0  # from memory
     # Another replica changes the phone meanwhile: a's copy is stale, and
     # its next claim meets b's, folds it, and lands on top.
-    v2, _ = await _commit(b, await b.read("h"), lambda p: Event("wrong", NOW + S))
-    stale = await a.read("h")
+    v2, _ = await _commit(b, await b.read(["h"]), lambda p: Event("wrong", NOW + S))
+    stale = await a.read(["h"])
     assert stale == v1
     outcome = await a.claim(stale, Event("wrong", NOW + 2 * S))
     assert isinstance(outcome, Lost) and outcome.phone == v2
@@ -339,16 +341,16 @@ async def test_a_phone_document_round_trips_every_field(db):
         before_last=LastQuery("q6", NOW - dt.timedelta(hours=30)),
     )
     await store.write(full, NOW)
-    assert await store.read("h") == full
+    assert await store.read(["h"]) == full
     assert (await db["phones"].find_one({"_id": "h"}))["touched_at"] == NOW
 
     bare = Phone("h2", v=1, sends=(NOW,))
     await store.write(bare, NOW)
-    assert await store.read("h2") == bare
+    assert await store.read(["h2"]) == bare
     unused = Phone("h3", v=2, code=Code("c", "mac", NOW + CODE_TTL))
     await store.write(unused, NOW)
-    assert await store.read("h3") == unused
-    assert await store.read("nobody") == Phone("nobody")
+    assert await store.read(["h3"]) == unused
+    assert await store.read(["nobody"]) == Phone("nobody")
 
 
 # -- work queue ------------------------------------------------------------------
@@ -361,7 +363,7 @@ def _query(qid: str, now: dt.datetime = NOW) -> Query:
         phone_box={"kid": "k1", "ct": "x"},
         phone_masked="138****8000",
         channel="wechat-demo",
-        requester_id="user",
+        requester_tag="h1.0123456789abcdef0123456789abcdef",
         consent={"at": now, "terms_version": "2026-11"},
         trace={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
         created_at=now,
@@ -539,3 +541,39 @@ async def test_a_replica_whose_heartbeat_went_stale_drops_what_it_owned_and_carr
     # Fresh again: nothing more is dropped, no new id.
     await replica.ensure_fresh()
     assert dropped == [True] and queue.may_write()
+
+
+# -- a hash-key rotation (review L6) ---------------------------------------------
+
+
+async def test_a_phone_stays_under_the_key_its_chain_began_with_through_a_rotation(db):
+    """Keys h1 then h2: a phone first changed under h1 is found by its h1
+    hash while h2 is current, and its changes go on in that one chain (so
+    its limits hold, and no two replicas split it); a new phone starts
+    under h2; once h1 is dropped its phones are unknown."""
+    before, after = ["h1.p"], ["h2.p", "h1.p"]
+    a = PhoneStore(db, "a")
+    v1, _ = await _commit(a, await a.read(before), lambda p: Event("code", NOW, code=_code()))
+    await a.write(v1, NOW)
+
+    b = PhoneStore(db, "b")  # a replica with the rotated keys, nothing in memory
+    found = await b.read(after)
+    assert found == v1 and found.hash == "h1.p"
+    v2, _ = await _commit(b, found, lambda p: Event("wrong", NOW + S))
+    assert v2.hash == "h1.p" and await db["claims"].find_one({"_id": "v:h1.p:2"}) is not None
+    assert await db["claims"].find_one({"_id": "v:h2.p:1"}) is None
+    # A first writer that died between its claim and the document: the
+    # chain is found by its first claim, and folded.
+    lone = PhoneStore(db, "c")
+    assert isinstance(await lone.claim(Phone("h1.q"), Event("code", NOW, code=_code())), Committed)
+    assert (await PhoneStore(db, "d").read(["h2.q", "h1.q"])).v == 1
+    assert await PhoneStore(db, "d").read(["h2.new", "h1.new"]) == Phone("h2.new")
+    assert await PhoneStore(db, "e").read(["h2.p"]) == Phone("h2.p")  # h1 dropped: what keeping it prevents
+    with pytest.raises(TypeError):
+        await b.read("h1.p")  # one hash, not a sequence of them
+
+    assert await a.count_under_key("h1") == 1 and await a.count_under_key("h2") == 0
+    rotating = KeyedHasher({"h1": b"1" * 32, "h2": b"2" * 32}, "h2")
+    retention = Retention(db, dt.timedelta(days=30), a)
+    assert await retention.count_previous_keys(rotating) == {"h1": 1}
+    assert await retention.count_previous_keys(KeyedHasher({"h2": b"2" * 32}, "h2")) == {}

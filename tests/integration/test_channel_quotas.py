@@ -13,7 +13,9 @@ from pymongo import AsyncMongoClient, monitoring
 from aggregator.channel_quotas import NO_QUOTA, ChannelConfig, ChannelQuotas, Quota
 from aggregator.phone_rules import Event, Phone
 from aggregator.phone_store import Committed, Lost, PhoneStore, SlotTaken
+from yztc.keyed_hashes import KeyedHasher
 
+HASHER = KeyedHasher({"h1": b"k" * 32}, "h1")
 T0 = 1_795_000_000.25  # a fixed instant, a quarter into its second
 
 
@@ -48,7 +50,7 @@ def _config(per_second: int, per_day: int) -> ChannelConfig:
 
 async def test_per_second_quota_is_exact_across_replicas_and_cheap(db_and_counter):
     db, counter = db_and_counter
-    replicas = [ChannelQuotas(db, _config(40, 10_000), owner=f"r{i}", clock=lambda: T0) for i in range(3)]
+    replicas = [ChannelQuotas(db, _config(40, 10_000), HASHER, owner=f"r{i}", clock=lambda: T0) for i in range(3)]
     answers = await asyncio.gather(*(replicas[i % 3].take("ch", "SubmitQuery") for i in range(90)))
     allowed = [a for a in answers if a is None]
     refused = [a for a in answers if a is not None]
@@ -59,7 +61,7 @@ async def test_per_second_quota_is_exact_across_replicas_and_cheap(db_and_counte
     assert counter.inserts <= 40 * 3 + 50 * 3, counter.inserts
 
     counter.inserts = 0
-    alone = ChannelQuotas(db, _config(40, 10_000), owner="alone", clock=lambda: T0 + 1)
+    alone = ChannelQuotas(db, _config(40, 10_000), HASHER, owner="alone", clock=lambda: T0 + 1)
     for _ in range(30):
         assert await alone.take("ch", "GetQuery") is None
         assert await alone.take("ch", "SubmitQuery") is None  # methods interleaved keep their own counts
@@ -69,7 +71,7 @@ async def test_per_second_quota_is_exact_across_replicas_and_cheap(db_and_counte
 async def test_per_day_quota_holds_across_replicas(db_and_counter):
     db, _ = db_and_counter
     now = [T0]
-    replicas = [ChannelQuotas(db, _config(1000, 10), owner=f"d{i}", clock=lambda: now[0]) for i in range(2)]
+    replicas = [ChannelQuotas(db, _config(1000, 10), HASHER, owner=f"d{i}", clock=lambda: now[0]) for i in range(2)]
     for _ in range(6):
         assert await replicas[0].take("ch", "GetQuery") is None
     for _ in range(100):  # replica 0's count is flushed in the background
@@ -91,8 +93,8 @@ async def test_requests_straddling_a_second_keep_their_numbers(db_and_counter):
     # seconds while new requests kept coming.
     db, counter = db_and_counter
     now = [T0 + 10.5]
-    busy = ChannelQuotas(db, _config(100_000, 10**9), owner="busy", clock=lambda: now[0])
-    late = ChannelQuotas(db, _config(100_000, 10**9), owner="late", clock=lambda: now[0])
+    busy = ChannelQuotas(db, _config(100_000, 10**9), HASHER, owner="busy", clock=lambda: now[0])
+    late = ChannelQuotas(db, _config(100_000, 10**9), HASHER, owner="late", clock=lambda: now[0])
     for _ in range(50):
         assert await busy.take("ch", "SubmitQuery") is None
     counter.inserts = 0
@@ -112,7 +114,7 @@ async def test_requests_straddling_a_second_keep_their_numbers(db_and_counter):
 
 async def test_slots_are_claims_named_for_channel_method_second_and_number(db_and_counter):
     db, _ = db_and_counter
-    quotas = ChannelQuotas(db, _config(3, 10_000), owner="r", clock=lambda: T0)
+    quotas = ChannelQuotas(db, _config(3, 10_000), HASHER, owner="r", clock=lambda: T0)
     for _ in range(2):
         assert await quotas.take("ch", "GetQuery") is None
     second = int(T0)
@@ -124,8 +126,8 @@ async def test_slots_are_claims_named_for_channel_method_second_and_number(db_an
 
 async def test_a_slot_goes_in_the_phone_claim_and_moves_on_when_another_replica_took_it(db_and_counter):
     db, counter = db_and_counter
-    mine = ChannelQuotas(db, _config(2, 10_000), owner="mine", clock=lambda: T0)
-    theirs = ChannelQuotas(db, _config(2, 10_000), owner="theirs", clock=lambda: T0)
+    mine = ChannelQuotas(db, _config(2, 10_000), HASHER, owner="mine", clock=lambda: T0)
+    theirs = ChannelQuotas(db, _config(2, 10_000), HASHER, owner="theirs", clock=lambda: T0)
     admission = await mine.admit("ch", "SubmitQuery")
     assert await theirs.take("ch", "SubmitQuery") is None  # takes slot 1 first
     phones = PhoneStore(db, "mine")
@@ -153,7 +155,7 @@ async def test_a_slot_goes_in_the_phone_claim_and_moves_on_when_another_replica_
 
 async def test_a_slot_is_spent_even_when_the_phone_claim_loses(db_and_counter):
     db, _ = db_and_counter
-    quotas = ChannelQuotas(db, _config(1, 10_000), owner="r", clock=lambda: T0)
+    quotas = ChannelQuotas(db, _config(1, 10_000), HASHER, owner="r", clock=lambda: T0)
     phones = PhoneStore(db, "r")
     at = dt.datetime.fromtimestamp(T0, dt.UTC)
     assert isinstance(await phones.claim(Phone("h"), Event("wrong", at), NO_QUOTA.slots()), Committed)
@@ -170,8 +172,8 @@ async def test_a_request_refused_by_other_replicas_slots_is_not_admitted(db_and_
     # `take` (GetQuery, ...) tries the next slot when another replica took
     # its number; once the second's slots are all gone it must refuse.
     db, _ = db_and_counter
-    theirs = ChannelQuotas(db, _config(1, 10_000), owner="theirs", clock=lambda: T0)
-    mine = ChannelQuotas(db, _config(1, 10_000), owner="mine", clock=lambda: T0)
+    theirs = ChannelQuotas(db, _config(1, 10_000), HASHER, owner="theirs", clock=lambda: T0)
+    mine = ChannelQuotas(db, _config(1, 10_000), HASHER, owner="mine", clock=lambda: T0)
     assert await theirs.take("ch", "GetQuery") is None
     assert await mine.take("ch", "GetQuery") == pytest.approx(0.75)
 
@@ -183,7 +185,7 @@ async def test_a_requester_limit_holds_across_replicas_and_only_for_calls_that_n
     config = ChannelConfig(
         {"ch": {"*": Quota(1000, 10_000)}}, {"ch": {"SubmitQuery": RequesterLimit(count=3, seconds=3600)}}
     )
-    replicas = [ChannelQuotas(db, config, owner=f"r{i}", clock=lambda: T0) for i in range(2)]
+    replicas = [ChannelQuotas(db, config, HASHER, owner=f"r{i}", clock=lambda: T0) for i in range(2)]
     answers = await asyncio.gather(*(replicas[i % 2].take("ch", "SubmitQuery", "user-1") for i in range(10)))
     allowed = [a for a in answers if a is None]
     assert len(allowed) == 3
@@ -196,3 +198,30 @@ async def test_a_requester_limit_holds_across_replicas_and_only_for_calls_that_n
     # The requester is kept only as a hash inside the claim's id.
     ids = [d["_id"] async for d in db["claims"].find({"_id": {"$regex": "^r:"}})]
     assert len(ids) == 4 and not any("user-" in i for i in ids)
+
+
+async def test_a_requester_limit_survives_a_hash_key_rotation(db_and_counter):
+    """Review L6: the requester is kept only as a keyed tag, and a rotation
+    of its key forgets nothing counted. While more than one key is
+    configured a request takes a slot under each, so the old key's count
+    stays whole through the roll-out (replicas still on the old key alone
+    count there too) and the new key's count is whole from the moment every
+    replica knows it (docs/runbook.md, "Keyed-hash keys")."""
+    db, _ = db_and_counter
+    from aggregator.channel_quotas import RequesterLimit
+
+    config = ChannelConfig({"ch": {"*": Quota(1000, 10_000)}}, {"ch": {"SubmitQuery": RequesterLimit(4, 3600)}})
+    k1, k2 = b"1" * 32, b"2" * 32
+    old = ChannelQuotas(db, config, KeyedHasher({"h1": k1}, "h1"), owner="old", clock=lambda: T0)
+    rotated = ChannelQuotas(db, config, KeyedHasher({"h1": k1, "h2": k2}, "h2"), owner="rot", clock=lambda: T0)
+    new_only = ChannelQuotas(db, config, KeyedHasher({"h2": k2}, "h2"), owner="new", clock=lambda: T0)
+
+    assert [await old.take("ch", "SubmitQuery", "user-1") for _ in range(2)] == [None, None]
+    assert [await rotated.take("ch", "SubmitQuery", "user-1") for _ in range(2)] == [None, None]
+    # Four counted under h1, whichever replica took them: the limit holds on both.
+    assert await rotated.take("ch", "SubmitQuery", "user-1") is not None
+    assert await old.take("ch", "SubmitQuery", "user-1") is not None
+    ids = [d["_id"] async for d in db["claims"].find({"_id": {"$regex": "^r:"}})]
+    assert sorted(i[:5] for i in ids) == ["r:h1."] * 4 + ["r:h2."] * 2
+    # Dropped before the window is over, h1's count is lost: what keeping it prevents.
+    assert [await new_only.take("ch", "SubmitQuery", "user-1") for _ in range(2)] == [None, None]

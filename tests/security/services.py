@@ -55,7 +55,8 @@ def service_env(service: str, keys: Path, mongodb_uri: str) -> dict[str, str]:
             "YZTC_AGGREGATOR_OPERATORS": json.dumps({o: dead for o in OPERATOR_IDS}),
             "YZTC_AGGREGATOR_NOTIFIER_TARGET": dead,
             "YZTC_AGGREGATOR_PHONE_KEYS": json.dumps({"k1": KEY}),
-            "YZTC_AGGREGATOR_HASH_KEY": KEY,
+            "YZTC_AGGREGATOR_HASH_KEYS": json.dumps({"h1": KEY}),
+            "YZTC_AGGREGATOR_HASH_KEY_ID": "h1",
             "YZTC_AGGREGATOR_CHANNELS_FILE": str(ROOT / "config" / "channels.prod.json"),
         }
     if service.endswith("connector"):

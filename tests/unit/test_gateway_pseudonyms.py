@@ -1,4 +1,4 @@
-"""Keyed hashes (gateway.pseudonyms), the login prefixes of an IPv6 client
+"""Keyed hashes (yztc.keyed_hashes), the login prefixes of an IPv6 client
 (client_address.wider_prefixes), and the production refusals of the
 gateway's settings (L7)."""
 
@@ -12,8 +12,8 @@ import pytest
 
 from devstack.secrets import rsa_pair
 from gateway.client_address import wider_prefixes
-from gateway.pseudonyms import KeyedHasher
 from gateway.settings import GatewaySettings
+from yztc.keyed_hashes import KeyedHasher
 
 K1, K2 = b"1" * 32, b"2" * 32
 

@@ -9,11 +9,14 @@ from types import SimpleNamespace
 
 import grpc
 
+from aggregator import request_rules
 from aggregator.intake import Intake
 from aggregator.query_store import Query, ResultSms
+from yztc.keyed_hashes import KeyedHasher
 from yztc.v1 import sms_notifier_pb2
 
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
+HASHER = KeyedHasher.development("aggregator")
 
 
 class _Notifier:
@@ -39,7 +42,7 @@ class _Queries:
             phone_box={},
             phone_masked="138****8000",
             channel="wechat-demo",
-            requester_id="r-1",
+            requester_tag=request_rules.requester_tag(HASHER, "wechat-demo", "r-1"),
             consent={},
             trace={},
             created_at=NOW,
@@ -60,8 +63,7 @@ def _intake(notifier: _Notifier) -> Intake:
         engine=none,
         links=SimpleNamespace(notifier=notifier),
         routing=none,
-        protector=none,
-        code_key=b"k" * 32,
+        protector=SimpleNamespace(hasher=HASHER),
         catalogue=[],
         call_timeout=1.0,
         deliver_within=dt.timedelta(hours=48),

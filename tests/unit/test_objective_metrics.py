@@ -144,3 +144,13 @@ def test_send_duration_by_kind_never_carries_the_id() -> None:
         ("result", "PENDING", 1.5),
     ]
     assert 2.0 in points[0].explicit_bounds
+
+
+def test_phones_under_previous_hash_keys_are_a_gauge_per_key_id() -> None:
+    """What step 3 of the runbook's key rotation waits for ("Keyed-hash keys")."""
+    reader = InMemoryMetricReader()
+    metrics = AggregatorMetrics(MeterProvider(metric_readers=[reader]))
+    assert "yztc.phones.previous_hash_key" not in collected(reader)  # no rotation: no sample
+    metrics.phones_under_previous_keys = {"h1": 3}
+    (point,) = collected(reader)["yztc.phones.previous_hash_key"]
+    assert (dict(point.attributes), point.value) == ({"key_id": "h1"}, 3)

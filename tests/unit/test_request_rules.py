@@ -11,9 +11,10 @@ import pytest
 from aggregator import request_rules
 from aggregator.phone_rules import CODE_TTL, Code, Event, Phone, apply, judge_code
 from yztc.errors import ServiceError
+from yztc.keyed_hashes import KeyedHasher
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
-KEY = b"k" * 32
+KEY = KeyedHasher({"h1": b"k" * 32}, "h1")
 
 
 @pytest.mark.parametrize(
@@ -88,14 +89,36 @@ def test_a_query_is_seen_only_by_its_channel_and_requester():
 
 def test_the_requester_tag_is_keyed_and_tells_channels_apart():
     tag = request_rules.requester_tag(KEY, "wechat-demo", "u1")
-    assert len(tag) == 32 and int(tag, 16) >= 0
+    kid, _, digest = tag.partition(".")
+    assert kid == "h1" and len(digest) == 32 and int(digest, 16) >= 0
     assert tag == request_rules.requester_tag(KEY, "wechat-demo", "u1")
     assert tag != request_rules.requester_tag(KEY, "alipay-gateway", "u1")
     assert tag != request_rules.requester_tag(KEY, "wechat-demo", "u2")
-    assert tag != request_rules.requester_tag(b"j" * 32, "wechat-demo", "u1")
+    assert tag != request_rules.requester_tag(KeyedHasher({"h1": b"j" * 32}, "h1"), "wechat-demo", "u1")
     assert "u1" not in tag and "wechat" not in tag
     # The separator keeps ("a", "b\0c") and ("a\0b", "c") apart.
     assert request_rules.requester_tag(KEY, "a", "b\0c") != request_rules.requester_tag(KEY, "a\0b", "c")
+
+
+def test_a_tag_made_before_a_key_rotation_is_still_recognised():
+    """Rotation (review L6): the new key writes, and a tag read back is
+    compared under the key it names, so who asked is still known."""
+    before = request_rules.requester_tag(KEY, "wechat-demo", "u1")
+    rotated = KeyedHasher({"h1": b"k" * 32, "h2": b"n" * 32}, "h2")
+    after = request_rules.requester_tag(rotated, "wechat-demo", "u1")
+    assert after.startswith("h2.") and after != before
+    assert request_rules.requester_tag(rotated, "wechat-demo", "u1", before) == before
+    assert request_rules.may_see(
+        "wechat-demo", before, "wechat-demo", request_rules.requester_tag(rotated, "wechat-demo", "u1", before)
+    )
+    assert not request_rules.may_see(
+        "wechat-demo", before, "wechat-demo", request_rules.requester_tag(rotated, "wechat-demo", "u2", before)
+    )
+    # Every configured key, the current first (per-requester quota slots).
+    assert request_rules.requester_tags(rotated, "wechat-demo", "u1") == [after, before]
+    # Once the old key is gone, its tags match nobody.
+    gone = KeyedHasher({"h2": b"n" * 32}, "h2")
+    assert request_rules.requester_tag(gone, "wechat-demo", "u1", before) != before
 
 
 def _phone_with_code_for(owner: str) -> Phone:

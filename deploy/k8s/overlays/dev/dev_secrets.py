@@ -86,7 +86,8 @@ def dev_secrets(state: Path, namespace: str = NAMESPACE) -> list[dict]:
             namespace,
             {
                 "phone-keys": json.dumps({"k1": secrets.symmetric_key(keys, "phone-k1")}),
-                "hash-key": secrets.symmetric_key(keys, "hash"),
+                "hash-keys": json.dumps({"h1": secrets.symmetric_key(keys, "hash-h1")}),
+                "hash-key-id": "h1",
             },
         ),
         # One certificate Secret per service identity, from the internal CA.
