@@ -182,7 +182,7 @@ class PhoneStore:
         its first claim (a first writer that died before writing the
         document), under each previous key. Retention forgets a document
         KEEP_CLAIMS after its last change, so the previous key's phones
-        drain away (Retention.phones_under_previous_keys counts them)."""
+        drain away (Retention.count_previous_keys counts them)."""
         if isinstance(phone_hashes, str):
             raise TypeError("phone_hashes is a sequence of hashes, not one")
         for phone_hash in phone_hashes:
