@@ -45,7 +45,8 @@ async def test_mutual_tls_answers_the_aggregator_only(tmp_path, sms_centre_facto
     )
     async with _channel(folder, notifier.target, pki.issue_service(folder, "aggregator")) as channel:
         accepted = await send(channel, "code:tls", PHONE, "您的验证码为123456，5分钟内有效。")
-        assert STATES[accepted.state] == "SENT"
+        # Submitted: SENT, or DELIVERED when the immediate receipt beat the answer.
+        assert STATES[accepted.state] in {"SENT", "DELIVERED"}
     refused = {
         "another internal service": pki.issue_service(folder / "gw", "gateway", ca=pki.ensure_ca(folder)),
         # The old identity: CN "aggregator" without the SAN URI is nobody.
