@@ -145,9 +145,10 @@ async def main() -> None:
     async def purge_forever() -> None:
         while True:
             try:
+                await retention.tag_requesters(hasher)
                 await retention.purge(dt.datetime.now(dt.UTC))
                 if hasher.rotating:
-                    metrics.phones_under_previous_keys = await retention.count_previous_keys(hasher)
+                    metrics.under_previous_hash_keys = await retention.count_previous_keys(hasher)
             except Exception as error:  # the database may be away; next pass
                 log.warning("purge failed", extra={"fields": {"error": type(error).__name__}})
             await asyncio.sleep(settings.purge_interval_seconds)

@@ -91,8 +91,8 @@ class Metrics:
         )
         self.backlog = 0
         self.oldest_age_seconds = 0.0
-        # Phone documents per previous hash key id (Retention.count_previous_keys).
-        self.phones_under_previous_keys: dict[str, int] = {}
+        # Documents per (previous hash key id, collection) (Retention.count_previous_keys).
+        self.under_previous_hash_keys: dict[tuple[str, str], int] = {}
         self._circuits: dict[str, Callable[[], str]] = {}
         self._certificates: dict[str, str] = {}
         meter.create_observable_gauge(
@@ -110,11 +110,11 @@ class Metrics:
             description="Circuit breaker per company: 0 closed, 1 half-open, 2 open",
         )
         meter.create_observable_gauge(
-            "yztc.phones.previous_hash_key",
+            "yztc.hash_key.previous.documents",
             [self._observe_previous_keys],
-            unit="{phone}",
-            description="Phone documents kept under a hash key other than the current one, by key id "
-            "(a hash key rotation may drop the key once this is 0: docs/runbook.md)",
+            unit="{document}",
+            description="Documents kept under a hash key other than the current one, by key id and collection "
+            "(phones, work, queries): a hash key rotation may drop the key once all are 0 (docs/runbook.md)",
         )
         self._database = DatabaseUp(meter)
         meter.create_observable_gauge(
@@ -159,8 +159,8 @@ class Metrics:
         yield Observation(self.oldest_age_seconds)
 
     def _observe_previous_keys(self, options: CallbackOptions):
-        for key_id, count in self.phones_under_previous_keys.items():
-            yield Observation(count, {"key_id": key_id})
+        for (key_id, collection), count in self.under_previous_hash_keys.items():
+            yield Observation(count, {"key_id": key_id, "collection": collection})
 
     def _observe_circuits(self, options: CallbackOptions):
         for company, state in self._circuits.items():

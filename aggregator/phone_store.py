@@ -9,8 +9,11 @@ claim is the commit, the document a cache: a writer whose claim is refused
 reads the winner's claim, folds it onto its state and tries n + 1, so a
 document left behind (its writer died between claim and write, or two
 writes landed out of order) costs a reader a round trip, never a wrong
-answer. Every read and write is by `_id`, the one filter FerretDB v1 answers
-from an index; on a MongoDB cluster both collections shard on hashed `_id`.
+answer. Every read and write on a request's path is by `_id`, the one
+filter FerretDB v1 answers from an index (the retention pass's clean-up and
+counts scan); on a MongoDB cluster both collections shard on hashed `_id`.
+A phone's `_id` is its keyed hash, naming its key (personal_data,
+yztc.keyed_hashes): during a key rotation `read` looks under each key.
 
 Happy path per operation: one read (the document; none when this replica
 made the phone's last change, see `PhoneStore`), one claims insert (with the
@@ -182,7 +185,16 @@ class PhoneStore:
         its first claim (a first writer that died before writing the
         document), under each previous key. Retention forgets a document
         KEEP_CLAIMS after its last change, so the previous key's phones
-        drain away (Retention.count_previous_keys counts them)."""
+        drain away (Retention.count_previous_keys counts them).
+
+        One split remains possible, in step 2 of the runbook's rotation
+        only: a phone new to the service, asked for at the same moment on a
+        replica already writing under the new key and on one still writing
+        under the old, gets a chain under each (two codes sent, each
+        counted in its own chain); every later read, on any replica, then
+        finds the chain under its own current key first. Claims cannot
+        prevent it (they order one `_id`), and it needs two first requests
+        for one number within the same few milliseconds of a roll-out."""
         if isinstance(phone_hashes, str):
             raise TypeError("phone_hashes is a sequence of hashes, not one")
         for phone_hash in phone_hashes:

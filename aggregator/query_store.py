@@ -121,6 +121,10 @@ class Query:
     # Set by retention.py when it removed the personal fields (written by
     # it alone, after the final record: never part of to_doc).
     purged_at: dt.datetime | None = None
+    # A record made before requester ids were kept as keyed tags (review
+    # L6) held the id itself: carried through as read, never made anew, so
+    # Retention.tag_requesters can still turn it into its tag.
+    requester_id_before_tags: str = ""
 
     @property
     def purged(self) -> bool:
@@ -143,6 +147,7 @@ class Query:
             "deliver_by": self.deliver_by,
             "finalize_at": self.finalize_at,
             "completed_at": self.completed_at,
+            **({"requester_id": self.requester_id_before_tags} if self.requester_id_before_tags else {}),
             "companies": {cid: part.to_doc() for cid, part in self.companies.items()},
             "sms": {
                 "message_id": self.sms.message_id,
@@ -175,6 +180,7 @@ class Query:
             completed_at=doc.get("completed_at"),
             open=doc.get("open", True),
             purged_at=doc.get("purged_at"),
+            requester_id_before_tags=doc.get("requester_id", ""),
         )
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from aggregator import request_rules
 from aggregator.phone_store import PhoneStore
 from aggregator.query_store import DONE, Part
 from yztc.keyed_hashes import KeyedHasher
@@ -75,13 +77,46 @@ class Retention:
         except DuplicateKeyError:
             pass  # kept by an earlier pass that stopped before the unset
 
-    async def count_previous_keys(self, hasher: KeyedHasher) -> dict[str, int]:
-        """Phone documents under each hash key other than the current one
-        ({key id: documents}; {} when only one key is configured): a key
-        rotation is finished, and the previous key may go, once these are 0
-        (phone_store.PhoneStore.read; docs/runbook.md, "Keyed-hash keys").
-        A scan of `phones` per previous key, only during a rotation."""
-        return {kid: await self._phones.count_under_key(kid) for kid in hasher.key_ids[1:]}
+    async def count_previous_keys(self, hasher: KeyedHasher) -> dict[tuple[str, str], int]:
+        """What is still kept under each hash key other than the current
+        one, {(key id, collection): documents} ({} when only one key is
+        configured): phone documents (`phones`), and queries, open (`work`)
+        or not yet purged (`queries`), whose requester tag it made. A key
+        rotation is finished, and the previous key may go, once all are 0
+        (docs/runbook.md, "Keyed-hash keys"). A scan of each collection per
+        previous key, only during a rotation."""
+        counts = {}
+        for kid in hasher.key_ids[1:]:
+            counts[(kid, "phones")] = await self._phones.count_under_key(kid)
+            for name in ("work", "queries"):
+                tagged = {"requester": {"$regex": f"^{re.escape(kid)}\\."}}
+                counts[(kid, name)] = await self._db[name].count_documents(tagged)
+        return counts
+
+    async def tag_requesters(self, hasher: KeyedHasher) -> int:
+        """Queries made before requester ids were kept as keyed tags (review
+        L6) get their tag in place of the id (`requester`, and
+        `requester_id` unset), open or final; one that named no requester
+        just loses the empty field (nobody reads it). Returns how many were
+        changed; a scan of `work` and `queries` per pass. Each change is
+        conditional on the id still being there: the only other writer of
+        these fields is the final record's insert, which carries the id
+        through (query_store.Query.requester_id_before_tags)."""
+        changed = 0
+        for name in ("work", "queries"):
+            async for doc in self._db[name].find(
+                {"requester_id": {"$exists": True}}, {"channel": 1, "requester_id": 1}
+            ):
+                raw = doc["requester_id"]
+                tag = {"requester": request_rules.requester_tag(hasher, doc["channel"], raw)} if raw else {}
+                update: dict = {"$unset": {"requester_id": ""}}
+                if tag:
+                    update["$set"] = tag
+                result = await self._db[name].update_one({"_id": doc["_id"], "requester_id": raw}, update)
+                changed += result.modified_count
+        if changed:
+            log.info("requester ids replaced by keyed tags", extra={"fields": {"queries": changed}})
+        return changed
 
     async def daily_counts(self, day: str) -> dict[str, dict[str, int]]:
         """Per company: queries answered and accounts counted that day (anonymous)."""

@@ -25,8 +25,9 @@ CODE = re.compile(r"验证码为(\d{6})")
 
 def requester_for(phone: str) -> str:
     """The channel's id of the person asking about `phone` in these tests:
-    one per phone, and not the phone itself (a requester id is stored with
-    the query; the privacy sweeps look for phones everywhere)."""
+    one per phone, and not the phone itself (the privacy sweeps look for
+    phones everywhere; the aggregator keeps requester ids only as keyed
+    tags)."""
     return "e2e-" + hashlib.sha256(phone.encode()).hexdigest()[:24]
 
 

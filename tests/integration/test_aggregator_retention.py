@@ -6,10 +6,12 @@ import datetime as dt
 
 import pytest
 
+from aggregator import request_rules
 from aggregator.phone_rules import CODE_TTL, Code, Event, Phone, judge_code
 from aggregator.phone_store import KEEP_CLAIMS, Committed, PhoneStore
 from aggregator.query_store import COMPLETED, DONE, FAILED, PARTIAL, Part, Query, ResultSms
 from aggregator.retention import PERSONAL_FIELDS, Retention
+from yztc.keyed_hashes import KeyedHasher
 from yztc.mongo import connect
 
 NOW = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)
@@ -154,3 +156,38 @@ async def test_a_phone_whose_last_write_was_lost_is_not_forgotten_before_its_cla
     # Whoever wins that version, the state after it still holds that code.
     outcome = await phones.claim(phone, Event("accept", now, query_id="q"))
     assert outcome.phone.code.id == "c3"
+
+
+async def test_requester_ids_stored_before_tags_become_tags(db):
+    """Review L6: a query made before requester ids were kept as keyed tags,
+    open or final, gets its tag in place of the id, so its requester still
+    reads it and the id itself is gone; one that named nobody stays
+    nobody's. A final record made from an open query read before the
+    change carries the id through until it is tagged."""
+    hasher = KeyedHasher({"h1": b"1" * 32}, "h1")
+    retention = Retention(db, KEEP, PhoneStore(db, "r"))
+    final = _query("final", NOW, COMPLETED, {}).to_doc() | {"requester_id": "2088000000000001"}
+    del final["requester"]
+    nobody = final | {"_id": "nobody", "requester_id": ""}
+    await db["queries"].insert_many([final, nobody])
+    open_ = _query("open", NOW, "IN_PROGRESS", {}).to_doc() | {"requester_id": "2088000000000002"}
+    del open_["requester"]
+    await db["work"].insert_one(open_)
+    carried = Query.from_doc(open_)
+    assert carried.requester_tag == "" and carried.to_doc()["requester_id"] == "2088000000000002"
+
+    assert await retention.tag_requesters(hasher) == 3
+    assert await retention.tag_requesters(hasher) == 0
+    for name, qid, requester in (("queries", "final", "2088000000000001"), ("work", "open", "2088000000000002")):
+        doc = await db[name].find_one({"_id": qid})
+        assert "requester_id" not in doc
+        assert doc["requester"] == request_rules.requester_tag(hasher, "wechat-demo", requester)
+    assert "requester" not in (doc := await db["queries"].find_one({"_id": "nobody"})) and "requester_id" not in doc
+
+
+async def test_the_purge_removes_a_requester_id_stored_before_tags(db):
+    retention = Retention(db, KEEP, PhoneStore(db, "r"))
+    await db["queries"].insert_one(_query("before", NOW, COMPLETED, {}).to_doc() | {"requester_id": "2088000000000003"})
+    assert await retention.purge(NOW + KEEP + DAYS) == 1
+    record = await db["queries"].find_one({"_id": "before"})
+    assert not {"requester", "requester_id"} & set(record)

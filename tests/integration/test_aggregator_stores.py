@@ -575,5 +575,10 @@ async def test_a_phone_stays_under_the_key_its_chain_began_with_through_a_rotati
     assert await a.count_under_key("h1") == 1 and await a.count_under_key("h2") == 0
     rotating = KeyedHasher({"h1": b"1" * 32, "h2": b"2" * 32}, "h2")
     retention = Retention(db, dt.timedelta(days=30), a)
-    assert await retention.count_previous_keys(rotating) == {"h1": 1}
+    await db["queries"].insert_one({"_id": "q-h1", "requester": "h1.0123"})
+    assert await retention.count_previous_keys(rotating) == {
+        ("h1", "phones"): 1,
+        ("h1", "work"): 0,
+        ("h1", "queries"): 1,
+    }
     assert await retention.count_previous_keys(KeyedHasher({"h2": b"2" * 32}, "h2")) == {}

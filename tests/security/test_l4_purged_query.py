@@ -61,7 +61,7 @@ async def test_a_purged_query_is_not_found_and_nothing_unexpected_is_logged(make
         assert before.code == "OK" and before.answer.phone == "138****0401"
 
         record = await _purged_record(stack, query_id)
-        assert "requester_id" not in record and "phone_masked" not in record  # the review's state
+        assert "requester" not in record and "phone_masked" not in record  # the review's state
 
         after = await outcome(get())
         assert (after.status, after.code) == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")

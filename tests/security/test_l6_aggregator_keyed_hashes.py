@@ -25,12 +25,12 @@ import grpc
 from devstack import secrets
 from devstack.stack import Ports
 from tests.e2e.channel_client import channel, requester_for, submit_many, write_scenario
-from tests.e2e.conftest import make_stack  # noqa: F401  (fixture)
+from tests.e2e.conftest import latest_code, make_stack  # noqa: F401  (fixture)
 from tests.security.channel_calls import database, outcome
 from yztc.v1 import account_query_pb2 as pb
 from yztc.v1 import account_query_pb2_grpc
 
-PHONE, NEW_PHONE = "13800000761", "13800000762"
+PHONE, NEW_PHONE, CODE_PHONE = "13800000761", "13800000762", "13800000763"
 H2 = base64.b64encode(os.urandom(32)).decode()
 
 
@@ -52,9 +52,15 @@ def _replica(stack, name: str, hash_keys: dict[str, str], current: str) -> int:
 
 
 async def test_requester_ids_are_stored_only_as_keyed_tags_and_survive_a_key_rotation(make_stack, tmp_path):
-    stack = make_stack(write_scenario(tmp_path / "scenario.json", [PHONE, NEW_PHONE], {}))
+    stack = make_stack(write_scenario(tmp_path / "scenario.json", [PHONE, NEW_PHONE, CODE_PHONE], {}))
     requester = requester_for(PHONE)
     query_id = (await submit_many(stack, [PHONE]))[PHONE]
+    # A code sent before the rotation, to be presented after it.
+    async with channel(stack) as ch:
+        api = account_query_pb2_grpc.AccountQueryServiceStub(ch)
+        request = pb.RequestVerificationCodeRequest(phone=CODE_PHONE, requester_id=requester_for(CODE_PHONE))
+        assert (await outcome(api.RequestVerificationCode(request, timeout=10))).code == "OK"
+    code = await latest_code(stack, CODE_PHONE)
 
     stored = _stored(stack)
     # What the review found: the id itself, and the unkeyed hash of the quota slots.
@@ -66,7 +72,7 @@ async def test_requester_ids_are_stored_only_as_keyed_tags_and_survive_a_key_rot
         record = db["work"].find_one({"_id": query_id}) or db["queries"].find_one({"_id": query_id})
         assert record is not None and "requester_id" not in record
         assert record["requester"].startswith("h1.") and record["phone_hash"].startswith("h1.")
-        assert [d["_id"][:3] for d in db["phones"].find()] == ["h1."]
+        assert {d["_id"][:3] for d in db["phones"].find()} == {"h1."}
         claim_ids = [d["_id"] for d in db["claims"].find()]
         assert {i.split(":")[1][:3] for i in claim_ids if i.startswith(("v:", "r:"))} == {"h1."}
         assert any(i.startswith("r:") for i in claim_ids)  # wechat-demo limits requesters
@@ -95,9 +101,19 @@ async def test_requester_ids_are_stored_only_as_keyed_tags_and_survive_a_key_rot
             )
         )
         assert fresh.code == "OK"
+        # The code sent under h1 (bound to its requester under h1) is still good.
+        submitted = await outcome(
+            api.SubmitQuery(
+                pb.SubmitQueryRequest(
+                    phone=CODE_PHONE, id_last6="12345X", code=code, consent=True, requester_id=requester_for(CODE_PHONE)
+                ),
+                timeout=10,
+            )
+        )
+        assert submitted.code == "OK" and submitted.answer.query_id
     client, db = database(stack)
     try:
-        assert sorted(d["_id"][:3] for d in db["phones"].find()) == ["h1.", "h2."]
+        assert sorted(d["_id"][:3] for d in db["phones"].find()) == ["h1.", "h1.", "h2."]
     finally:
         client.close()
 

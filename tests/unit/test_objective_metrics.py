@@ -146,11 +146,14 @@ def test_send_duration_by_kind_never_carries_the_id() -> None:
     assert 2.0 in points[0].explicit_bounds
 
 
-def test_phones_under_previous_hash_keys_are_a_gauge_per_key_id() -> None:
+def test_documents_under_previous_hash_keys_are_a_gauge_per_key_id_and_collection() -> None:
     """What step 3 of the runbook's key rotation waits for ("Keyed-hash keys")."""
     reader = InMemoryMetricReader()
     metrics = AggregatorMetrics(MeterProvider(metric_readers=[reader]))
-    assert "yztc.phones.previous_hash_key" not in collected(reader)  # no rotation: no sample
-    metrics.phones_under_previous_keys = {"h1": 3}
-    (point,) = collected(reader)["yztc.phones.previous_hash_key"]
-    assert (dict(point.attributes), point.value) == ({"key_id": "h1"}, 3)
+    assert "yztc.hash_key.previous.documents" not in collected(reader)  # no rotation: no sample
+    metrics.under_previous_hash_keys = {("h1", "phones"): 3, ("h1", "queries"): 0}
+    points = collected(reader)["yztc.hash_key.previous.documents"]
+    assert sorted((p.attributes["key_id"], p.attributes["collection"], p.value) for p in points) == [
+        ("h1", "phones", 3),
+        ("h1", "queries", 0),
+    ]

@@ -1,4 +1,4 @@
-"""Keyed hashes (yztc.keyed_hashes), the login prefixes of an IPv6 client
+"""The gateway's keyed hashes (yztc.keyed_hashes under YZTC_GATEWAY_HASH_KEYS), the login prefixes of an IPv6 client
 (client_address.wider_prefixes), and the production refusals of the
 gateway's settings (L7)."""
 
