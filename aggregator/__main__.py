@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 
 from aggregator.catalogue import load_catalogue
 from aggregator.channel_quotas import ChannelQuotas, ChannelsFile
@@ -143,9 +144,16 @@ async def main() -> None:
     )
 
     async def purge_forever() -> None:
+        # Records from before keyed tags (an upgrade's roll-out, when older
+        # replicas may still write them): looked for until a pass finds
+        # none after this replica's first hour, then no more scans.
+        tagging_until = time.monotonic() + 3600
         while True:
             try:
-                await retention.tag_requesters(hasher)
+                if tagging_until:
+                    changed = await retention.tag_requesters(hasher)
+                    if not changed and time.monotonic() > tagging_until:
+                        tagging_until = 0
                 await retention.purge(dt.datetime.now(dt.UTC))
                 if hasher.rotating:
                     metrics.under_previous_hash_keys = await retention.count_previous_keys(hasher)

@@ -98,10 +98,11 @@ class Retention:
         L6) get their tag in place of the id (`requester`, and
         `requester_id` unset), open or final; one that named no requester
         just loses the empty field (nobody reads it). Returns how many were
-        changed; a scan of `work` and `queries` per pass. Each change is
-        conditional on the id still being there: the only other writer of
-        these fields is the final record's insert, which carries the id
-        through (query_store.Query.requester_id_before_tags)."""
+        changed; a scan of `work` and `queries` (the aggregator calls it
+        each pass in its first hour, and after that until a pass finds
+        none). Each change is conditional on the id still being there: the
+        only other writer of these fields is the final record's insert,
+        which carries the id through (query_store.Query.requester_id_before_tags)."""
         changed = 0
         for name in ("work", "queries"):
             async for doc in self._db[name].find(
