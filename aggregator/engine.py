@@ -212,6 +212,7 @@ class Engine:
                 missed += 1
                 continue
             query = Query.from_doc(doc)
+            query.tag_requester(self._protector.hasher)
             self.adopt(query, gen)
         if orphans:
             log.warning("queries taken over", extra={"fields": {"found": len(orphans), "missed": missed}})

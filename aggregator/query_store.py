@@ -30,7 +30,9 @@ from pymongo import ASCENDING, DeleteOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from aggregator import request_rules
 from yztc import claims
+from yztc.keyed_hashes import KeyedHasher
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,15 @@ class Query:
     # L6) held the id itself: carried through as read, never made anew, so
     # Retention.tag_requesters can still turn it into its tag.
     requester_id_before_tags: str = ""
+
+    def tag_requester(self, hasher: KeyedHasher) -> None:
+        """A query read from a record made before keyed tags (review L6)
+        gets its tag in place of the id it held, as Retention.tag_requesters
+        writes it, so its final record holds no id (the engine, on taking
+        over an open query)."""
+        if self.requester_id_before_tags and not self.requester_tag:
+            self.requester_tag = request_rules.requester_tag(hasher, self.channel, self.requester_id_before_tags)
+        self.requester_id_before_tags = ""
 
     @property
     def purged(self) -> bool:

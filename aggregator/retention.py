@@ -100,9 +100,11 @@ class Retention:
         just loses the empty field (nobody reads it). Returns how many were
         changed; a scan of `work` and `queries` (the aggregator calls it
         each pass in its first hour, and after that until a pass finds
-        none). Each change is conditional on the id still being there: the
-        only other writer of these fields is the final record's insert,
-        which carries the id through (query_store.Query.requester_id_before_tags)."""
+        none). Each change is conditional on the id still being there. The
+        only other writer of these fields is the final record's insert: a
+        query the engine took over is tagged as it is read
+        (query_store.Query.tag_requester), and any other carries the id
+        through to its record, for a later pass."""
         changed = 0
         for name in ("work", "queries"):
             async for doc in self._db[name].find(

@@ -175,6 +175,11 @@ async def test_requester_ids_stored_before_tags_become_tags(db):
     await db["work"].insert_one(open_)
     carried = Query.from_doc(open_)
     assert carried.requester_tag == "" and carried.to_doc()["requester_id"] == "2088000000000002"
+    # The engine tags one it takes over, as the pass below does the stored ones.
+    taken_over = Query.from_doc(open_)
+    taken_over.tag_requester(hasher)
+    assert "requester_id" not in taken_over.to_doc()
+    assert taken_over.to_doc()["requester"] == request_rules.requester_tag(hasher, "wechat-demo", "2088000000000002")
 
     assert await retention.tag_requesters(hasher) == 3
     assert await retention.tag_requesters(hasher) == 0
