@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="YZTC_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a malformed key or URI is never printed back at start (M4).
+    model_config = SettingsConfigDict(env_prefix="YZTC_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     # Common to every service, so named without the service's prefix.
     # The one explicit development switch (issue 13, "fail closed"): only when

@@ -9,6 +9,8 @@ URI and never the password."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.security.services import SERVICES, clean_env, run_for, service_env
@@ -34,6 +36,27 @@ def test_the_password_appears_in_no_log_line(service, tmp_path, mongodb_uri):
     assert PASSWORD not in out
     # The settings dump was logged (so the test saw it), masked.
     assert "mongodb_uri" in out and "yztc:***@" in out, out[-3000:]
+
+
+# A key of the wrong length, in each setting that holds one.
+SHORT_KEY = "c2hvcnQtYnV0LXNlY3JldC1rZXk="
+MALFORMED_KEYS = {
+    "aggregator": {"YZTC_AGGREGATOR_PHONE_KEYS": json.dumps({"k1": SHORT_KEY})},
+    "aggregator hash": {"YZTC_AGGREGATOR_HASH_KEYS": json.dumps({"h1": SHORT_KEY})},
+    "notifier": {"YZTC_NOTIFIER_DATA_KEY": SHORT_KEY},
+    "gateway": {"YZTC_GATEWAY_HASH_KEYS": json.dumps({"h1": SHORT_KEY})},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_KEYS))
+def test_a_malformed_key_is_refused_without_being_printed(case, tmp_path, mongodb_uri):
+    """Settings errors name the setting, never its value (pydantic prints
+    the input by default: hide_input_in_errors)."""
+    service = case.split()[0]
+    env = clean_env(**{**service_env(service, tmp_path, mongodb_uri), **MALFORMED_KEYS[case]}, YZTC_DEVELOPMENT="1")
+    status, out = run_for(SERVICES[service], env, 20)
+    assert status not in (None, 0), f"{case} started with a malformed key: {out[-2000:]}"
+    assert SHORT_KEY not in out and "c2hvcnQt" not in out, out[-2000:]
 
 
 def test_describe_masks_uris_and_nested_secrets():
