@@ -58,5 +58,4 @@ def code_hash(hasher: KeyedHasher, phone_hash: str, code: str, stored: str = "")
     phone (its look-up hash). With `stored` (the hash kept of the phone's
     current code), under the key that one was made with, to compare with
     it; else under the current key."""
-    value = f"{phone_hash}:{code}"
-    return hasher.digest_under(stored, CODE, value) if stored else hasher.digest(CODE, value)
+    return hasher.digest_under(stored, CODE, f"{phone_hash}:{code}")

@@ -29,7 +29,6 @@ event (KEEP_CLAIMS), so nothing is lost meanwhile.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from aggregator.phone_rules import Code, Event, LastQuery, Phone, apply
 from yztc import claims
+from yztc.keyed_hashes import made_under
 
 # How long a phone's state this replica committed is answered from memory
 # (a code's life: the submission that follows is the read it saves).
@@ -253,7 +253,7 @@ class PhoneStore:
     async def count_under_key(self, key_id: str) -> int:
         """Phone documents whose `_id` was made under hash key `key_id` (a
         scan: for the retention pass during a key rotation, not a hot path)."""
-        return await self._phones.count_documents({"_id": {"$regex": f"^{re.escape(key_id)}\\."}})
+        return await self._phones.count_documents({"_id": made_under(key_id)})
 
     async def forget(self, now: dt.datetime) -> None:
         """Retention: claims past KEEP_CLAIMS and phones untouched as long

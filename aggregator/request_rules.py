@@ -68,8 +68,7 @@ def requester_tag(hasher: KeyedHasher, channel: str, requester: str, stored: str
     channel is in it, so two channels' requesters of the same id differ.
     With `stored` (a tag read back), under the key that one was made with,
     to compare with it (request_rules.may_see); else under the current key."""
-    value = _tagged(channel, requester)
-    return hasher.digest_under(stored, REQUESTER, value) if stored else hasher.digest(REQUESTER, value)
+    return hasher.digest_under(stored, REQUESTER, _tagged(channel, requester))
 
 
 def requester_tags(hasher: KeyedHasher, channel: str, requester: str) -> list[str]:

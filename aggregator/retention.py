@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -22,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from aggregator import request_rules
 from aggregator.phone_store import PhoneStore
 from aggregator.query_store import DONE, Part
-from yztc.keyed_hashes import KeyedHasher
+from yztc.keyed_hashes import KeyedHasher, made_under
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +88,7 @@ class Retention:
         for kid in hasher.key_ids[1:]:
             counts[(kid, "phones")] = await self._phones.count_under_key(kid)
             for name in ("work", "queries"):
-                tagged = {"requester": {"$regex": f"^{re.escape(kid)}\\."}}
-                counts[(kid, name)] = await self._db[name].count_documents(tagged)
+                counts[(kid, name)] = await self._db[name].count_documents({"requester": made_under(kid)})
         return counts
 
     async def tag_requesters(self, hasher: KeyedHasher) -> int:

@@ -92,7 +92,8 @@ class KeyedHasher:
     def digest_under(self, stored: str, purpose: str, value: str) -> str:
         """`digest` under the key `stored` (a digest) was made with, to
         compare with it; under the current key when that one is no longer
-        configured (so the two differ)."""
+        configured (so the two differ), or `stored` names no key ("": a
+        new hash)."""
         kid = key_id_of(stored)
         return self.digest(purpose, value, kid if kid in self._keys else None)
 
@@ -105,6 +106,12 @@ class KeyedHasher:
     def rotating(self) -> bool:
         """More than one key configured: look-ups must try the previous ones too."""
         return len(self.key_ids) > 1
+
+
+def made_under(key_id: str) -> dict:
+    """A MongoDB filter value matching the keyed hashes made under `key_id`
+    (a prefix regex: a scan, for clean-up and counts, never a request's path)."""
+    return {"$regex": f"^{re.escape(key_id)}\\."}
 
 
 def key_id_of(digest: str) -> str:
