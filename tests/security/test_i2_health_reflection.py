@@ -37,12 +37,24 @@ async def _services(channel: grpc.aio.Channel) -> list[str]:
     return [s.name for s in answer.list_services_response.service]
 
 
+async def _reflection_status(channel: grpc.aio.Channel, timeout: float = 5) -> grpc.StatusCode:
+    """The status a reflection stream ends with when the client sends nothing.
+
+    The gate refuses as the stream opens, before any request is read, so
+    the refusal needs no request; an admitted channel's stream would wait
+    for one until the deadline. (Writing first races the server's early
+    status: grpcio's aio client turns the failed send into INTERNAL,
+    "Internal error from Core", though the server sent UNAUTHENTICATED.)"""
+    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=timeout)
+    return await call.code()
+
+
 async def _both_refused(stack: Stack, cert: Path, key: Path, why: str) -> None:
     async with open_channel(stack, cert, key) as channel:
-        for ask in (_health, _services):
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await ask(channel)
-            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, (why, ask.__name__)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _health(channel)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, (why, "health")
+        assert await _reflection_status(channel) == grpc.StatusCode.UNAUTHENTICATED, (why, "reflection")
 
 
 async def test_admitted_channels_only(channel_stack, tmp_path):
@@ -51,6 +63,8 @@ async def test_admitted_channels_only(channel_stack, tmp_path):
     async with open_channel(stack, *demo) as channel:
         assert await _health(channel) == health_pb2.HealthCheckResponse.SERVING
         assert "yztc.v1.AccountQueryService" in await _services(channel)
+        # The probe's control: an admitted stream is not ended, it waits for a request.
+        assert await _reflection_status(channel, timeout=1) == grpc.StatusCode.DEADLINE_EXCEEDED
 
     channels_ca = pki.ensure_ca(stack.pki_dir, pki.CHANNELS_CA)
     await _both_refused(stack, *pki.issue_channel(tmp_path / "rogue", "rogue-channel", ca=channels_ca), "unknown")
