@@ -23,6 +23,7 @@ from aggregator.service import AccountQueryServicer, ChannelAdmission
 from aggregator.settings import AggregatorSettings
 from aggregator.work_queue import WorkQueue
 from yztc import event_loop
+from yztc.certificate_expiry import watch_certificates
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
@@ -85,7 +86,7 @@ async def main() -> None:
     callers = {e.id: CompanyCaller(e.id, links.companies[e.id], e.policy, metrics) for e in catalogue}
     for cid, caller in callers.items():
         metrics.watch_circuit(cid, caller.circuit_state)
-    metrics.watch_certificates({"cert": tls.tls_cert, "ca": tls.tls_ca, "channels_ca": settings.channels_ca})
+    watch_certificates("aggregator", tls, channels_ca=settings.channels_ca)
     hasher = settings.hasher()
     protector = PhoneProtector(settings.decoded_phone_keys(), settings.phone_key_id, hasher)
     engine = Engine(

@@ -2,17 +2,15 @@
 well each company answers, whether its circuit is open, how much work is
 waiting, how old the oldest unfinished query is (the 48-hour risk), whether
 each result SMS went out by its query's `deliver_by` and how long after the
-query it went, whether this replica reaches its database, and when its TLS
-certificates expire. The service-level objectives built on them are in
+query it went, and whether this replica reaches its database (its TLS
+certificates' expiry is yztc.certificate_expiry's, as on every service). The service-level objectives built on them are in
 docs/runbook.md ("Service-level objectives and alerts")."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
-from cryptography import x509
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
@@ -35,12 +33,6 @@ def result_sms_outcome(sms_state: str, handed_over_at: dt.datetime, deliver_by: 
     if sms_state in _SUBMITTED:
         return "on_time" if handed_over_at <= deliver_by else "late"
     return "failed" if sms_state == "FAILED" else "queued"
-
-
-def certificate_not_after(path: str) -> float:
-    """The earliest notAfter (Unix seconds) of the PEM certificates in `path`."""
-    certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
-    return min(c.not_valid_after_utc.timestamp() for c in certificates)
 
 
 class Metrics:
@@ -94,7 +86,6 @@ class Metrics:
         # Documents per (previous hash key id, collection) (Retention.count_previous_keys).
         self.under_previous_hash_keys: dict[tuple[str, str], int] = {}
         self._circuits: dict[str, Callable[[], str]] = {}
-        self._certificates: dict[str, str] = {}
         meter.create_observable_gauge(
             "yztc.queries.backlog", [self._observe_backlog], description="Queries not yet finished"
         )
@@ -117,12 +108,6 @@ class Metrics:
             "(phones, work, queries): a hash key rotation may drop the key once all are 0 (docs/runbook.md)",
         )
         self._database = DatabaseUp(meter)
-        meter.create_observable_gauge(
-            "yztc.tls.certificate.expiration_timestamp",
-            [self._observe_certificates],
-            unit="s",
-            description="notAfter (Unix seconds) of this replica's TLS certificate files, by role (cert, ca)",
-        )
 
     def company_call(self, company: str, seconds: float, outcome: str) -> None:
         self._latency.record(seconds, {"company": company, "outcome": outcome})
@@ -143,11 +128,6 @@ class Metrics:
     def watch_circuit(self, company: str, state: Callable[[], str]) -> None:
         self._circuits[company] = state
 
-    def watch_certificates(self, files: Mapping[str, str]) -> None:
-        """Role ("cert", "ca") -> PEM file, read at every collection (a
-        rotated Secret shows at once); unset paths are left out."""
-        self._certificates.update({role: path for role, path in files.items() if path})
-
     def database_probe(self, ping: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
         """`ping`, setting `yztc.database.up` from each outcome (yztc.database_up)."""
         return self._database.probe(ping)
@@ -165,10 +145,3 @@ class Metrics:
     def _observe_circuits(self, options: CallbackOptions):
         for company, state in self._circuits.items():
             yield Observation(CIRCUIT_VALUES[state()], {"company": company})
-
-    def _observe_certificates(self, options: CallbackOptions):
-        for role, path in self._certificates.items():
-            try:
-                yield Observation(certificate_not_after(path), {"role": role})
-            except (OSError, ValueError):
-                continue  # mid-rotation or unreadable: no sample this time

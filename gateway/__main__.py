@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.http_protocol import GatewayRunner
 from gateway.settings import GatewaySettings
 from yztc import event_loop
+from yztc.certificate_expiry import watch_certificates
 from yztc.grpc_server import run_until_signalled
 from yztc.logs import setup_logging
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
@@ -56,6 +57,7 @@ def main() -> None:
     # TLS with the gateway's internal identity, unless YZTC_DEVELOPMENT=1.
     require_tls(settings.tls, "gateway", addresses=(settings.aggregator_target,))
     setup_telemetry("gateway", settings)
+    watch_certificates("gateway", settings.tls)
     try:
         event_loop.run(serve(settings))
     except ValueError as error:

@@ -12,6 +12,7 @@ from platform_connectors.operator import OperatorConnectorServicer
 from platform_connectors.settings import ConnectorSettings
 from platform_connectors.upstream import Upstream
 from yztc import event_loop
+from yztc.certificate_expiry import watch_certificates
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.identifiers import OPERATOR_IDS
 from yztc.logs import setup_logging
@@ -36,6 +37,7 @@ async def main(kind: str, enterprise: str) -> None:
     # Fail closed (M3): no certificates, no start (unless YZTC_DEVELOPMENT=1).
     tls = GrpcTlsSettings()
     require_tls(tls, name, addresses=(settings.listen,))
+    watch_certificates(name, tls)
     # Partners as they expect (M10): https:// and our signing key, or no start.
     upstream = Upstream.from_settings(settings, name)
     if kind == "company":

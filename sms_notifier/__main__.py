@@ -20,6 +20,7 @@ from sms_notifier.service import SmsNotifierServicer
 from sms_notifier.settings import NotifierSettings
 from sms_notifier.smsc_links import link_from_settings
 from yztc import event_loop
+from yztc.certificate_expiry import watch_certificates
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
@@ -38,6 +39,7 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
     # Fail closed (M3): no certificates, no start (unless YZTC_DEVELOPMENT=1).
     tls = GrpcTlsSettings()
     require_tls(tls, "sms_notifier", addresses=(settings.listen,))
+    watch_certificates("sms_notifier", tls, smsc_cert=settings.smsc_tls_cert_file, smsc_ca=settings.smsc_tls_ca_file)
     client = connect(settings.mongodb_uri, "yztc-sms-notifier")
     db = client.get_default_database("yztc")
     store = MessageStore(

@@ -95,15 +95,21 @@ def test_burn_rate_alerts_use_both_window_pairs() -> None:
 
 
 def test_no_personal_data_in_labels() -> None:
-    """What an alert carries and groups by names companies, certificate roles
-    and deployments: never a phone number, ID digits, a query or message id."""
+    """What an alert carries and groups by names companies, our own services
+    (their fixed names), certificate roles and deployments: never a phone
+    number, ID digits, a query or message id."""
     for rule in rules():
         name = rule.get("alert") or rule["record"]
         assert set(rule.get("labels", {})) <= {"severity", "slo"}, name
         shown = re.findall(r"\$labels\.(\w+)", yaml.safe_dump(rule.get("annotations", {})))
-        assert set(shown) <= {"company", "role", "deployment"}, name
+        assert set(shown) <= {"company", "service", "role", "deployment"}, name
         grouped = re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", rule["expr"])
-        assert {label.strip() for labels in grouped for label in labels.split(",")} <= {"company", "role", "le"}, name
+        assert {label.strip() for labels in grouped for label in labels.split(",")} <= {
+            "company",
+            "service",
+            "role",
+            "le",
+        }, name
 
 
 def _generator():

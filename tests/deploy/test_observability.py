@@ -31,12 +31,18 @@ def alert_rules() -> list[dict]:
 
 
 def exported_metric_names() -> set[str]:
-    """The aggregator's and the notifier's instruments (and the gauge both
-    take from yztc/database_up.py) as the OpenTelemetry
+    """The aggregator's and the notifier's instruments (and the gauges they
+    take from yztc/database_up.py and, with every service,
+    yztc/certificate_expiry.py) as the OpenTelemetry
     Prometheus exporter names them: dots to underscores, the unit "s" as
     _seconds (tests/e2e/test_metrics_in_use.py reads the real pages)."""
     names = set()
-    for path in ("aggregator/metrics.py", "sms_notifier/metrics.py", "yztc/database_up.py"):
+    for path in (
+        "aggregator/metrics.py",
+        "sms_notifier/metrics.py",
+        "yztc/database_up.py",
+        "yztc/certificate_expiry.py",
+    ):
         source = (ROOT / path).read_text(encoding="utf-8")
         for call in re.finditer(r'create_\w+\(\s*"(yztc\.[a-z_.]+)"(.*?)\)', source, re.S):
             name = call[1].replace(".", "_")

@@ -23,19 +23,24 @@ from devstack.stack import ROOT, Ports, Stack, free_ports
 from devstack.supervisor import Child
 from tests.deploy.promql import EXTERNAL_PREFIXES, dashboard_queries, exposed_names, metric_names, rules, source_names
 from tests.e2e.conftest import latest_code
+from yztc.certificate_expiry import certificate_not_after
 
 PHONE = "13800138000"  # the scenario's first subscriber
 UNDELIVERABLE = "13900139000"  # accepted by the SMS centre, then a receipt saying UNDELIV
 FAILING_COMPANY = "baidu"
 
 
+METERED = ("aggregator", "sms_notifier", "gateway", "connector-jd")
+
+
 class MeteredStack(Stack):
-    """The stack, with /metrics of the aggregator and the notifier served on
-    ports of their own (one YZTC_METRICS_PORT for all would collide)."""
+    """The stack, with /metrics of the aggregator, the notifier, the gateway
+    and one connector served on ports of their own (one YZTC_METRICS_PORT for
+    all would collide)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.metrics_ports = dict(zip(("aggregator", "sms_notifier"), free_ports(2), strict=True))
+        self.metrics_ports = dict(zip(METERED, free_ports(len(METERED)), strict=True))
 
     def _metered(self, child: Child, service: str) -> Child:
         child.env["YZTC_METRICS_PORT"] = str(self.metrics_ports[service])
@@ -46,6 +51,12 @@ class MeteredStack(Stack):
 
     def notifier(self) -> Child:
         return self._metered(super().notifier(), "sms_notifier")
+
+    def gateway(self) -> Child:
+        return self._metered(super().gateway(), "gateway")
+
+    def connectors(self) -> list[Child]:
+        return [self._metered(c, c.name) if c.name in self.metrics_ports else c for c in super().connectors()]
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +169,24 @@ async def test_dashboard_and_rules_use_exported_metrics(stack: MeteredStack) -> 
         assert any(
             line.startswith(name) and f'le="{bound}"' in line for page in pages.values() for line in page.splitlines()
         ), f'{name} has no bucket le="{bound}"'
+
+
+async def test_every_service_exports_when_its_certificates_expire(stack: MeteredStack) -> None:
+    """Each service's gauge names it and its files (yztc.certificate_expiry),
+    with the notAfter of the certificate the stack issued it."""
+    async with aiohttp.ClientSession() as http:
+        for service, port in stack.metrics_ports.items():
+            page = await scrape(http, port)
+            found = {}
+            for labels, value in re.findall(
+                r"^yztc_tls_certificate_expiration_timestamp_seconds\{([^}]*)\} (\S+)$", page, re.M
+            ):
+                named = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+                assert named["service"] == service, (service, labels)
+                found[named["role"]] = float(value)
+            assert {"cert", "ca"} <= set(found), (service, page)
+            cert_file = stack.pki_dir / f"{'sms-notifier' if service == 'sms_notifier' else service}.pem"
+            assert found["cert"] == certificate_not_after(str(cert_file)), service
 
 
 async def test_no_personal_data_on_the_metrics_pages(stack: MeteredStack) -> None:

@@ -1,24 +1,19 @@
 """The metrics the service-level objectives are measured by
 (docs/runbook.md, "Service-level objectives and alerts"): the result SMS
 against its deliver_by and its delay, the Send duration by kind, whether the
-database answers, and when the TLS certificates expire."""
+database answers (certificate expiry: test_certificate_expiry.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from aggregator.metrics import Metrics as AggregatorMetrics
-from aggregator.metrics import certificate_not_after, result_sms_outcome
+from aggregator.metrics import result_sms_outcome
 from sms_notifier.metrics import Metrics as NotifierMetrics
 
 T0 = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
@@ -91,44 +86,6 @@ def test_the_database_probe_follows_each_ping(kind: str) -> None:
         return seen
 
     assert asyncio.run(run()) == [1, 0, 0, 1]
-
-
-def _certificate(path: Path, not_after: dt.datetime) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aggregator")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(T0 - dt.timedelta(days=1))
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-    with path.open("ab") as out:
-        out.write(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def test_certificate_expiry_is_the_earliest_of_the_file(tmp_path: Path) -> None:
-    chain = tmp_path / "chain.pem"
-    _certificate(chain, T0 + dt.timedelta(days=90))
-    _certificate(chain, T0 + dt.timedelta(days=10))
-    assert certificate_not_after(str(chain)) == (T0 + dt.timedelta(days=10)).timestamp()
-
-
-def test_certificate_gauge_reads_the_files_at_each_collection(tmp_path: Path) -> None:
-    reader = InMemoryMetricReader()
-    metrics = AggregatorMetrics(MeterProvider(metric_readers=[reader]))
-    cert = tmp_path / "tls.crt"
-    _certificate(cert, T0 + dt.timedelta(days=30))
-    metrics.watch_certificates({"cert": str(cert), "ca": str(tmp_path / "missing.pem"), "unset": ""})
-    [point] = collected(reader)["yztc.tls.certificate.expiration_timestamp"]
-    assert dict(point.attributes) == {"role": "cert"} and point.value == (T0 + dt.timedelta(days=30)).timestamp()
-    cert.unlink()
-    _certificate(cert, T0 + dt.timedelta(days=400))  # rotated: seen at the next collection
-    [point] = collected(reader)["yztc.tls.certificate.expiration_timestamp"]
-    assert point.value == (T0 + dt.timedelta(days=400)).timestamp()
 
 
 def test_send_duration_by_kind_never_carries_the_id() -> None:
