@@ -39,6 +39,10 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
     # Fail closed (M3): no certificates, no start (unless YZTC_DEVELOPMENT=1).
     tls = GrpcTlsSettings()
     require_tls(tls, "sms_notifier", addresses=(settings.listen,))
+    refusals = [] if settings.development else settings.production_refusals()
+    if refusals:
+        lines = "\n".join(f"  - {r}" for r in refusals)
+        raise SystemExit(f"sms_notifier: refusing to start outside YZTC_DEVELOPMENT:\n{lines}")
     watch_certificates("sms_notifier", tls, smsc_cert=settings.smsc_tls_cert_file, smsc_ca=settings.smsc_tls_ca_file)
     client = connect(settings.mongodb_uri, "yztc-sms-notifier")
     db = client.get_default_database("yztc")

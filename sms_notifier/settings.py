@@ -49,14 +49,17 @@ class NotifierSettings(CommonSettings):
 
     # SMPP over TLS (M8; the prod overlay sets it): the centre's CA (default:
     # the system's roots), our client certificate if it asks for one, and
-    # the name on its certificate (default: smsc_host). Without it, outside
-    # development, the notifier warns at every start (a private line or
-    # IPsec is then the only protection).
+    # the name on its certificate (default: smsc_host).
     smsc_tls: bool = False
     smsc_tls_ca_file: str | None = None
     smsc_tls_cert_file: str | None = None
     smsc_tls_key_file: str | None = None
     smsc_tls_server_name: str | None = None
+    # The link runs on a private line (the operator's leased line, or IPsec),
+    # which is then its only protection. Outside development a link in clear
+    # (SMPP without smsc_tls; CMPP 3.0 always, it has no TLS) needs this said,
+    # or the notifier refuses to start (M8, fail closed like M3).
+    smsc_private_line: bool = False
 
     # Receipts (sms_notifier/receipts.py, settling.py). How this centre writes
     # its ids in receipts: auto, hex, decimal, as_is (receipts.IdForm).
@@ -128,6 +131,23 @@ class NotifierSettings(CommonSettings):
             raise ValueError("smsc_tls_cert_file and smsc_tls_key_file go together")
         self.data_keys()
         return self
+
+    def production_refusals(self) -> list[str]:
+        """What production (YZTC_DEVELOPMENT unset) must not run with: the
+        SMS-centre link in clear on anything but a declared private line.
+        One line each; empty when all is well."""
+        in_clear = self.smsc_protocol == "cmpp30" or not self.smsc_tls
+        if not in_clear or self.smsc_private_line:
+            return []
+        if self.smsc_protocol == "cmpp30":
+            return [
+                "CMPP 3.0 to the SMS centre runs in clear (it has no TLS): "
+                "set YZTC_NOTIFIER_SMSC_PRIVATE_LINE=true once the link runs on a private line"
+            ]
+        return [
+            "SMPP to the SMS centre in clear: set YZTC_NOTIFIER_SMSC_TLS=true, "
+            "or YZTC_NOTIFIER_SMSC_PRIVATE_LINE=true if the link runs on a private line"
+        ]
 
     def data_keys(self) -> dict[str, bytes]:
         try:

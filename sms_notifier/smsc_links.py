@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 def link_from_settings(settings: NotifierSettings, cmpp_settings: CmppSettings | None, metrics: Metrics) -> SmscSession:
     """The CMPP link when `cmpp_settings` is given, else the SMPP one (over
-    TLS when YZTC_NOTIFIER_SMSC_TLS is set; in clear outside development a
-    warning is logged: the review's M8)."""
+    TLS when YZTC_NOTIFIER_SMSC_TLS is set). Whether a link in clear may
+    start is NotifierSettings.production_refusals' to say (the review's M8)."""
     if cmpp_settings is not None:
         log.debug(
             "cmpp settings", extra={"fields": {"settings": cmpp_settings.model_dump_json(exclude={"shared_secret"})}}
@@ -32,8 +32,8 @@ def link_from_settings(settings: NotifierSettings, cmpp_settings: CmppSettings |
             reconnect_max=settings.reconnect_max_seconds,
             receipt_queue_capacity=settings.receipt_queue_capacity,
         )
-    if not settings.smsc_tls and not settings.development:
-        log.warning("SMPP to the SMS centre in clear: set YZTC_NOTIFIER_SMSC_TLS unless the link is private")
+    if not settings.smsc_tls and settings.smsc_private_line:
+        log.info("SMPP to the SMS centre in clear, on the private line YZTC_NOTIFIER_SMSC_PRIVATE_LINE declares")
     return SmscLink(
         settings.smsc_host,
         settings.smsc_port,

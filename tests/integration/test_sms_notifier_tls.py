@@ -38,6 +38,7 @@ async def test_mutual_tls_answers_the_aggregator_only(tmp_path, sms_centre_facto
         centre.smpp_port,
         extra_env={
             "YZTC_DEVELOPMENT": "0",  # production: certificates required, and given
+            "YZTC_NOTIFIER_SMSC_PRIVATE_LINE": "true",  # SMPP in clear to the local centre
             "YZTC_TLS_CA": str(folder / "ca.pem"),
             "YZTC_TLS_CERT": str(cert),
             "YZTC_TLS_KEY": str(key),

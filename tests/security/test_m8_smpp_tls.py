@@ -10,13 +10,17 @@ centre's certificate: through the real notifier process against the
 simulator serving SMPP over TLS only, a message is delivered and settled by
 its receipts; a notifier that does not trust the centre's CA, or that speaks
 in clear, never binds (nothing is sent, the message waits in the queue), and
-what the centre receives in clear is the TLS handshake, never a bind."""
+what the centre receives in clear is the TLS handshake, never a bind. And
+outside development a link in clear (SMPP without TLS, or CMPP 3.0) does not
+start unless YZTC_NOTIFIER_SMSC_PRIVATE_LINE declares a private line."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import struct
+
+import pytest
 
 from devstack import pki
 from tests.integration.test_sms_support import (  # noqa: F401  (fixtures)
@@ -30,6 +34,7 @@ from tests.integration.test_sms_support import (  # noqa: F401  (fixtures)
     sms_centre_factory,
     wait_for_states,
 )
+from tests.security.services import clean_env, internal_identity, run_for, service_env
 
 CODE_TEXT = "【一证通查】您的验证码为135790，5分钟内有效。验证码请勿告知他人。"
 
@@ -90,3 +95,38 @@ def test_what_crosses_in_clear_is_a_handshake_never_a_bind(tmp_path, sms_centre_
         except (ConnectionResetError, TimeoutError):
             pass
     assert len(answer) < 16 or struct.unpack(">I", answer[4:8])[0] != 0x80000009
+
+
+IN_CLEAR = {
+    "SMPP without TLS": ({}, "YZTC_NOTIFIER_SMSC_TLS=true"),
+    # CMPP 3.0 has no TLS: only a declared private line lets it start.
+    "CMPP 3.0": (
+        {
+            "YZTC_NOTIFIER_SMSC_PROTOCOL": "cmpp30",
+            "YZTC_NOTIFIER_CMPP_HOST": "127.0.0.1",
+            "YZTC_NOTIFIER_CMPP_SOURCE_ADDR": "901234",
+            "YZTC_NOTIFIER_CMPP_SHARED_SECRET": "s3cret!",
+        },
+        "YZTC_NOTIFIER_SMSC_PRIVATE_LINE=true",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", IN_CLEAR)
+def test_production_refuses_a_link_in_clear_unless_it_is_a_declared_private_line(tmp_path, mongodb_uri, case):
+    """Fail closed: outside YZTC_DEVELOPMENT a link in clear no longer starts
+    with a warning; it starts only once YZTC_NOTIFIER_SMSC_PRIVATE_LINE says
+    the line is private (the control: the same settings then run)."""
+    changes, named = IN_CLEAR[case]
+    env = clean_env(
+        **service_env("notifier", tmp_path, mongodb_uri),
+        **internal_identity(tmp_path / "pki", "sms-notifier"),
+        **changes,
+    )
+    status, out = run_for(["sms_notifier"], env, 20)
+    assert status not in (None, 0), out[-2000:]
+    assert "refusing to start outside YZTC_DEVELOPMENT" in out and named in out, out[-2000:]
+    assert "s3cret!" not in out
+    status, out = run_for(["sms_notifier"], {**env, "YZTC_NOTIFIER_SMSC_PRIVATE_LINE": "true"}, 8)
+    assert status is None, out[-2000:]  # still running: it started
+    assert "refusing" not in out
