@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway import h5_page
 from tests.deploy.expected import CASES, IDS, SERVICES, WORKLOADS, expected_callers, expected_egress
 from tests.deploy.model import (
     Workload,
@@ -220,4 +221,35 @@ def test_the_ingress_serves_the_api_over_tls_only(objects: dict[str, list[dict]]
     assert not any(h.endswith(".invalid") for h in hosts), "the overlay names its host"
     for rule in spec["rules"]:
         for path in rule["http"]["paths"]:
-            assert path["path"] == "/api/" and path["backend"]["service"]["name"] == "gateway"
+            assert path["backend"]["service"]["name"] == "gateway"
+            assert path["backend"]["service"]["port"] == {"name": "http"}
+
+
+def _routed(paths: list[dict], request_path: str) -> bool:
+    """Whether an Ingress rule's `paths` take `request_path` (Kubernetes'
+    matching: Exact is equality; Prefix matches whole path elements)."""
+    for p in paths:
+        if p["pathType"] == "Exact" and request_path == p["path"]:
+            return True
+        if p["pathType"] == "Prefix":
+            prefix = p["path"].rstrip("/").split("/")
+            if request_path.rstrip("/").split("/")[: len(prefix)] == prefix:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", WORKLOADS)
+def test_the_ingress_takes_the_api_and_the_h5_page_and_nothing_else(
+    objects: dict[str, list[dict]], overlay: str
+) -> None:
+    """The citizen's H5 page (CONTRACT: GET /, its login, callback and
+    assets under /h5/) comes through the ingress as the JSON API does; the
+    health endpoints stay inside (kubelet probes only)."""
+    [ingress] = of_kind(objects[overlay], "Ingress")
+    [rule] = ingress["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    page_paths = [path.replace("{name}", "app.js") for _, path, _ in h5_page.ROUTES]
+    for public in ("/api/v1/sessions", "/api/v1/queries/q-1", "/api/v1/openapi.json", *page_paths):
+        assert _routed(paths, public), public
+    for inside in ("/healthz", "/readyz", "/metrics", "/apix", "/h5x", "/anything"):
+        assert not _routed(paths, inside), inside
