@@ -24,6 +24,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from yztc.keyed_hashes import KeyedHasher
 from yztc.settings import CommonSettings, GrpcTlsSettings
+from yztc.tls import is_loopback
 
 # The Alipay sandbox/demo app id the simulator and tests use (L7).
 DEMO_APP_IDS = frozenset({"2021000000000001"})
@@ -85,6 +86,13 @@ class GatewaySettings(CommonSettings):
     )
 
     listen: str = "127.0.0.1:8080"
+    # Serve HTTPS on `listen` with the internal identity below (its
+    # certificate names DNS "gateway", serverAuth), so the phone numbers, ID
+    # digits and codes the ingress controller passes on never cross the pod
+    # network in clear; the controller verifies it by the internal CA
+    # (deploy/k8s/base/ingress.yaml). Production refuses to serve in clear
+    # off loopback.
+    serve_tls: bool = False
     # The aggregator's INTERNAL port (YZTC_AGGREGATOR_INTERNAL_LISTEN), not the public channel port.
     aggregator_target: str = "127.0.0.1:50053"
     # The name checked in the aggregator's certificate (we dial an address).
@@ -197,7 +205,8 @@ class GatewaySettings(CommonSettings):
     def production_refusals(self) -> list[str]:
         """What production (YZTC_DEVELOPMENT unset) must not run with (L7,
         L6): an http:// Alipay URL, the demo app id, the Alipay simulator's
-        key, no hash key. One line each; empty when all is well."""
+        key, no hash key, plain HTTP served off loopback. One line each;
+        empty when all is well."""
         refusals = []
         for name in ("alipay_url", "alipay_authorize_url"):
             url = getattr(self, name)
@@ -214,6 +223,11 @@ class GatewaySettings(CommonSettings):
             refusals.append("YZTC_GATEWAY_HASH_KEYS is not set")
         elif self.hash_key_id not in self.hash_keys:
             refusals.append("YZTC_GATEWAY_HASH_KEY_ID names none of YZTC_GATEWAY_HASH_KEYS")
+        if not self.serve_tls and not is_loopback(self.listen):
+            refusals.append(
+                "YZTC_GATEWAY_SERVE_TLS is not set: citizens' numbers and codes would reach "
+                f"{self.listen} in clear (set it, with YZTC_TLS_CERT and YZTC_TLS_KEY)"
+            )
         return refusals
 
     @property

@@ -18,6 +18,7 @@ import functools
 import ipaddress
 import logging
 import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,23 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def server_ssl_context(tls: GrpcTlsSettings) -> ssl.SSLContext:
+    """A TLS server context for HTTP (TLS 1.2 or later, ALPN http/1.1) with
+    the service's internal certificate and key, for a proxy that verifies
+    it by the internal CA: the gateway behind the ingress controller. No
+    client certificate is asked for (kubelet's HTTPS probes present none).
+    SystemExit naming the variables if the certificate or key is unset;
+    OSError or ssl.SSLError if they cannot be loaded."""
+    missing = [env for field, env in _TLS_VARS.items() if field != "tls_ca" and not getattr(tls, field)]
+    if missing:
+        raise SystemExit(f"serving HTTPS needs the internal certificate; missing: {', '.join(missing)}")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.tls_cert, tls.tls_key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def missing_tls(tls: GrpcTlsSettings, extra: dict[str, str] | None = None) -> list[str]:

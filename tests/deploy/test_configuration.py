@@ -126,9 +126,12 @@ def test_the_service_starts_with_its_configuration(
         assert ports.get(first.metrics_port) == "metrics" and first.metrics_host == "0.0.0.0"
     if module in ("gateway", "aggregator", "sms_notifier", "platform_connectors"):
         host, _, port = first.listen.rpartition(":")
-        assert host == "0.0.0.0" and ports.get(int(port)) in ("http", "grpc")
+        assert host == "0.0.0.0" and ports.get(int(port)) in ("https", "grpc")
     if module == "gateway":
         assert service_target(objs, first.aggregator_target).name == "aggregator"
+        # HTTPS to the ingress controller with the certificate it verifies.
+        assert first.serve_tls and first.tls.tls_cert and first.tls.tls_key
+        assert not [r for r in first.production_refusals() if "SERVE_TLS" in r]
         assert first.tls.tls_cert, "the gateway is a channel of the aggregator: mutual TLS"
     elif module == "aggregator":
         aggregator, tls = settings

@@ -222,7 +222,28 @@ def test_the_ingress_serves_the_api_over_tls_only(objects: dict[str, list[dict]]
     for rule in spec["rules"]:
         for path in rule["http"]["paths"]:
             assert path["backend"]["service"]["name"] == "gateway"
-            assert path["backend"]["service"]["port"] == {"name": "http"}
+            assert path["backend"]["service"]["port"] == {"name": "https"}
+
+
+@pytest.mark.parametrize("overlay", WORKLOADS)
+def test_the_ingress_reaches_the_gateway_over_verified_https(objects: dict[str, list[dict]], overlay: str) -> None:
+    """Citizens' data never crosses the pod network in clear: the controller
+    speaks HTTPS to the gateway and verifies its certificate by the internal
+    CA, from a Secret of this overlay's namespace holding the CA alone; the
+    gateway serves HTTPS on that port and its probes use it."""
+    [ingress] = of_kind(objects[overlay], "Ingress")
+    notes = ingress["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert notes[prefix + "backend-protocol"] == "HTTPS"
+    assert notes[prefix + "proxy-ssl-verify"] == "on"
+    assert notes[prefix + "proxy-ssl-name"] == "gateway"
+    assert notes[prefix + "proxy-ssl-secret"] == f"{ingress['metadata']['namespace']}/yztc-internal-ca"
+    [gateway] = [w for w in workloads(objects[overlay]) if w.name == "gateway"]
+    container = gateway.containers[0]
+    assert [p["name"] for p in container["ports"]] == ["https", "metrics"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
+        assert container[probe]["httpGet"]["port"] == "https", probe
 
 
 def _routed(paths: list[dict], request_path: str) -> bool:

@@ -8,12 +8,15 @@ import base64
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from devstack import pki
 from devstack.secrets import rsa_pair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +73,58 @@ async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.split()[1] == b"431"
         assert json.loads(body)["error"]["code"] == "REQUEST_TOO_LARGE"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+async def test_serves_https_with_its_internal_certificate(mongodb_uri, tmp_path):
+    """YZTC_GATEWAY_SERVE_TLS: HTTPS with the gateway's internal certificate,
+    verified by the internal CA under the name the ingress checks
+    ("gateway"); a client in clear, or one that does not trust the internal
+    CA, gets nothing."""
+    app_private, _ = rsa_pair(tmp_path, "app")
+    _, alipay_public = rsa_pair(tmp_path, "alipay")
+    cert, key = pki.issue_service(tmp_path / "pki", "gateway")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway"],
+        cwd=ROOT,
+        env=_env(
+            MONGODB_URI=mongodb_uri,
+            YZTC_DEVELOPMENT="1",  # the Alipay simulator's settings: not what this test is about
+            YZTC_GATEWAY_LISTEN="127.0.0.1:0",
+            YZTC_GATEWAY_SERVE_TLS="true",
+            YZTC_TLS_CA=str(tmp_path / "pki" / "ca.pem"),
+            YZTC_TLS_CERT=str(cert),
+            YZTC_TLS_KEY=str(key),
+            YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(app_private),
+            YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(alipay_public),
+            YZTC_GATEWAY_ALIPAY_AES_KEY=base64.b64encode(bytes(16)).decode(),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("gateway listening on https://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split()[-1]
+        internal_ca = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.pem"))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/healthz", ssl=internal_ca, server_hostname="gateway") as response:
+                assert response.status == 200
+                assert await response.json() == {"status": "ok"}
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await http.get(url + "/healthz")  # the system's roots: not the internal CA
+            with pytest.raises(aiohttp.ClientError):
+                await http.get(url.replace("https://", "http://") + "/healthz")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert "Traceback" not in proc.stderr.read()

@@ -2,6 +2,7 @@
 with an http:// Alipay URL, the demo app id and the simulator's keys, and
 the production image carried the simulators (the SMS-centre simulator
 serves every code over HTTP). Now `python -m gateway` refuses each at start
+(and plain HTTP served off loopback, the ingress's hop)
 (non-zero exit, a message naming the setting), and the image's default
 target holds no simulators/ (tests/deploy/test_dockerfile.py checks the
 stages; here the rule is read from the Dockerfile the build uses)."""
@@ -37,6 +38,8 @@ CASES = {
     "demo app id": (lambda tmp: {"YZTC_GATEWAY_ALIPAY_APP_ID": "2021000000000001"}, "ALIPAY_APP_ID"),
     "simulator key": (lambda tmp: {"YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE": _simulator_key(tmp)}, "PUBLIC_KEY_FILE"),
     "no hash key": (lambda tmp: {"YZTC_GATEWAY_HASH_KEYS": "", "YZTC_GATEWAY_HASH_KEY_ID": ""}, "HASH_KEYS"),
+    # Citizens' data from the ingress in clear (YZTC_GATEWAY_SERVE_TLS unset off loopback).
+    "plain HTTP off loopback": (lambda tmp: {"YZTC_GATEWAY_LISTEN": "0.0.0.0:0"}, "SERVE_TLS"),
 }
 
 

@@ -97,6 +97,8 @@ def dev_secrets(state: Path, namespace: str = NAMESPACE) -> list[dict]:
         ),
         # The channels' CA, apart: the aggregator's channel port trusts it alone.
         _secret("yztc-channels-ca", namespace, {"ca.crt": (tls / f"{pki.CHANNELS_CA}.pem").read_text()}),
+        # The internal CA alone (no key): the ingress controller verifies the gateway by it.
+        _secret("yztc-internal-ca", namespace, {"ca.crt": (tls / f"{pki.INTERNAL_CA}.pem").read_text()}),
         _secret("yztc-ingress-tls", namespace, ingress, "kubernetes.io/tls"),
         _secret(
             "yztc-gateway-keys",
