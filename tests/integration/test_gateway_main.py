@@ -36,24 +36,32 @@ def test_bad_settings_stop_start_up():
     assert "Traceback" not in proc.stderr
 
 
-async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
+def _start_gateway(mongodb_uri: str, tmp_path: Path, **extra: str) -> subprocess.Popen:
+    """`python -m gateway` on a free loopback port with fresh Alipay keys,
+    under YZTC_DEVELOPMENT=1 (the Alipay simulator's settings and plaintext
+    to the absent aggregator: not what these tests are about)."""
     app_private, _ = rsa_pair(tmp_path, "app")
     _, alipay_public = rsa_pair(tmp_path, "alipay")
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "gateway"],
         cwd=ROOT,
         env=_env(
             MONGODB_URI=mongodb_uri,
-            YZTC_DEVELOPMENT="1",  # plaintext to the (absent) aggregator: not what this test is about
+            YZTC_DEVELOPMENT="1",
             YZTC_GATEWAY_LISTEN="127.0.0.1:0",
             YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(app_private),
             YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(alipay_public),
             YZTC_GATEWAY_ALIPAY_AES_KEY=base64.b64encode(bytes(16)).decode(),
+            **extra,
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
+    proc = _start_gateway(mongodb_uri, tmp_path)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -89,27 +97,14 @@ async def test_serves_https_with_its_internal_certificate(mongodb_uri, tmp_path)
     verified by the internal CA under the name the ingress checks
     ("gateway"); a client in clear, or one that does not trust the internal
     CA, gets nothing."""
-    app_private, _ = rsa_pair(tmp_path, "app")
-    _, alipay_public = rsa_pair(tmp_path, "alipay")
     cert, key = pki.issue_service(tmp_path / "pki", "gateway")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway"],
-        cwd=ROOT,
-        env=_env(
-            MONGODB_URI=mongodb_uri,
-            YZTC_DEVELOPMENT="1",  # the Alipay simulator's settings: not what this test is about
-            YZTC_GATEWAY_LISTEN="127.0.0.1:0",
-            YZTC_GATEWAY_SERVE_TLS="true",
-            YZTC_TLS_CA=str(tmp_path / "pki" / "ca.pem"),
-            YZTC_TLS_CERT=str(cert),
-            YZTC_TLS_KEY=str(key),
-            YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE=str(app_private),
-            YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE=str(alipay_public),
-            YZTC_GATEWAY_ALIPAY_AES_KEY=base64.b64encode(bytes(16)).decode(),
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = _start_gateway(
+        mongodb_uri,
+        tmp_path,
+        YZTC_GATEWAY_SERVE_TLS="true",
+        YZTC_TLS_CA=str(tmp_path / "pki" / "ca.pem"),
+        YZTC_TLS_CERT=str(cert),
+        YZTC_TLS_KEY=str(key),
     )
     try:
         assert proc.stdout is not None
