@@ -97,9 +97,17 @@ def setup_telemetry(service: str, settings: CommonSettings) -> None:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     else:  # otlp
         # It pulls in requests, which other set-ups need not load.
+        import requests
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        # requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in the
+        # environment replace a session's own CA (psf/requests#3829), which
+        # would drop the internal CA of OTEL_EXPORTER_OTLP_CERTIFICATE; the
+        # collector is in the namespace, so no proxy or .netrc from the
+        # environment either.
+        session = requests.Session()
+        session.trust_env = False
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(session=session)))
     trace.set_tracer_provider(provider)
     _provider = provider
     _tracer = provider.get_tracer("yztc")

@@ -122,7 +122,13 @@ def test_the_service_starts_with_its_configuration(
     ports = w.ports()
     if module != "simulators":
         assert first.traces_exporter == "otlp"
-        assert service_target(objs, env["OTEL_EXPORTER_OTLP_ENDPOINT"].removeprefix("http://")).name == "otel-collector"
+        endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint.startswith("https://"), "spans go to the collector in mutual TLS"
+        assert service_target(objs, endpoint.removeprefix("https://")).name == "otel-collector"
+        # The exporter's CA and client certificate are the pod's internal identity.
+        for variable, file in (("CERTIFICATE", "ca.crt"), ("CLIENT_CERTIFICATE", "tls.crt"), ("CLIENT_KEY", "tls.key")):
+            assert env[f"OTEL_EXPORTER_OTLP_{variable}"] == f"/etc/yztc/tls/{file}"
+        assert "/etc/yztc/tls" in {m["mountPath"] for c in w.containers for m in c.get("volumeMounts", [])}
         assert ports.get(first.metrics_port) == "metrics" and first.metrics_host == "0.0.0.0"
     if module in ("gateway", "aggregator", "sms_notifier", "platform_connectors"):
         host, _, port = first.listen.rpartition(":")

@@ -99,6 +99,15 @@ def test_collector_pipeline(objects: dict[str, list[dict]], overlay: str) -> Non
     # The configuration the Deployment mounts is this file.
     mounted = named(objects[overlay], "ConfigMap", collector.pod["volumes"][0]["configMap"]["name"])
     assert yaml.safe_load(mounted["data"]["collector.yaml"]) == config
+    # Spans come in mutual TLS only: the collector's own certificate, and
+    # clients of the internal CA, from its Secret as mounted.
+    tls = config["receivers"]["otlp"]["protocols"]["http"]["tls"]
+    volumes = {v["name"]: v for v in collector.pod["volumes"]}
+    [mount] = [m for c in collector.containers for m in c["volumeMounts"] if m["name"] == "tls"]
+    assert volumes["tls"]["secret"]["secretName"] == "yztc-otel-collector-tls"
+    files = {item["path"] for item in volumes["tls"]["secret"]["items"]}
+    for key, file in (("cert_file", "tls.crt"), ("key_file", "tls.key"), ("client_ca_file", "ca.crt")):
+        assert tls[key] == f"{mount['mountPath']}/{file}" and file in files, key
 
 
 @pytest.mark.parametrize("overlay", COLLECTOR_CONFIGS)

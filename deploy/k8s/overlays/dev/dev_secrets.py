@@ -93,7 +93,7 @@ def dev_secrets(state: Path, namespace: str = NAMESPACE) -> list[dict]:
         # One certificate Secret per service identity, from the internal CA.
         *(
             _secret(f"yztc-{name}-tls", namespace, service_tls(tls, name), "kubernetes.io/tls")
-            for name in ("aggregator", "gateway", "sms-notifier", *connector_names())
+            for name in ("aggregator", "gateway", "sms-notifier", "otel-collector", *connector_names())
         ),
         # The channels' CA, apart: the aggregator's channel port trusts it alone.
         _secret("yztc-channels-ca", namespace, {"ca.crt": (tls / f"{pki.CHANNELS_CA}.pem").read_text()}),
