@@ -34,7 +34,7 @@ from tests.integration.test_sms_support import (  # noqa: F401  (fixtures)
     sms_centre_factory,
     wait_for_states,
 )
-from tests.security.services import clean_env, internal_identity, run_for, service_env
+from tests.security.services import clean_env, internal_identity, run_for, service_env, start_until, stop
 
 CODE_TEXT = "【一证通查】您的验证码为135790，5分钟内有效。验证码请勿告知他人。"
 
@@ -127,6 +127,6 @@ def test_production_refuses_a_link_in_clear_unless_it_is_a_declared_private_line
     assert status not in (None, 0), out[-2000:]
     assert "refusing to start outside YZTC_DEVELOPMENT" in out and named in out, out[-2000:]
     assert "s3cret!" not in out
-    status, out = run_for(["sms_notifier"], {**env, "YZTC_NOTIFIER_SMSC_PRIVATE_LINE": "true"}, 8)
-    assert status is None, out[-2000:]  # still running: it started
-    assert "refusing" not in out
+    started = start_until(["sms_notifier"], {**env, "YZTC_NOTIFIER_SMSC_PRIVATE_LINE": "true"}, "listening on")
+    _, err = stop(started)
+    assert "refusing" not in err
