@@ -23,7 +23,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ from aggregator import request_rules
 from yztc import claims
 from yztc.keyed_hashes import KeyedHasher
 from yztc.lease_queue import replica_id
+from yztc.reloading_file import PARSE_ERRORS, ReloadingFile
+from yztc.revoked_certificates import serial_from_text
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class ChannelConfig:
         document = json.loads(path.read_text(encoding="utf-8"))
         data = document["channels"]
         internal = {spec["internal_caller"]: name for name, spec in data.items() if spec.get("internal_caller")}
-        revoked = frozenset(int(str(s).replace(":", "").strip(), 16) for s in document.get("revoked_serials", []))
+        revoked = frozenset(serial_from_text(s) for s in document.get("revoked_serials", []))
         return cls(
             {
                 name: {method: Quota(int(q["per_second"]), int(q["per_day"])) for method, q in spec["quotas"].items()}
@@ -119,49 +120,29 @@ DEVELOPMENT_CHANNELS = frozenset({"wechat-demo", "local-dev"})
 
 
 class ChannelsFile:
-    """The channels file, re-read when it changes (its mtime, size or inode,
-    checked by one stat on every call): admissions, quotas and revocations
-    apply without a restart. A file that does not parse keeps the previous
-    configuration (logged); replace it atomically (write, then rename).
-    Outside development a file admitting a development channel is refused:
-    at start (SystemExit) and on reload (the previous one is kept)."""
+    """The channels file, re-read when it changes (yztc.reloading_file: one
+    stat per call): admissions, quotas and revocations apply without a
+    restart. A file that does not parse keeps the previous configuration
+    (logged); replace it atomically (write, then rename). Outside
+    development a file admitting a development channel is refused: at start
+    (SystemExit) and on reload (the previous one is kept)."""
 
     def __init__(self, path: Path, development: bool) -> None:
-        self._path = path
         self._development = development
-        self._stamp = self._stat()
         try:
-            self._config = self._load()
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            self._file = ReloadingFile(path, self._load, "channels file")
+        except PARSE_ERRORS as error:
             raise SystemExit(f"aggregator: cannot read channels file {path}: {error}") from None
 
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self._path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def _load(self) -> ChannelConfig:
-        config = ChannelConfig.from_file(self._path)
+    def _load(self, path: Path) -> ChannelConfig:
+        config = ChannelConfig.from_file(path)
         refused = sorted(DEVELOPMENT_CHANNELS & config.channels.keys())
         if refused and not self._development:
             raise ValueError(f"admits development channels {refused} outside YZTC_DEVELOPMENT")
         return config
 
     def current(self) -> ChannelConfig:
-        stamp = self._stat()
-        if stamp != self._stamp:
-            self._stamp = stamp
-            try:
-                self._config = self._load()
-                log.info("channels file reloaded", extra={"fields": {"channels": sorted(self._config.channels)}})
-            except (OSError, ValueError, KeyError, TypeError) as error:
-                log.error(
-                    "channels file not reloaded; the previous one stays",
-                    extra={"fields": {"error": f"{type(error).__name__}: {error}"}},
-                )
-        return self._config
+        return self._file.current()
 
 
 _MAX_HINTS = 100_000

@@ -16,6 +16,7 @@ from yztc.certificate_expiry import watch_certificates
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.identifiers import OPERATOR_IDS
 from yztc.logs import setup_logging
+from yztc.revoked_certificates import RevokedCertificates
 from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
 from yztc.tls import require_tls, server_credentials
@@ -38,14 +39,15 @@ async def main(kind: str, enterprise: str) -> None:
     tls = GrpcTlsSettings()
     require_tls(tls, name, addresses=(settings.listen,))
     watch_certificates(name, tls)
+    revoked = RevokedCertificates.from_setting(tls.tls_revoked_serials_file)
     # Partners as they expect (M10): https:// and our signing key, or no start.
     upstream = Upstream.from_settings(settings, name)
     if kind == "company":
-        servicer = CompanyConnectorServicer(upstream, settings.allowed_callers)
+        servicer = CompanyConnectorServicer(upstream, settings.allowed_callers, revoked)
         register = lambda s: company_connector_pb2_grpc.add_CompanyConnectorServicer_to_server(servicer, s)  # noqa: E731
         full_name = company_connector_pb2.DESCRIPTOR.services_by_name["CompanyConnector"].full_name
     else:
-        servicer = OperatorConnectorServicer(upstream, settings.allowed_callers)
+        servicer = OperatorConnectorServicer(upstream, settings.allowed_callers, revoked)
         register = lambda s: operator_connector_pb2_grpc.add_OperatorConnectorServicer_to_server(servicer, s)  # noqa: E731
         full_name = operator_connector_pb2.DESCRIPTOR.services_by_name["OperatorConnector"].full_name
     service = GrpcService(settings.listen, register, [full_name], credentials=server_credentials(tls))

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
+from yztc.revoked_certificates import RevokedCertificates
 from yztc.telemetry import rpc_span
 from yztc.tls import require_caller
 from yztc.v1 import company_connector_pb2 as pb
@@ -57,13 +58,18 @@ def _count(value: object) -> int:
 
 
 class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServicer):
-    def __init__(self, upstream: Upstream, allowed_callers: frozenset[str]) -> None:
+    def __init__(
+        self, upstream: Upstream, allowed_callers: frozenset[str], revoked: RevokedCertificates | None = None
+    ) -> None:
+        """`allowed_callers`: the service names that may call; `revoked`:
+        internal certificates refused by serial (None: none)."""
         self._upstream = upstream
         self._allowed = allowed_callers
+        self._revoked = revoked
 
     @rpc_span(SERVICE)
     async def CountAccounts(self, request, context: grpc.aio.ServicerContext):
-        await require_caller(context, self._allowed)
+        await require_caller(context, self._allowed, self._revoked)
         try:
             _, body = await self._upstream.call(
                 "POST", "/accounts/count", {"request_id": request.query_id, "phone": request.phone}
@@ -75,7 +81,7 @@ class CompanyConnectorServicer(company_connector_pb2_grpc.CompanyConnectorServic
 
     @rpc_span(SERVICE)
     async def PollCount(self, request, context: grpc.aio.ServicerContext):
-        await require_caller(context, self._allowed)
+        await require_caller(context, self._allowed, self._revoked)
         if not request.ticket:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ticket is required")
         try:

@@ -9,6 +9,7 @@ import grpc
 
 from platform_connectors.upstream import Upstream, UpstreamError, abort
 from yztc.identifiers import OPERATOR_IDS
+from yztc.revoked_certificates import RevokedCertificates
 from yztc.telemetry import rpc_span
 from yztc.tls import require_caller
 from yztc.v1 import operator_connector_pb2 as pb
@@ -27,13 +28,18 @@ VERDICTS = {
 
 
 class OperatorConnectorServicer(operator_connector_pb2_grpc.OperatorConnectorServicer):
-    def __init__(self, upstream: Upstream, allowed_callers: frozenset[str]) -> None:
+    def __init__(
+        self, upstream: Upstream, allowed_callers: frozenset[str], revoked: RevokedCertificates | None = None
+    ) -> None:
+        """`allowed_callers`: the service names that may call; `revoked`:
+        internal certificates refused by serial (None: none)."""
         self._upstream = upstream
         self._allowed = allowed_callers
+        self._revoked = revoked
 
     @rpc_span(SERVICE)
     async def VerifySubscriber(self, request, context: grpc.aio.ServicerContext):
-        await require_caller(context, self._allowed)
+        await require_caller(context, self._allowed, self._revoked)
         try:
             _, body = await self._upstream.call(
                 "POST", "/subscribers/verify", {"phone": request.phone, "id_last6": request.id_last6}

@@ -24,6 +24,7 @@ from yztc.certificate_expiry import watch_certificates
 from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
+from yztc.revoked_certificates import RevokedCertificates
 from yztc.settings import GrpcTlsSettings
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
 from yztc.tls import require_tls, server_credentials
@@ -77,7 +78,8 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
     )
     link.on_bound = sender.wake
     link.on_receipt = sender.settler.on_receipt
-    servicer = SmsNotifierServicer(sender, settings.max_parts, settings.allowed_callers)
+    revoked = RevokedCertificates.from_setting(tls.tls_revoked_serials_file)
+    servicer = SmsNotifierServicer(sender, settings.max_parts, settings.allowed_callers, revoked)
     service = GrpcService(
         settings.listen,
         lambda server: sms_notifier_pb2_grpc.add_SmsNotifierServicer_to_server(servicer, server),

@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 from sms_notifier import message_records, ucs2_parts
 from sms_notifier.message_records import MessageState
 from sms_notifier.sender import Sender
+from yztc.revoked_certificates import RevokedCertificates
 from yztc.telemetry import rpc_span
 from yztc.tls import require_caller
 from yztc.v1 import sms_notifier_pb2 as pb
@@ -41,15 +42,22 @@ def status(state: MessageState) -> pb.SmsStatus:
 
 class SmsNotifierServicer(sms_notifier_pb2_grpc.SmsNotifierServicer):
     def __init__(
-        self, sender: Sender, max_parts: int, allowed_callers: frozenset[str] = frozenset({"aggregator"})
+        self,
+        sender: Sender,
+        max_parts: int,
+        allowed_callers: frozenset[str] = frozenset({"aggregator"}),
+        revoked: RevokedCertificates | None = None,
     ) -> None:
+        """`allowed_callers`: the service names that may call; `revoked`:
+        internal certificates refused by serial (None: none)."""
         self._sender = sender
         self._max_parts = max_parts
         self._allowed = allowed_callers
+        self._revoked = revoked
 
     @rpc_span(SERVICE)
     async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SmsStatus:
-        await require_caller(context, self._allowed)
+        await require_caller(context, self._allowed, self._revoked)
         if not request.message_id or not request.dest or not request.text:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "message_id, dest and text are required")
         if len(request.message_id) > _MAX_MESSAGE_ID:
@@ -70,7 +78,7 @@ class SmsNotifierServicer(sms_notifier_pb2_grpc.SmsNotifierServicer):
 
     @rpc_span(SERVICE)
     async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext) -> pb.SmsStatus:
-        await require_caller(context, self._allowed)
+        await require_caller(context, self._allowed, self._revoked)
         try:
             state = await self._sender.status(request.message_id) if request.message_id else None
         except PyMongoError:

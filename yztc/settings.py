@@ -86,3 +86,6 @@ class GrpcTlsSettings(BaseSettings):
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # Internal certificates revoked by serial (yztc.revoked_certificates),
+    # checked by servers that admit internal callers; empty: none.
+    tls_revoked_serials_file: str = ""

@@ -26,6 +26,7 @@ import grpc
 from cryptography import x509
 
 from yztc.grpc_options import client_options
+from yztc.revoked_certificates import RevokedCertificates
 from yztc.settings import GrpcTlsSettings
 
 log = logging.getLogger(__name__)
@@ -223,15 +224,21 @@ def is_plaintext(auth: dict[str, list[bytes]]) -> bool:
     return auth.get("transport_security_type") != [b"ssl"]
 
 
-async def require_caller(context: grpc.aio.ServicerContext, allowed: frozenset[str]) -> None:
+async def require_caller(
+    context: grpc.aio.ServicerContext, allowed: frozenset[str], revoked: RevokedCertificates | None = None
+) -> None:
     """Internal services answer only the services meant to call them: the
     client certificate's `spiffe://yztc/service/<name>` with name in
-    `allowed`. A plaintext server exists only under YZTC_DEVELOPMENT on
-    loopback (require_tls); there is no certificate to check then."""
+    `allowed` (else PERMISSION_DENIED), and its serial not in `revoked`
+    (else UNAUTHENTICATED). A plaintext server exists only under
+    YZTC_DEVELOPMENT on loopback (require_tls); there is no certificate to
+    check then."""
     auth = context.auth_context()  # built afresh on every call: read it once
     if is_plaintext(auth):
         return
     peer = peer_certificate(auth)
+    if peer is not None and revoked is not None and revoked.revoked(peer.serial):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "caller certificate revoked")
     caller = peer.identity(SERVICE_PREFIX) if peer else None
     if caller not in allowed:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "caller not allowed")

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 
 from tests.deploy.conftest import OVERLAYS, ROOT
-from tests.deploy.model import selects, workloads
+from tests.deploy.model import config_map, selects, workloads
 
 # The oldest Kubernetes we support: native gRPC probes, the preStop sleep
 # action and matchLabelKeys are all in it.
@@ -130,18 +130,46 @@ def test_the_pod_monitor_scrapes_every_metrics_port(objects: dict[str, list[dict
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_configuration_files_are_config_s_own(objects: dict[str, list[dict]], overlay: str) -> None:
-    """ConfigMaps yztc-config and yztc-channels carry config/*.json byte for
-    byte (built with kustomize's default load restrictor:
-    config/kustomization.yaml); prod ships no development channels file."""
+    """ConfigMaps yztc-config, yztc-channels and yztc-internal-revocations
+    carry config/*.json byte for byte (built with kustomize's default load
+    restrictor: config/kustomization.yaml); prod ships no development
+    channels file."""
     (config_map,) = [
         o for o in objects[overlay] if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("yztc-config-")
     ]
     (channels,) = [o for o in objects[overlay] if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "yztc-channels"]
     files = {path.name: path.read_text(encoding="utf-8") for path in (ROOT / "config").glob("*.json")}
-    assert len(files) == 4
+    assert len(files) == 5
     assert config_map["data"] == {k: files[k] for k in ("enterprises.json", "number_segments.json")}
     shipped = ("channels.prod.json",) if overlay == "prod" else ("channels.json", "channels.prod.json")
     assert channels["data"] == {k: files[k] for k in shipped}
+    (revocations,) = [
+        o for o in objects[overlay] if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "yztc-internal-revocations"
+    ]
+    assert revocations["data"] == {"internal_revocations.json": files["internal_revocations.json"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_servers_of_internal_callers_read_the_revocation_list_as_it_changes(
+    objects: dict[str, list[dict]], overlay: str
+) -> None:
+    """The connectors and the notifier refuse revoked internal certificates
+    (yztc.revoked_certificates): YZTC_TLS_REVOKED_SERIALS_FILE names the
+    file in ConfigMap yztc-internal-revocations, mounted as a directory
+    (never subPath, which the kubelet does not update)."""
+    servers = [w for w in workloads(objects[overlay]) if w.name == "sms-notifier" or w.name.startswith("connector-")]
+    assert len(servers) == 13
+    for w in servers:
+        env = {
+            k: v
+            for source in w.containers[0]["envFrom"]
+            for k, v in config_map(objects[overlay], source["configMapRef"]["name"]).items()
+        }
+        path = Path(env["YZTC_TLS_REVOKED_SERIALS_FILE"])
+        [volume] = [v for v in w.pod["volumes"] if v.get("configMap", {}).get("name") == "yztc-internal-revocations"]
+        [mount] = [m for c in w.containers for m in c["volumeMounts"] if m["name"] == volume["name"]]
+        assert "subPath" not in mount and path.parent == Path(mount["mountPath"]), w.name
+        assert path.name == "internal_revocations.json", w.name
 
 
 def test_no_copies_of_the_configuration_files_under_deploy() -> None:
