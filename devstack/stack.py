@@ -87,6 +87,7 @@ STACK_OWNED = frozenset(
         "YZTC_AGGREGATOR_HASH_KEYS",
         "YZTC_AGGREGATOR_HASH_KEY_ID",
         "YZTC_GATEWAY_LISTEN",
+        "YZTC_GATEWAY_SERVE_TLS",
         "YZTC_GATEWAY_AGGREGATOR_TARGET",
         "YZTC_GATEWAY_AGGREGATOR_SERVER_NAME",
         "YZTC_GATEWAY_ALIPAY_URL",
@@ -402,6 +403,8 @@ class Stack:
             python_module("gateway"),
             self._env(
                 YZTC_GATEWAY_LISTEN=_addr(p.gateway),
+                # Plain HTTP on loopback, as the CONTRACT's http://127.0.0.1:8080.
+                YZTC_GATEWAY_SERVE_TLS="false",
                 YZTC_GATEWAY_AGGREGATOR_TARGET=_addr(p.aggregator_internal),
                 YZTC_GATEWAY_AGGREGATOR_SERVER_NAME="aggregator",  # as in the stack's PKI
                 YZTC_GATEWAY_ALIPAY_URL=f"http://{_addr(p.sim_alipay)}/gateway.do",

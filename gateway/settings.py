@@ -205,8 +205,8 @@ class GatewaySettings(CommonSettings):
     def production_refusals(self) -> list[str]:
         """What production (YZTC_DEVELOPMENT unset) must not run with (L7,
         L6): an http:// Alipay URL, the demo app id, the Alipay simulator's
-        key, no hash key, plain HTTP served off loopback. One line each;
-        empty when all is well."""
+        key, no hash key, no H5 authorization page, plain HTTP served off
+        loopback. One line each; empty when all is well."""
         refusals = []
         for name in ("alipay_url", "alipay_authorize_url"):
             url = getattr(self, name)
@@ -223,6 +223,11 @@ class GatewaySettings(CommonSettings):
             refusals.append("YZTC_GATEWAY_HASH_KEYS is not set")
         elif self.hash_key_id not in self.hash_keys:
             refusals.append("YZTC_GATEWAY_HASH_KEY_ID names none of YZTC_GATEWAY_HASH_KEYS")
+        if self.alipay_authorize_url is None:
+            refusals.append(
+                "YZTC_GATEWAY_ALIPAY_AUTHORIZE_URL is not set: the H5 page's login would go to a page "
+                "derived from YZTC_GATEWAY_ALIPAY_URL (Alipay's is https://openauth.alipay.com/oauth2/publicAppAuthorize.htm)"
+            )
         if not self.serve_tls and not is_loopback(self.listen):
             refusals.append(
                 "YZTC_GATEWAY_SERVE_TLS is not set: citizens' numbers and codes would reach "

@@ -104,7 +104,9 @@ def setup_telemetry(service: str, settings: CommonSettings) -> None:
         # environment replace a session's own CA (psf/requests#3829), which
         # would drop the internal CA of OTEL_EXPORTER_OTLP_CERTIFICATE; the
         # collector is in the namespace, so no proxy or .netrc from the
-        # environment either.
+        # environment either (HTTPS_PROXY does not apply to spans; nor does
+        # OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER, which a given
+        # session replaces).
         session = requests.Session()
         session.trust_env = False
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(session=session)))

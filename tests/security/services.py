@@ -89,6 +89,7 @@ def service_env(service: str, keys: Path, mongodb_uri: str) -> dict[str, str]:
         "YZTC_GATEWAY_LISTEN": f"127.0.0.1:{free_port()}",
         "YZTC_GATEWAY_AGGREGATOR_TARGET": dead,
         "YZTC_GATEWAY_ALIPAY_URL": f"https://{dead}/gateway.do",
+        "YZTC_GATEWAY_ALIPAY_AUTHORIZE_URL": f"https://{dead}/oauth2/publicAppAuthorize.htm",
         "YZTC_GATEWAY_ALIPAY_APP_PRIVATE_KEY_FILE": str(keys / "app-private.pem"),
         "YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE": str(keys / "alipay-public.pem"),
         "YZTC_GATEWAY_ALIPAY_AES_KEY": base64.b64encode(bytes(16)).decode(),

@@ -38,6 +38,7 @@ CASES = {
     "demo app id": (lambda tmp: {"YZTC_GATEWAY_ALIPAY_APP_ID": "2021000000000001"}, "ALIPAY_APP_ID"),
     "simulator key": (lambda tmp: {"YZTC_GATEWAY_ALIPAY_PUBLIC_KEY_FILE": _simulator_key(tmp)}, "PUBLIC_KEY_FILE"),
     "no hash key": (lambda tmp: {"YZTC_GATEWAY_HASH_KEYS": "", "YZTC_GATEWAY_HASH_KEY_ID": ""}, "HASH_KEYS"),
+    "no H5 authorization page": (lambda tmp: {"YZTC_GATEWAY_ALIPAY_AUTHORIZE_URL": ""}, "ALIPAY_AUTHORIZE_URL"),
     # Citizens' data from the ingress in clear (YZTC_GATEWAY_SERVE_TLS unset off loopback).
     "plain HTTP off loopback": (lambda tmp: {"YZTC_GATEWAY_LISTEN": "0.0.0.0:0"}, "SERVE_TLS"),
 }

@@ -58,6 +58,7 @@ def _settings(tmp_path: Path, **values) -> GatewaySettings:
 def test_production_settings_pass_and_development_ones_are_named(tmp_path: Path) -> None:
     good = {
         "alipay_url": "https://openapi.alipay.com/gateway.do",
+        "alipay_authorize_url": "https://openauth.alipay.com/oauth2/publicAppAuthorize.htm",
         "alipay_app_id": "2021004100000000",
         "hash_keys": {"h1": base64.b64encode(K1).decode()},
         "hash_key_id": "h1",
@@ -67,6 +68,7 @@ def test_production_settings_pass_and_development_ones_are_named(tmp_path: Path)
     assert any("ALIPAY_URL" in r for r in refusals)
     assert any("ALIPAY_APP_ID" in r for r in refusals)
     assert any("HASH_KEYS" in r for r in refusals)
+    assert any("ALIPAY_AUTHORIZE_URL" in r for r in refusals)
     _, sim_public = rsa_pair(tmp_path / "var" / "keys", "alipay-sim")
     refusals = _settings(tmp_path, **good, alipay_public_key_file=sim_public).production_refusals()
     assert len(refusals) == 1 and "PUBLIC_KEY_FILE" in refusals[0]
