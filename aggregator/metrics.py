@@ -3,8 +3,9 @@ well each company answers, whether its circuit is open, how much work is
 waiting, how old the oldest unfinished query is (the 48-hour risk), whether
 each result SMS went out by its query's `deliver_by` and how long after the
 query it went, and whether this replica reaches its database (its TLS
-certificates' expiry is yztc.certificate_expiry's, as on every service). The service-level objectives built on them are in
-docs/runbook.md ("Service-level objectives and alerts")."""
+certificates' expiry is yztc.certificate_expiry's, as on every service).
+The service-level objectives built on them are in docs/runbook.md
+("Service-level objectives and alerts")."""
 
 from __future__ import annotations
 
