@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
+import subprocess
+import sys
 from pathlib import Path
 
+import aiohttp
 import kubernetes_validate
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +25,7 @@ from aggregator.catalogue import load_catalogue
 from aggregator.channel_quotas import ChannelsFile
 from aggregator.number_routing import NumberRouting
 from aggregator.settings import AggregatorSettings
+from devstack.stack import free_port
 from gateway.settings import GatewaySettings
 from platform_connectors.settings import ConnectorSettings
 from platform_connectors.upstream import Upstream
@@ -79,6 +84,14 @@ def service_target(objs: list[dict], target: str) -> Workload:
     return w
 
 
+# The OTLP exporter's CA and client certificate: files the pod must have.
+OTLP_FILES = (
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+)
+
+
 def start(objects, overlay, name, stand_in_secrets, tmp_path, monkeypatch):
     """The container as it starts: (workload, module, argv, its settings
     objects, env), its mounted files written under tmp_path."""
@@ -94,7 +107,7 @@ def start(objects, overlay, name, stand_in_secrets, tmp_path, monkeypatch):
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(content, encoding="utf-8")
     for key, value in env.items():
-        if key.endswith(("_FILE", "_CA")) or key.startswith("YZTC_TLS_"):
+        if key.endswith(("_FILE", "_CA")) or key.startswith("YZTC_TLS_") or key in OTLP_FILES:
             assert value in files, f"{key}={value}: no volume puts a file there"
             env[key] = str(tmp_path / value.lstrip("/"))
     unknown = sorted(k for k in env if k.startswith("YZTC_") and k not in known_variables(module))
@@ -125,10 +138,10 @@ def test_the_service_starts_with_its_configuration(
         endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
         assert endpoint.startswith("https://"), "spans go to the collector in mutual TLS"
         assert service_target(objs, endpoint.removeprefix("https://")).name == "otel-collector"
-        # The exporter's CA and client certificate are the pod's internal identity.
+        # The exporter's CA and client certificate are the pod's internal
+        # identity (start() checked that a volume puts each file there).
         for variable, file in (("CERTIFICATE", "ca.crt"), ("CLIENT_CERTIFICATE", "tls.crt"), ("CLIENT_KEY", "tls.key")):
-            assert env[f"OTEL_EXPORTER_OTLP_{variable}"] == f"/etc/yztc/tls/{file}"
-        assert "/etc/yztc/tls" in {m["mountPath"] for c in w.containers for m in c.get("volumeMounts", [])}
+            assert env[f"OTEL_EXPORTER_OTLP_{variable}"] == str(tmp_path / "etc/yztc/tls" / file)
         assert ports.get(first.metrics_port) == "metrics" and first.metrics_host == "0.0.0.0"
     if module in ("gateway", "aggregator", "sms_notifier", "platform_connectors"):
         host, _, port = first.listen.rpartition(":")
@@ -232,3 +245,43 @@ def test_the_simulated_enterprises_accept_each_dev_connector_s_key(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         assert ring[eid][env["YZTC_CONNECTOR_PARTNER_KEY_ID"]].encode() == public, eid
+
+
+async def test_the_gateway_as_rendered_answers_the_kubelet_and_the_ingress_over_https(
+    objects, stand_in_secrets, tmp_path, monkeypatch, mongodb_uri
+) -> None:
+    """The dev overlay's gateway, started with the environment and files its
+    pod gets (on a loopback port, with a real database): the kubelet's
+    HTTPS probe (no verification, no client certificate) gets /healthz, and
+    a client that verifies as the Ingress's annotations say (the CA of
+    Secret yztc-internal-ca, the name proxy-ssl-name) is answered too."""
+    _, module, argv, _, env = start(objects, "dev", "gateway", stand_in_secrets, tmp_path, monkeypatch)
+    [ingress] = [o for o in objects["dev"] if o["kind"] == "Ingress"]
+    server_name = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-ssl-name"]
+    ca_file = tmp_path / "internal-ca.pem"
+    ca_file.write_text(stand_in_secrets["yztc-internal-ca"]["ca.crt"], encoding="utf-8")
+    port = free_port()
+    env.update(
+        MONGODB_URI=mongodb_uri,
+        YZTC_GATEWAY_LISTEN=f"127.0.0.1:{port}",
+        YZTC_METRICS_PORT="0",
+        YZTC_TRACES_EXPORTER="none",
+    )
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("YZTC_", "OTEL_"))} | env
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *argv], cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith(f"gateway listening on https://127.0.0.1:{port}"), line
+        verified = ssl.create_default_context(cafile=str(ca_file))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"https://127.0.0.1:{port}/healthz", ssl=False) as kubelet:
+                assert kubelet.status == 200
+            url = f"https://127.0.0.1:{port}/api/v1/openapi.json"
+            async with http.get(url, ssl=verified, server_hostname=server_name) as via_ingress:
+                assert via_ingress.status == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
