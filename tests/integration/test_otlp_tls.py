@@ -4,8 +4,10 @@ the services use (yztc.telemetry, `YZTC_TRACES_EXPORTER=otlp`) verifies the
 collector by the internal CA in OTEL_EXPORTER_OTLP_CERTIFICATE and presents
 the pod's certificate from OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _KEY.
 
-(yztc.telemetry hands the exporter a requests session that ignores
-REQUESTS_CA_BUNDLE, which would otherwise replace that CA.) The collector here is a stand-in that does what the collector's receiver
+yztc.telemetry hands the exporter a requests session that ignores
+REQUESTS_CA_BUNDLE, which would otherwise replace that CA.
+
+The collector here is a stand-in that does what the collector's receiver
 is configured to (otel-collector-config.yaml, `tls.client_ca_file`): HTTPS
 with its internal certificate, admitting clients of the internal CA only.
 The control: a service without its client certificate delivers nothing."""
