@@ -19,6 +19,7 @@ from yztc import event_loop
 from yztc.certificate_expiry import watch_certificates
 from yztc.grpc_server import run_until_signalled
 from yztc.logs import setup_logging
+from yztc.settings import refuse_outside_development
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
 from yztc.tls import require_tls, server_ssl_context
 
@@ -52,11 +53,7 @@ def main() -> None:
         sys.exit(2)
     setup_logging("gateway", settings.log_level)
     # Fail closed (L7, L6): production refuses development settings.
-    refusals = [] if settings.development else settings.production_refusals()
-    if refusals:
-        lines = "\n".join(f"  - {r}" for r in refusals)
-        print(f"gateway: refusing to start outside YZTC_DEVELOPMENT:\n{lines}", file=sys.stderr)
-        sys.exit(2)
+    refuse_outside_development("gateway", settings.development, settings.production_refusals)
     # Fail closed (M3): the link to the aggregator's internal port is mutual
     # TLS with the gateway's internal identity, unless YZTC_DEVELOPMENT=1.
     require_tls(settings.tls, "gateway", addresses=(settings.aggregator_target,))

@@ -25,7 +25,7 @@ from yztc.grpc_server import GrpcService, run_until_signalled
 from yztc.logs import setup_logging
 from yztc.mongo import connect
 from yztc.revoked_certificates import RevokedCertificates
-from yztc.settings import GrpcTlsSettings
+from yztc.settings import GrpcTlsSettings, refuse_outside_development
 from yztc.telemetry import setup_telemetry, shutdown_telemetry
 from yztc.tls import require_tls, server_credentials
 from yztc.v1 import sms_notifier_pb2, sms_notifier_pb2_grpc
@@ -40,10 +40,7 @@ async def main(settings: NotifierSettings, cmpp_settings: CmppSettings | None = 
     # Fail closed (M3): no certificates, no start (unless YZTC_DEVELOPMENT=1).
     tls = GrpcTlsSettings()
     require_tls(tls, "sms_notifier", addresses=(settings.listen,))
-    refusals = [] if settings.development else settings.production_refusals()
-    if refusals:
-        lines = "\n".join(f"  - {r}" for r in refusals)
-        raise SystemExit(f"sms_notifier: refusing to start outside YZTC_DEVELOPMENT:\n{lines}")
+    refuse_outside_development("sms_notifier", settings.development, settings.production_refusals)
     watch_certificates("sms_notifier", tls, smsc_cert=settings.smsc_tls_cert_file, smsc_ca=settings.smsc_tls_ca_file)
     client = connect(settings.mongodb_uri, "yztc-sms-notifier")
     db = client.get_default_database("yztc")

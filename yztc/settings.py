@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -89,3 +91,15 @@ class GrpcTlsSettings(BaseSettings):
     # Internal certificates revoked by serial (yztc.revoked_certificates),
     # checked by servers that admit internal callers; empty: none.
     tls_revoked_serials_file: str = ""
+
+
+def refuse_outside_development(service: str, development: bool, refusals: Callable[[], list[str]]) -> None:
+    """Fail closed (issue 13, L7 and M8): outside development, a service
+    whose settings `refusals()` names (one line each) does not start; each
+    is printed to stderr and the process exits with status 2, as for
+    settings that do not parse."""
+    found = [] if development else refusals()
+    if found:
+        lines = "\n".join(f"  - {r}" for r in found)
+        print(f"{service}: refusing to start outside YZTC_DEVELOPMENT:\n{lines}", file=sys.stderr)
+        sys.exit(2)

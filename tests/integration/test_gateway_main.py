@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -60,11 +62,28 @@ def _start_gateway(mongodb_uri: str, tmp_path: Path, **extra: str) -> subprocess
     )
 
 
-async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
-    proc = _start_gateway(mongodb_uri, tmp_path)
+@contextlib.contextmanager
+def _running_gateway(mongodb_uri: str, tmp_path: Path, **extra: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`_start_gateway`, yielding (the process, its first line of output);
+    on leaving, SIGTERM: it must exit 0 without a traceback. Killed by its
+    PID if it is still running after a failure."""
+    proc = _start_gateway(mongodb_uri, tmp_path, **extra)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+        assert proc.stdout is not None and proc.stderr is not None
+        yield proc, proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
+    with _running_gateway(mongodb_uri, tmp_path) as (_, line):
         assert line.startswith("gateway listening on http://127.0.0.1:"), line
         url = line.split()[-1]
         async with aiohttp.ClientSession() as http:
@@ -81,15 +100,6 @@ async def test_serves_and_stops_on_sigterm(mongodb_uri, tmp_path):
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.split()[1] == b"431"
         assert json.loads(body)["error"]["code"] == "REQUEST_TOO_LARGE"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 async def test_serves_https_with_its_internal_certificate(mongodb_uri, tmp_path):
@@ -98,17 +108,14 @@ async def test_serves_https_with_its_internal_certificate(mongodb_uri, tmp_path)
     ("gateway"); a client in clear, or one that does not trust the internal
     CA, gets nothing."""
     cert, key = pki.issue_service(tmp_path / "pki", "gateway")
-    proc = _start_gateway(
+    with _running_gateway(
         mongodb_uri,
         tmp_path,
         YZTC_GATEWAY_SERVE_TLS="true",
         YZTC_TLS_CA=str(tmp_path / "pki" / "ca.pem"),
         YZTC_TLS_CERT=str(cert),
         YZTC_TLS_KEY=str(key),
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    ) as (proc, line):
         assert line.startswith("gateway listening on https://127.0.0.1:"), line + proc.stderr.read()
         url = line.split()[-1]
         internal_ca = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.pem"))
@@ -120,12 +127,3 @@ async def test_serves_https_with_its_internal_certificate(mongodb_uri, tmp_path)
                 await http.get(url + "/healthz")  # the system's roots: not the internal CA
             with pytest.raises(aiohttp.ClientError):
                 await http.get(url.replace("https://", "http://") + "/healthz")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()

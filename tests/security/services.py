@@ -189,14 +189,19 @@ def channel_stack_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         stack.stop()
 
 
-def open_channel(stack: Stack, cert: Path, key: Path, port: int | None = None) -> grpc.aio.Channel:
-    """To the aggregator's public channel port (or `port`), verifying it with the internal CA."""
+def mtls_channel(ca: Path, target: str, cert: Path, key: Path) -> grpc.aio.Channel:
+    """A mutual-TLS channel to `target`, verifying the server by the CA in `ca`."""
     creds = grpc.ssl_channel_credentials(
-        root_certificates=(stack.pki_dir / "ca.pem").read_bytes(),
+        root_certificates=ca.read_bytes(),
         private_key=key.read_bytes(),
         certificate_chain=cert.read_bytes(),
     )
-    return grpc.aio.secure_channel(f"127.0.0.1:{port or stack.ports.aggregator}", creds)
+    return grpc.aio.secure_channel(target, creds)
+
+
+def open_channel(stack: Stack, cert: Path, key: Path, port: int | None = None) -> grpc.aio.Channel:
+    """To the aggregator's public channel port (or `port`), verifying it with the internal CA."""
+    return mtls_channel(stack.pki_dir / "ca.pem", f"127.0.0.1:{port or stack.ports.aggregator}", cert, key)
 
 
 def pair(stack: Stack, name: str) -> tuple[Path, Path]:

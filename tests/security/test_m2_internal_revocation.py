@@ -12,8 +12,6 @@ serial is listed, and the newly issued one works."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import grpc
@@ -28,24 +26,21 @@ from tests.integration.test_sms_support import (  # noqa: F401  (fixtures)
     send,
     sms_centre_factory,
 )
-from tests.security.services import clean_env, internal_identity, service_env, start_until, stop
+from tests.security.services import (
+    clean_env,
+    internal_identity,
+    mtls_channel,
+    service_env,
+    start_until,
+    stop,
+    write_atomically,
+)
 from yztc.v1 import company_connector_pb2, company_connector_pb2_grpc
 
 
 def _revoke(path: Path, *certificates: Path) -> None:
     """Lists the certificates' serials, replacing the file atomically (as the kubelet does)."""
-    staged = path.with_suffix(".new")
-    staged.write_text(json.dumps({"revoked_serials": [pki.serial_hex(c) for c in certificates]}), encoding="utf-8")
-    os.replace(staged, path)
-
-
-def _channel(folder: Path, target: str, cert: Path, key: Path) -> grpc.aio.Channel:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=(folder / "ca.pem").read_bytes(),
-        private_key=key.read_bytes(),
-        certificate_chain=cert.read_bytes(),
-    )
-    return grpc.aio.secure_channel(target, creds)
+    write_atomically(path, {"revoked_serials": [pki.serial_hex(c) for c in certificates]})
 
 
 async def test_a_revoked_aggregator_certificate_is_refused_by_the_notifier(
@@ -68,14 +63,14 @@ async def test_a_revoked_aggregator_certificate_is_refused_by_the_notifier(
         },
     )
     leaked = pki.issue_service(folder / "leaked", "aggregator", ca=pki.ensure_ca(folder))
-    async with _channel(folder, notifier.target, *leaked) as channel:
+    async with mtls_channel(folder / "ca.pem", notifier.target, *leaked) as channel:
         assert STATES[(await send(channel, "code:rev-1", PHONE, "x")).state] in {"SENT", "DELIVERED"}
         _revoke(revocations, leaked[0])
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await send(channel, "code:rev-2", PHONE, "x")
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     renewed = pki.issue_service(folder / "renewed", "aggregator", ca=pki.ensure_ca(folder))
-    async with _channel(folder, notifier.target, *renewed) as channel:
+    async with mtls_channel(folder / "ca.pem", notifier.target, *renewed) as channel:
         assert STATES[(await send(channel, "code:rev-3", PHONE, "x")).state] in {"SENT", "DELIVERED"}
 
 
@@ -93,7 +88,7 @@ async def test_a_revoked_aggregator_certificate_is_refused_by_a_connector(tmp_pa
     proc = start_until(["platform_connectors", "company", "jd"], env, "listening on port")
     try:
         for pair, admitted in ((leaked, False), (renewed, True)):
-            async with _channel(folder, env["YZTC_CONNECTOR_LISTEN"], *pair) as channel:
+            async with mtls_channel(folder / "ca.pem", env["YZTC_CONNECTOR_LISTEN"], *pair) as channel:
                 stub = company_connector_pb2_grpc.CompanyConnectorStub(channel)
                 request = company_connector_pb2.CountAccountsRequest(query_id="q-rev", phone=PHONE)
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
