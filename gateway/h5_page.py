@@ -3,6 +3,8 @@
 
     GET /                 the page (gateway/h5/index.html), under PAGE_CSP
     GET /h5/<file>        its CSS and ES modules, from memory, with an ETag
+                          (HEAD for both as well: uptime checks and caches ask
+                          with HEAD; RFC 9110 section 9.3.2)
     GET /h5/login         302 to Alipay's publicAppAuthorize.htm (app_id,
                           scope=auth_base, redirect_uri=<origin>/h5/callback,
                           state), the state kept in an HttpOnly cookie
@@ -168,11 +170,13 @@ async def logout(request: web.Request) -> web.Response:
 # JSON API that /api/v1/openapi.json describes, and are not in that document.
 ROUTES = (
     ("GET", "/", page),
+    ("HEAD", "/", page),
     ("GET", "/h5/login", login),
     ("GET", CALLBACK_PATH, callback),
     ("GET", "/h5/session", session),
     ("POST", "/h5/logout", logout),
     ("GET", "/h5/{name}", asset),  # last: the names above are not files
+    ("HEAD", "/h5/{name}", asset),
 )
 
 

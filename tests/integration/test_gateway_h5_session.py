@@ -207,6 +207,13 @@ async def test_the_page_and_its_files_under_a_strict_csp(gateways: Gateways):
     for _ in range(5):
         assert (await gateway.get("/h5/main.js")).status == 200
     assert (await gateway.get("/h5/index.html")).status == 404
+    # HEAD answers as GET would, without the body (RFC 9110 9.3.2); the page's
+    # login routes are GET only.
+    for path in ("/", "/h5/main.js"):
+        head = await gateway.head(path)
+        assert head.status == 200 and await head.read() == b"", path
+        assert head.headers["ETag" if path != "/" else "Content-Security-Policy"], path
+    assert (await gateway.head("/h5/login")).status == 404  # not a file
     assert (await gateway.get("/h5/../settings.py")).status == 404
     statuses = [(await gateway.get("/h5/session")).status for _ in range(3)]
     assert statuses[-1] == 429
