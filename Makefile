@@ -15,9 +15,15 @@ STUBS_STAMP := yztc/v1/.generated
 export GOTOOLCHAIN ?= local
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: install protos ferretdb run test test-acceptance test-unit test-integration test-e2e clean
+.PHONY: install install-run protos ferretdb run test test-acceptance test-unit test-integration test-e2e clean
 
-install: .venv/.installed protos ferretdb
+# What `make run` needs: the virtualenv, the stubs, FerretDB and grpcurl (the
+# README's walk-through). `install` is that and every test tool the mk/
+# fragments add (Chromium through apt, the Java and Node peers, the k8s and
+# lint tools): `make run` on a fresh machine does not wait for them.
+install-run: .venv/.installed protos ferretdb grpcurl
+
+install: install-run
 
 .venv/.installed: pyproject.toml constraints.txt
 	python$(PYTHON_VERSION) -m venv .venv
@@ -42,7 +48,7 @@ $(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum 
 	mkdir -p $(GOBIN_DIR)
 	cd tools/ferretdb && go mod vendor && go build -mod=vendor -overlay overlay.json -o $(FERRETDB) .
 
-run: install
+run: install-run
 	$(PY) -m devstack
 
 test: install
