@@ -453,9 +453,12 @@ class Intake:
         return query
 
     def _may_see(self, query: Query, channel: str, requester: str) -> bool:
-        """Whether the caller is the query's requester (its tag made under the key of the query's)."""
-        caller = request_rules.requester_tag(self._hasher, channel, requester, query.requester_tag)
-        return request_rules.may_see(query.channel, query.requester_tag, channel, caller)
+        """Whether the caller is the query's requester (its tag made under
+        the key of the query's; a record made before keyed tags is judged by
+        the tag of the id it holds, Query.current_requester_tag)."""
+        stored = query.current_requester_tag(self._hasher)
+        caller = request_rules.requester_tag(self._hasher, channel, requester, stored)
+        return request_rules.may_see(query.channel, stored, channel, caller)
 
     async def _send_sms(self, message_id: str, dest: str, text: str, attempt: int) -> None:
         try:

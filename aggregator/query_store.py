@@ -128,13 +128,20 @@ class Query:
     # Retention.tag_requesters can still turn it into its tag.
     requester_id_before_tags: str = ""
 
+    def current_requester_tag(self, hasher: KeyedHasher) -> str:
+        """The requester's tag: the stored one, or for a record made before
+        keyed tags (review L6) the tag of the id it held, as
+        Retention.tag_requesters would write it, so its requester reads it
+        before that pass reaches it. "" for a query that names nobody."""
+        if self.requester_tag or not self.requester_id_before_tags:
+            return self.requester_tag
+        return request_rules.requester_tag(hasher, self.channel, self.requester_id_before_tags)
+
     def tag_requester(self, hasher: KeyedHasher) -> None:
         """A query read from a record made before keyed tags (review L6)
-        gets its tag in place of the id it held, as Retention.tag_requesters
-        writes it, so its final record holds no id (the engine, on taking
-        over an open query)."""
-        if self.requester_id_before_tags and not self.requester_tag:
-            self.requester_tag = request_rules.requester_tag(hasher, self.channel, self.requester_id_before_tags)
+        gets its tag in place of the id it held, so its final record holds
+        no id (the engine, on taking over an open query)."""
+        self.requester_tag = self.current_requester_tag(hasher)
         self.requester_id_before_tags = ""
 
     @property
