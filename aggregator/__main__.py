@@ -150,16 +150,11 @@ async def main() -> None:
         # none after this replica's first hour, then no more scans.
         tagging_until = time.monotonic() + 3600
         while True:
-            try:
-                if tagging_until:
-                    changed = await retention.tag_requesters(hasher)
-                    if not changed and time.monotonic() > tagging_until:
-                        tagging_until = 0
-                await retention.purge(dt.datetime.now(dt.UTC))
-                if hasher.rotating:
-                    metrics.under_previous_hash_keys = await retention.count_previous_keys(hasher)
-            except Exception as error:  # the database may be away; next pass
-                log.warning("purge failed", extra={"fields": {"error": type(error).__name__}})
+            done = await retention.run_pass(hasher, dt.datetime.now(dt.UTC), tag=bool(tagging_until))
+            if done.tagged == 0 and time.monotonic() > tagging_until:
+                tagging_until = 0
+            if done.under_previous_keys is not None:
+                metrics.under_previous_hash_keys = done.under_previous_keys
             await asyncio.sleep(settings.purge_interval_seconds)
 
     purger: list[asyncio.Task] = []

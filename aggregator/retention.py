@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -25,10 +28,30 @@ from yztc.keyed_hashes import KeyedHasher, made_under
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 PERSONAL_FIELDS = ("phone", "phone_hash", "phone_masked", "requester", "trace")
 # Unset too: records made before the requester was kept as a keyed tag
 # (request_rules.requester_tag) held the requester id itself here.
 _FIELDS_BEFORE_TAGS = ("requester_id",)
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    """What one Retention.run_pass did; None where that step failed or was
+    not run."""
+
+    tagged: int | None
+    purged: int | None
+    under_previous_keys: dict[tuple[str, str], int] | None
+
+
+async def _step(name: str, work: Awaitable[T]) -> T | None:
+    try:
+        return await work
+    except Exception as error:  # the database may be away: the next pass tries again
+        log.warning(f"{name} failed", extra={"fields": {"error": type(error).__name__}})
+        return None
 
 
 class Retention:
@@ -39,6 +62,18 @@ class Retention:
 
     async def ensure_indexes(self) -> None:
         await self._db["query_stats"].create_index("day")
+
+    async def run_pass(self, hasher: KeyedHasher, now: dt.datetime, *, tag: bool) -> PassOutcome:
+        """One pass of the retention job: tag requester ids stored before
+        keyed tags (`tag`), purge, and count what is still under a previous
+        hash key (only while `hasher` is rotating). Each step fails alone,
+        logged at WARNING with the error's type: a tagging scan that keeps
+        failing must not stop the purge, or personal fields would outlive
+        their retention."""
+        tagged = await _step("requester tagging", self.tag_requesters(hasher)) if tag else None
+        purged = await _step("purge", self.purge(now))
+        counted = await _step("previous-key count", self.count_previous_keys(hasher)) if hasher.rotating else None
+        return PassOutcome(tagged, purged, counted)
 
     async def purge(self, now: dt.datetime, batch: int = 500) -> int:
         """One pass; returns how many queries lost their personal data."""
