@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# What a parser may raise for a file that is missing, unreadable or malformed.
-PARSE_ERRORS = (OSError, ValueError, KeyError, TypeError)
+# What a parser may raise for a file that is missing, unreadable or malformed
+# (AttributeError: a JSON value of the wrong shape, a list where an object
+# belongs, met by `.get` or `.items()`).
+PARSE_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError)
 
 
 class ReloadingFile(Generic[T]):

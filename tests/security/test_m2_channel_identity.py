@@ -192,6 +192,12 @@ def test_the_channels_file_reloads_and_a_broken_edit_keeps_the_last_good_one(tmp
     assert channels.current().revoked_serials == frozenset({0x0A1B})
     path.write_text("{half written", encoding="utf-8")
     assert channels.current().revoked_serials == frozenset({0x0A1B})
+    # Valid JSON of the wrong shape: refused the same way, at start too.
+    for wrong in ({"channels": []}, {"channels": {"x": []}}, {"channels": {"x": {"quotas": []}}}):
+        write_atomically(path, wrong)
+        assert channels.current().revoked_serials == frozenset({0x0A1B}), wrong
+        with pytest.raises(SystemExit, match="cannot read channels file"):
+            ChannelsFile(path, development=True)
     # Outside development a file admitting a development channel is refused
     # at start, and not taken on reload.
     with pytest.raises(SystemExit, match="development channels"):
