@@ -5,18 +5,16 @@ pass has turned the id into its tag; anyone else still reads nothing."""
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 
 import pytest
 
 from aggregator import request_rules
 from aggregator.intake import Intake
 from aggregator.query_store import Query, ResultSms
+from tests.unit.intake_fakes import HASHER, intake_over
 from yztc.errors import ServiceError
-from yztc.keyed_hashes import KeyedHasher
 
 NOW = dt.datetime(2026, 12, 1, 6, tzinfo=dt.UTC)
-HASHER = KeyedHasher.development("aggregator")
 REQUESTER = "2088000000000001"
 
 
@@ -49,20 +47,7 @@ class _OldRecords:
 
 
 def _intake() -> Intake:
-    none = SimpleNamespace()
-    return Intake(
-        phones=none,
-        queries=_OldRecords(),
-        queue=none,
-        engine=none,
-        links=none,
-        routing=none,
-        protector=SimpleNamespace(hasher=HASHER),
-        catalogue=[],
-        call_timeout=1.0,
-        deliver_within=dt.timedelta(hours=48),
-        finalize_margin=dt.timedelta(minutes=1),
-    )  # type: ignore[arg-type]
+    return intake_over(_OldRecords())
 
 
 async def test_its_requester_reads_a_record_made_before_tags():

@@ -5,18 +5,16 @@ and never again on this replica once it reported a final state."""
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 
 import grpc
 
 from aggregator import request_rules
 from aggregator.intake import Intake
 from aggregator.query_store import Query, ResultSms
-from yztc.keyed_hashes import KeyedHasher
+from tests.unit.intake_fakes import HASHER, intake_over
 from yztc.v1 import sms_notifier_pb2
 
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
-HASHER = KeyedHasher.development("aggregator")
 
 
 class _Notifier:
@@ -55,20 +53,7 @@ class _Queries:
 
 
 def _intake(notifier: _Notifier) -> Intake:
-    none = SimpleNamespace()
-    return Intake(
-        phones=none,
-        queries=_Queries(),
-        queue=none,
-        engine=none,
-        links=SimpleNamespace(notifier=notifier),
-        routing=none,
-        protector=SimpleNamespace(hasher=HASHER),
-        catalogue=[],
-        call_timeout=1.0,
-        deliver_within=dt.timedelta(hours=48),
-        finalize_margin=dt.timedelta(minutes=1),
-    )  # type: ignore[arg-type]
+    return intake_over(_Queries(), notifier)
 
 
 async def test_a_message_still_on_its_way_is_asked_about_each_time():
